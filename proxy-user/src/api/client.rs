@@ -1,0 +1,155 @@
+//! A client for the control API, used by the CLI.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{client::conn::http1, header, Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use tokio::net::UnixStream;
+
+use super::{ErrorBody, SandboxRequest};
+use crate::{audit::Record, sandbox::Sandbox};
+
+/// Errors from talking to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The daemon is not reachable.
+    #[error("cannot reach the veil daemon at {path} (is `veil serve` running?): {source}")]
+    Connect {
+        /// The socket path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The HTTP exchange failed.
+    #[error("talking to the veil daemon: {0}")]
+    Http(#[from] hyper::Error),
+    /// The daemon answered with an error.
+    #[error("{message}")]
+    Api {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The daemon's message.
+        message: String,
+    },
+    /// The daemon's answer could not be decoded.
+    #[error("unexpected answer from the veil daemon: {0}")]
+    Decode(String),
+}
+
+/// A handle on the daemon's control socket.
+#[derive(Clone, Debug)]
+pub struct ApiClient {
+    socket: PathBuf,
+}
+
+impl ApiClient {
+    /// A client for the daemon listening on `socket`, if one answers there.
+    pub async fn connect(socket: &Path) -> Result<Self, ClientError> {
+        let client = Self {
+            socket: socket.to_path_buf(),
+        };
+        client
+            .request::<serde_json::Value>(Method::GET, "/healthz", None::<&()>)
+            .await?;
+        Ok(client)
+    }
+
+    /// Creates a managed sandbox called `name`.
+    pub async fn create_sandbox(&self, name: &str) -> Result<Sandbox, ClientError> {
+        let body = SandboxRequest {
+            name: name.to_owned(),
+            cgroup: None,
+        };
+        self.request(Method::POST, "/v1/sandboxes", Some(&body))
+            .await
+    }
+
+    /// Steers the existing cgroup `cgroup` as sandbox `name`.
+    pub async fn attach(&self, name: &str, cgroup: &Path) -> Result<Sandbox, ClientError> {
+        let body = SandboxRequest {
+            name: name.to_owned(),
+            cgroup: Some(cgroup.to_path_buf()),
+        };
+        self.request(Method::POST, "/v1/sandboxes", Some(&body))
+            .await
+    }
+
+    /// Removes or detaches sandbox `name`.
+    pub async fn remove_sandbox(&self, name: &str) -> Result<Sandbox, ClientError> {
+        let path = format!("/v1/sandboxes/{}", super::query::percent_encode(name));
+        self.request(Method::DELETE, &path, None::<&()>).await
+    }
+
+    /// Every sandbox.
+    pub async fn sandboxes(&self) -> Result<Vec<Sandbox>, ClientError> {
+        self.request(Method::GET, "/v1/sandboxes", None::<&()>)
+            .await
+    }
+
+    /// Audit records matching `query` (the `/v1/audit` query string).
+    pub async fn audit(&self, query: &str) -> Result<Vec<Record>, ClientError> {
+        let body = self
+            .exchange(Method::GET, &format!("/v1/audit?{query}"), None)
+            .await?;
+        let text = std::str::from_utf8(&body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).map_err(|e| ClientError::Decode(e.to_string())))
+            .collect()
+    }
+
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl serde::Serialize>,
+    ) -> Result<T, ClientError> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let bytes = self.exchange(method, path, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Bytes, ClientError> {
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    path: self.socket.clone(),
+                    source,
+                })?;
+        let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                log::debug!("control API client connection: {e}");
+            }
+        });
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "veil")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&bytes)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+        Err(ClientError::Api { status, message })
+    }
+}

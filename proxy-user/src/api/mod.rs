@@ -1,0 +1,40 @@
+//! The control API: JSON over HTTP/1.1 on a Unix socket (0600, root only) that the CLI and
+//! operators use to manage sandboxes and read the audit log.
+//!
+//! | method and path            | does                                                        |
+//! |----------------------------|-------------------------------------------------------------|
+//! | `GET /healthz`             | `{"status":"ok"}` while the daemon serves                    |
+//! | `GET /v1/sandboxes`        | every sandbox                                               |
+//! | `POST /v1/sandboxes`       | `{name}` creates a managed sandbox; `{name, cgroup}` attaches |
+//! | `DELETE /v1/sandboxes/{n}` | removes (managed) or detaches (attached) sandbox `n`        |
+//! | `GET /v1/audit?limit=&kind=&sandbox=&host=&since=&until=` | matching records, JSON lines |
+//!
+//! Errors are `{"error": "..."}` with a 4xx status for bad requests and 5xx for failures.
+
+pub mod client;
+mod query;
+pub mod server;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use query::parse_audit_query;
+
+/// Body of `POST /v1/sandboxes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxRequest {
+    /// The sandbox's name.
+    pub name: String,
+    /// An existing cgroup to attach; absent to create a managed sandbox.
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What was wrong, for a person to read.
+    pub error: String,
+}

@@ -1,0 +1,161 @@
+//! Serving the control API over the daemon.
+
+use std::{convert::Infallible, sync::Arc};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{
+    body::Incoming, header, server::conn::http1, service::service_fn, Method, Request, Response,
+    StatusCode,
+};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::UnixListener;
+
+use super::{parse_audit_query, ErrorBody, SandboxRequest};
+use crate::{
+    audit::{self, AuditError},
+    cgroup::CgroupError,
+    daemon::{Daemon, DaemonError},
+    sandbox::RegistryError,
+};
+
+/// Largest request body the API reads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Serves API connections until the task is dropped.
+pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                log::warn!("control API accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let daemon = Arc::clone(&daemon);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let daemon = Arc::clone(&daemon);
+                async move { Ok::<_, Infallible>(route(&daemon, req).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                log::debug!("control API connection: {e}");
+            }
+        });
+    }
+}
+
+async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["healthz"]) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        (&Method::GET, ["v1", "sandboxes"]) => json(StatusCode::OK, &daemon.sandboxes()),
+        (&Method::POST, ["v1", "sandboxes"]) => {
+            let request: SandboxRequest = match read_json(req).await {
+                Ok(r) => r,
+                Err(resp) => return resp,
+            };
+            let created = match &request.cgroup {
+                Some(dir) => daemon.attach(&request.name, dir).await,
+                None => daemon.create_sandbox(&request.name).await,
+            };
+            match created {
+                Ok(sandbox) => json(StatusCode::CREATED, &sandbox),
+                Err(e) => daemon_error(&e),
+            }
+        }
+        (&Method::DELETE, ["v1", "sandboxes", name]) => match daemon.remove_sandbox(name).await {
+            Ok(sandbox) => json(StatusCode::OK, &sandbox),
+            Err(e) => daemon_error(&e),
+        },
+        (&Method::GET, ["v1", "audit"]) => {
+            let filter = match parse_audit_query(&query) {
+                Ok(f) => f,
+                Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
+            };
+            match daemon.audit_query(&filter) {
+                Ok(records) => {
+                    let mut body = String::new();
+                    for record in &records {
+                        body.push_str(&audit::json_line(record));
+                        body.push('\n');
+                    }
+                    Response::builder()
+                        .status(StatusCode::OK)
+                        .header(header::CONTENT_TYPE, "application/x-ndjson")
+                        .body(Full::new(Bytes::from(body)))
+                        .unwrap_or_else(|_| internal())
+                }
+                Err(e) => daemon_error(&e),
+            }
+        }
+        (_, ["healthz"] | ["v1", "sandboxes"] | ["v1", "sandboxes", _] | ["v1", "audit"]) => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on {path}"),
+        ),
+        _ => error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
+    }
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Full<Bytes>>> {
+    let body = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")))?
+        .to_bytes();
+    serde_json::from_slice(&body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+fn daemon_error(e: &DaemonError) -> Response<Full<Bytes>> {
+    let status = match e {
+        DaemonError::Registry(RegistryError::NotFound(_)) => StatusCode::NOT_FOUND,
+        DaemonError::Registry(RegistryError::NameTaken(_) | RegistryError::CgroupTaken { .. })
+        | DaemonError::Cgroup(CgroupError::Exists(_)) => StatusCode::CONFLICT,
+        DaemonError::Cgroup(CgroupError::InvalidName(_) | CgroupError::NotACgroup(_)) => {
+            StatusCode::BAD_REQUEST
+        }
+        DaemonError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            StatusCode::BAD_REQUEST
+        }
+        DaemonError::Audit(AuditError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    if status.is_server_error() {
+        log::error!("control API: {e}");
+    }
+    error(status, e.to_string())
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_vec(value) {
+        Ok(body) => Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_else(|_| internal()),
+        Err(_) => internal(),
+    }
+}
+
+fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
+    json(status, &ErrorBody { error: message })
+}
+
+fn internal() -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(
+        b"{\"error\":\"internal error\"}",
+    )));
+    *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    resp
+}

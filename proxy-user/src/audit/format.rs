@@ -1,0 +1,321 @@
+//! Rendering audit records for people and for machines.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::{Event, Record};
+
+/// Renders `records` as a table with one line per record, each line ending
+/// in a newline.
+///
+/// Columns are sized to their content: SEQ, TIME (RFC 3339 UTC with
+/// milliseconds), KIND, SANDBOX, PID, COMM, DESTINATION, VERDICT, REASON and
+/// DETAIL. Absent values are shown as `-`. DETAIL holds the rest: the
+/// process's cgroup id, uid, gid and client address for connections, and the
+/// cgroup path and id for sandbox events. No records render as a single
+/// `no audit records` line.
+pub fn table(records: &[Record]) -> String {
+    if records.is_empty() {
+        return "no audit records\n".to_owned();
+    }
+    let rows: Vec<[String; COLUMNS]> = records.iter().map(row).collect();
+    let mut widths = HEADER.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    push_line(&mut out, &HEADER.map(str::to_owned), &widths);
+    for row in &rows {
+        push_line(&mut out, row, &widths);
+    }
+    out
+}
+
+/// Renders `record` as one JSON object, without a trailing newline, in the
+/// same shape as its stored encoding.
+pub fn json_line(record: &Record) -> String {
+    record.to_json()
+}
+
+/// Number of table columns.
+const COLUMNS: usize = 10;
+
+/// Column titles.
+const HEADER: [&str; COLUMNS] = [
+    "SEQ",
+    "TIME",
+    "KIND",
+    "SANDBOX",
+    "PID",
+    "COMM",
+    "DESTINATION",
+    "VERDICT",
+    "REASON",
+    "DETAIL",
+];
+
+/// Columns aligned right (numbers); the rest align left.
+const RIGHT_ALIGNED: [bool; COLUMNS] = [
+    true, false, false, false, true, false, false, false, false, false,
+];
+
+/// Placeholder for absent values.
+const ABSENT: &str = "-";
+
+/// First millisecond humantime cannot format (year 10000).
+const RFC3339_END_MS: u64 = 253_402_300_800_000;
+
+/// The table cells for `record`, in [`HEADER`] order.
+fn row(record: &Record) -> [String; COLUMNS] {
+    let seq = record.seq.to_string();
+    let time = rfc3339_millis(record.time_ms);
+    let kind = record.event.kind().to_string();
+    let sandbox = record.event.sandbox().unwrap_or(ABSENT).to_owned();
+    match &record.event {
+        Event::Connection(c) => [
+            seq,
+            time,
+            kind,
+            sandbox,
+            c.pid.to_string(),
+            or_absent(&c.comm),
+            c.destination
+                .map_or_else(|| ABSENT.to_owned(), |d| d.to_string()),
+            c.verdict.as_str().to_owned(),
+            or_absent(&c.reason),
+            format!(
+                "cgroup_id={} uid={} gid={} client={}",
+                c.cgroup_id,
+                c.uid,
+                c.gid,
+                c.client
+                    .map_or_else(|| ABSENT.to_owned(), |a| a.to_string()),
+            ),
+        ],
+        Event::SandboxAttached(s) | Event::SandboxDetached(s) => [
+            seq,
+            time,
+            kind,
+            sandbox,
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            format!("cgroup={} cgroup_id={}", or_absent(&s.cgroup), s.cgroup_id),
+        ],
+    }
+}
+
+/// Appends `cells` padded to `widths`, two spaces apart, without trailing
+/// whitespace.
+fn push_line(out: &mut String, cells: &[String; COLUMNS], widths: &[usize; COLUMNS]) {
+    let mut line = String::new();
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            line.push_str("  ");
+        }
+        let pad = widths[i].saturating_sub(cell.chars().count());
+        if RIGHT_ALIGNED[i] {
+            line.extend(std::iter::repeat_n(' ', pad));
+            line.push_str(cell);
+        } else {
+            line.push_str(cell);
+            line.extend(std::iter::repeat_n(' ', pad));
+        }
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+}
+
+/// `value`, or [`ABSENT`] when it is empty.
+fn or_absent(value: &str) -> String {
+    if value.is_empty() { ABSENT } else { value }.to_owned()
+}
+
+/// `time_ms` as RFC 3339 UTC with milliseconds; times past year 9999, which
+/// humantime cannot format, are shown as raw milliseconds instead.
+fn rfc3339_millis(time_ms: u64) -> String {
+    if time_ms >= RFC3339_END_MS {
+        return format!("{time_ms}ms");
+    }
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(time_ms)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Connection, SandboxChange, Verdict};
+
+    fn connection() -> Record {
+        Record {
+            seq: 12,
+            time_ms: 1_700_000_000_123,
+            event: Event::Connection(Connection {
+                sandbox: Some("build".into()),
+                cgroup_id: 4242,
+                pid: 31337,
+                uid: 1000,
+                gid: 100,
+                comm: "curl".into(),
+                client: Some("10.0.0.2:40000".parse().unwrap()),
+                destination: Some("93.184.216.34:443".parse().unwrap()),
+                protocol: "tcp".into(),
+                verdict: Verdict::Allowed,
+                reason: "relayed".into(),
+            }),
+        }
+    }
+
+    fn refused() -> Record {
+        Record {
+            seq: 13,
+            time_ms: 1_700_000_000_456,
+            event: Event::Connection(Connection {
+                sandbox: None,
+                cgroup_id: 0,
+                pid: 7,
+                uid: 0,
+                gid: 0,
+                comm: String::new(),
+                client: None,
+                destination: None,
+                protocol: "tcp".into(),
+                verdict: Verdict::Refused,
+                reason: "no original-destination record".into(),
+            }),
+        }
+    }
+
+    fn detached() -> Record {
+        Record {
+            seq: 9,
+            time_ms: 0,
+            event: Event::SandboxDetached(SandboxChange {
+                name: "build".into(),
+                cgroup: "/sys/fs/cgroup/veil/build".into(),
+                cgroup_id: 4242,
+            }),
+        }
+    }
+
+    fn words(line: &str) -> Vec<&str> {
+        line.split_whitespace().collect()
+    }
+
+    #[test]
+    fn table_of_nothing_says_so() {
+        assert_eq!(table(&[]), "no audit records\n");
+    }
+
+    #[test]
+    fn table_has_header_and_one_row_per_record() {
+        let out = table(&[detached(), connection(), refused()]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(out.ends_with('\n'));
+        assert_eq!(
+            words(lines[0]),
+            [
+                "SEQ",
+                "TIME",
+                "KIND",
+                "SANDBOX",
+                "PID",
+                "COMM",
+                "DESTINATION",
+                "VERDICT",
+                "REASON",
+                "DETAIL"
+            ]
+        );
+        assert_eq!(
+            words(lines[1]),
+            [
+                "9",
+                "1970-01-01T00:00:00.000Z",
+                "sandbox_detached",
+                "build",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "cgroup=/sys/fs/cgroup/veil/build",
+                "cgroup_id=4242"
+            ]
+        );
+        assert_eq!(
+            words(lines[2]),
+            [
+                "12",
+                "2023-11-14T22:13:20.123Z",
+                "connection",
+                "build",
+                "31337",
+                "curl",
+                "93.184.216.34:443",
+                "allowed",
+                "relayed",
+                "cgroup_id=4242",
+                "uid=1000",
+                "gid=100",
+                "client=10.0.0.2:40000"
+            ]
+        );
+        assert_eq!(
+            words(lines[3]),
+            [
+                "13",
+                "2023-11-14T22:13:20.456Z",
+                "connection",
+                "-",
+                "7",
+                "-",
+                "-",
+                "refused",
+                "no",
+                "original-destination",
+                "record",
+                "cgroup_id=0",
+                "uid=0",
+                "gid=0",
+                "client=-"
+            ]
+        );
+    }
+
+    #[test]
+    fn table_columns_line_up() {
+        let out = table(&[detached(), connection(), refused()]);
+        let lines: Vec<&str> = out.lines().collect();
+        for title in ["TIME", "KIND", "SANDBOX", "COMM", "DESTINATION", "VERDICT"] {
+            let column = lines[0].find(title).unwrap();
+            for line in &lines[1..] {
+                assert_eq!(&line[column - 2..column], "  ", "{title} in {line:?}");
+                assert_ne!(&line[column..=column], " ", "{title} in {line:?}");
+            }
+        }
+        assert!(lines.iter().all(|line| line.trim_end() == *line));
+        assert!(lines[1].starts_with("  9  1970-"));
+        assert!(lines[2].starts_with(" 12  2023-"));
+    }
+
+    #[test]
+    fn time_beyond_year_9999_is_shown_raw() {
+        let mut record = detached();
+        record.time_ms = u64::MAX;
+        assert!(table(&[record]).contains(&format!(" {}ms ", u64::MAX)));
+    }
+
+    #[test]
+    fn json_line_parses_back_to_the_record() {
+        for record in [connection(), refused(), detached()] {
+            let line = json_line(&record);
+            assert!(!line.contains('\n'));
+            assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), record);
+            assert_eq!(line.as_bytes(), record.encode());
+        }
+    }
+}

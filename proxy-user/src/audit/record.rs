@@ -1,0 +1,338 @@
+//! The audit data model and its on-disk encoding.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::AuditError;
+
+/// One stored audit record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Position in the log, assigned by the store: 1, 2, 3, ...
+    pub seq: u64,
+    /// When the event happened, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Record {
+    /// Encodes the record as the JSON bytes stored in sled.
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_json().into_bytes()
+    }
+
+    /// Decodes a record from bytes produced by [`Record::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, AuditError> {
+        serde_json::from_slice(bytes).map_err(|e| AuditError::Decode(Arc::new(e)))
+    }
+
+    /// Serializes the record as one JSON object.
+    pub(super) fn to_json(&self) -> String {
+        // Invariant: serializing a `Record` cannot fail. Every field is a
+        // string, number, bool, option or `SocketAddr` (a string), there are
+        // no maps with non-string keys and no fallible `Serialize` impls.
+        serde_json::to_string(self).expect("audit record serializes to JSON")
+    }
+}
+
+/// Something worth auditing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// A process connected through veil, and what veil decided.
+    Connection(Connection),
+    /// veil started confining a sandbox.
+    SandboxAttached(SandboxChange),
+    /// veil stopped confining a sandbox.
+    SandboxDetached(SandboxChange),
+}
+
+impl Event {
+    /// The kind of this event.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::Connection(_) => EventKind::Connection,
+            Self::SandboxAttached(_) => EventKind::SandboxAttached,
+            Self::SandboxDetached(_) => EventKind::SandboxDetached,
+        }
+    }
+
+    /// The name of the sandbox the event concerns, if known.
+    pub fn sandbox(&self) -> Option<&str> {
+        match self {
+            Self::Connection(c) => c.sandbox.as_deref(),
+            Self::SandboxAttached(s) | Self::SandboxDetached(s) => Some(&s.name),
+        }
+    }
+}
+
+/// A connection decision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    /// Sandbox name, `None` when the cgroup is not a known sandbox.
+    pub sandbox: Option<String>,
+    /// cgroup v2 id of the connecting process.
+    pub cgroup_id: u64,
+    /// Process id of the connecting process.
+    pub pid: u32,
+    /// User id of the connecting process.
+    pub uid: u32,
+    /// Group id of the connecting process.
+    pub gid: u32,
+    /// Command name of the connecting process.
+    pub comm: String,
+    /// The client's local address as veil saw it.
+    pub client: Option<SocketAddr>,
+    /// The original destination; `None` when veil had no record for the
+    /// connection.
+    pub destination: Option<SocketAddr>,
+    /// Transport protocol, `"tcp"` for now.
+    pub protocol: String,
+    /// What veil decided.
+    pub verdict: Verdict,
+    /// Short human-readable reason, such as `"relayed"` or
+    /// `"no original-destination record"`.
+    pub reason: String,
+}
+
+/// A sandbox that veil started or stopped confining.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SandboxChange {
+    /// Sandbox name.
+    pub name: String,
+    /// The sandbox's cgroup path.
+    pub cgroup: String,
+    /// cgroup v2 id of that path.
+    pub cgroup_id: u64,
+}
+
+/// What veil decided about a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The connection was relayed.
+    Allowed,
+    /// The connection was refused.
+    Refused,
+}
+
+impl Verdict {
+    /// The verdict's name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// The kind of an [`Event`], without its payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// [`Event::Connection`].
+    Connection,
+    /// [`Event::SandboxAttached`].
+    SandboxAttached,
+    /// [`Event::SandboxDetached`].
+    SandboxDetached,
+}
+
+impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 3] = [
+        Self::Connection,
+        Self::SandboxAttached,
+        Self::SandboxDetached,
+    ];
+
+    /// The kind's name, as serialized in the `kind` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connection => "connection",
+            Self::SandboxAttached => "sandbox_attached",
+            Self::SandboxDetached => "sandbox_detached",
+        }
+    }
+
+    /// All valid names, comma-separated, for error messages.
+    pub(super) fn names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+}
+
+impl FromStr for EventKind {
+    type Err = AuditError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| AuditError::UnknownKind {
+                given: s.to_owned(),
+            })
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The sled key for `seq`: its 8 big-endian bytes, so keys sort in seq order.
+pub(super) fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// The seq stored in a key produced by [`seq_key`].
+pub(super) fn seq_from_key(key: &[u8]) -> Result<u64, AuditError> {
+    let bytes = <[u8; 8]>::try_from(key).map_err(|_| AuditError::BadKey { len: key.len() })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection() -> Event {
+        Event::Connection(Connection {
+            sandbox: Some("build".into()),
+            cgroup_id: 4242,
+            pid: 1234,
+            uid: 1000,
+            gid: 100,
+            comm: "curl".into(),
+            client: Some("10.0.0.2:40000".parse().unwrap()),
+            destination: Some("[2001:db8::1]:443".parse().unwrap()),
+            protocol: "tcp".into(),
+            verdict: Verdict::Allowed,
+            reason: "relayed".into(),
+        })
+    }
+
+    fn unknown_connection() -> Event {
+        Event::Connection(Connection {
+            sandbox: None,
+            cgroup_id: 0,
+            pid: 0,
+            uid: 0,
+            gid: 0,
+            comm: String::new(),
+            client: None,
+            destination: None,
+            protocol: "tcp".into(),
+            verdict: Verdict::Refused,
+            reason: "no original-destination record".into(),
+        })
+    }
+
+    fn change() -> SandboxChange {
+        SandboxChange {
+            name: "build".into(),
+            cgroup: "/sys/fs/cgroup/veil/build".into(),
+            cgroup_id: 4242,
+        }
+    }
+
+    #[test]
+    fn round_trips_every_event_kind() {
+        let events = [
+            connection(),
+            unknown_connection(),
+            Event::SandboxAttached(change()),
+            Event::SandboxDetached(change()),
+        ];
+        for (i, event) in events.into_iter().enumerate() {
+            let record = Record {
+                seq: i as u64 + 1,
+                time_ms: 1_700_000_000_123,
+                event,
+            };
+            assert_eq!(Record::decode(&record.encode()).unwrap(), record);
+        }
+    }
+
+    #[test]
+    fn encoding_is_flat_and_tagged() {
+        let record = Record {
+            seq: 7,
+            time_ms: 1,
+            event: Event::SandboxAttached(change()),
+        };
+        let value: serde_json::Value = serde_json::from_slice(&record.encode()).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "seq": 7,
+                "time_ms": 1,
+                "kind": "sandbox_attached",
+                "name": "build",
+                "cgroup": "/sys/fs/cgroup/veil/build",
+                "cgroup_id": 4242,
+            })
+        );
+    }
+
+    #[test]
+    fn decoding_garbage_is_an_error() {
+        for bytes in [
+            &b""[..],
+            b"\xff\x00garbage",
+            b"{}",
+            br#"{"seq":1,"time_ms":2,"kind":"teleport"}"#,
+            br#"{"seq":1,"time_ms":2,"kind":"connection"}"#,
+        ] {
+            assert!(matches!(Record::decode(bytes), Err(AuditError::Decode(_))));
+        }
+    }
+
+    #[test]
+    fn event_kind_matches_event_and_parses() {
+        assert_eq!(connection().kind(), EventKind::Connection);
+        assert_eq!(
+            Event::SandboxAttached(change()).kind(),
+            EventKind::SandboxAttached
+        );
+        assert_eq!(
+            Event::SandboxDetached(change()).kind(),
+            EventKind::SandboxDetached
+        );
+        for kind in EventKind::ALL {
+            assert_eq!(kind.to_string().parse::<EventKind>().unwrap(), kind);
+        }
+    }
+
+    #[test]
+    fn unknown_event_kind_lists_valid_ones() {
+        let err = "connections".parse::<EventKind>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown audit event kind \"connections\" \
+             (expected one of: connection, sandbox_attached, sandbox_detached)"
+        );
+    }
+
+    #[test]
+    fn seq_key_round_trips_and_sorts() {
+        for seq in [0, 1, 255, 256, u64::MAX] {
+            assert_eq!(seq_from_key(&seq_key(seq)).unwrap(), seq);
+        }
+        assert!(seq_key(255) < seq_key(256));
+    }
+
+    #[test]
+    fn seq_key_of_wrong_length_is_an_error() {
+        for key in [&[][..], &[1; 7], &[1; 9]] {
+            assert!(matches!(
+                seq_from_key(key),
+                Err(AuditError::BadKey { len }) if len == key.len()
+            ));
+        }
+    }
+}

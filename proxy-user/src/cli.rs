@@ -1,0 +1,147 @@
+//! The command line: what each `veil` subcommand takes.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{config::Paths, steering::BpfLogLevel};
+
+/// veil keeps credentials out of sandboxes: it steers a sandbox cgroup's outbound connections
+/// through itself in the kernel and records every one in an audit log.
+#[derive(Debug, Parser)]
+#[command(name = "veil", version, about)]
+pub struct Cli {
+    /// Where veil keeps its state.
+    #[command(flatten)]
+    pub paths: PathArgs,
+    /// Log more (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The directories and names that make up one veil installation.
+#[derive(Debug, Args)]
+pub struct PathArgs {
+    /// State directory: the audit log and sandbox registry (sled).
+    #[arg(
+        long,
+        global = true,
+        env = "VEIL_STATE_DIR",
+        default_value = "/var/lib/veil"
+    )]
+    pub state_dir: PathBuf,
+    /// Runtime directory: the control socket and the daemon's lock.
+    #[arg(long, global = true, env = "VEIL_RUN_DIR", default_value = "/run/veil")]
+    pub run_dir: PathBuf,
+    /// bpffs directory for veil's pinned maps and links.
+    #[arg(
+        long,
+        global = true,
+        env = "VEIL_BPF_DIR",
+        default_value = "/sys/fs/bpf/veil"
+    )]
+    pub bpf_dir: PathBuf,
+    /// Parent cgroup of `veil run` sandboxes: relative to the cgroup2 mount, or absolute.
+    #[arg(
+        long,
+        global = true,
+        env = "VEIL_CGROUP_PARENT",
+        default_value = "veil"
+    )]
+    pub cgroup_parent: PathBuf,
+}
+
+impl From<PathArgs> for Paths {
+    fn from(a: PathArgs) -> Self {
+        Paths {
+            state_dir: a.state_dir,
+            run_dir: a.run_dir,
+            bpf_dir: a.bpf_dir,
+            cgroup_parent: a.cgroup_parent,
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: load and pin the eBPF programs, accept steered connections, relay them,
+    /// audit them, and answer the control API.
+    Serve(ServeArgs),
+    /// Run CMD in a new sandbox cgroup whose connections go through veil; returns CMD's exit
+    /// code and removes the sandbox afterwards. Starts veil in-process if no daemon runs.
+    Run(RunArgs),
+    /// Steer an existing cgroup (a container's, a systemd scope's) through veil.
+    Attach(AttachArgs),
+    /// Stop steering a cgroup attached with `veil attach`.
+    Detach(DetachArgs),
+    /// Print the audit log.
+    Audit(AuditArgs),
+}
+
+/// Options for the proxy listener and the eBPF programs.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Address of veil's listener that sandboxed connects are steered to.
+    #[arg(long, env = "VEIL_LISTEN", default_value = "127.0.0.1:15001")]
+    pub listen: SocketAddr,
+    /// Log level of the eBPF programs (their records appear in veil's log).
+    #[arg(long, default_value = "off")]
+    pub bpf_log: BpfLogLevel,
+}
+
+/// `veil serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listener and eBPF options.
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+}
+
+/// `veil run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Sandbox name (default: run-<pid>).
+    #[arg(long)]
+    pub sandbox: Option<String>,
+    /// Run CMD as this user (name or uid) instead of root.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Listener and eBPF options, used when no daemon is running.
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+    /// The command and its arguments.
+    #[arg(required = true, last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `veil attach`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The cgroup v2 directory to steer.
+    pub cgroup: PathBuf,
+    /// Sandbox name for the audit log (default: the directory's name).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `veil detach`.
+#[derive(Debug, Args)]
+pub struct DetachArgs {
+    /// The cgroup v2 directory to stop steering.
+    pub cgroup: PathBuf,
+}
+
+/// `veil audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Show only the last N records.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}

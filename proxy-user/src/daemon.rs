@@ -1,0 +1,355 @@
+//! The daemon's state and lifecycle: the lock that makes it the only veil for its run
+//! directory, the sled database, steering, the sandbox registry and the audit writer. The
+//! proxy (`relay`) and the control API (`api`) are served over it.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io,
+    net::SocketAddr,
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use nix::fcntl::{Flock, FlockArg};
+use tokio::net::{TcpListener, TcpSocket, UnixListener};
+
+use crate::{
+    audit::{self, AuditError, AuditHandle, AuditStore, AuditWriter, Event, Filter, Record},
+    cgroup::{self, CgroupError},
+    config::Paths,
+    sandbox::{Registry, RegistryError, Sandbox},
+    steering::{Attached, Steering, SteeringConfig, SteeringError},
+};
+
+/// What the daemon needs to start.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The installation's directories.
+    pub paths: Paths,
+    /// Listener and eBPF settings.
+    pub steering: SteeringConfig,
+}
+
+/// Errors from starting the daemon or from its operations.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Another daemon holds the lock.
+    #[error("another veil daemon is running for {0} (it holds veil.lock there)")]
+    Locked(PathBuf),
+    /// The database could not be opened.
+    #[error(
+        "opening the database in {path} (is another veil using this state directory?): {source}"
+    )]
+    Db {
+        /// The database directory.
+        path: PathBuf,
+        /// sled's error.
+        source: sled::Error,
+    },
+    /// Binding a listener failed.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// A steering failure.
+    #[error(transparent)]
+    Steering(#[from] SteeringError),
+    /// A cgroup failure.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// A registry failure.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// An audit failure.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// Any other I/O failure, with the path it concerned.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+/// The running daemon's shared state.
+pub struct Daemon {
+    listen: SocketAddr,
+    parent: PathBuf,
+    steering: Mutex<Steering>,
+    registry: Registry,
+    audit: AuditHandle,
+    store: AuditStore,
+    _lock: Flock<File>,
+}
+
+/// The sockets a started daemon serves on.
+pub struct Listeners {
+    /// Where steered connections arrive.
+    pub proxy: TcpListener,
+    /// The control API.
+    pub api: UnixListener,
+}
+
+impl Daemon {
+    /// Takes the lock, opens the database, loads and attaches the eBPF programs to the
+    /// sandbox parent cgroup, and binds both listeners. Must run inside a tokio runtime.
+    pub fn start(
+        options: &Options,
+    ) -> Result<(Arc<Self>, Listeners, audit::AuditWriter), DaemonError> {
+        let paths = &options.paths;
+        create_dir(&paths.run_dir, 0o755)?;
+        create_dir(&paths.state_dir, 0o700)?;
+        let lock = take_lock(&paths.lock(), &paths.run_dir)?;
+        let db_path = paths.db();
+        let db = sled::open(&db_path).map_err(|source| DaemonError::Db {
+            path: db_path.clone(),
+            source,
+        })?;
+        let registry = Registry::open(&db)?;
+        let store = AuditStore::open(&db)?;
+        let (audit, writer) = AuditWriter::spawn(store.clone());
+
+        let proxy = bind_proxy(options.steering.listen)?;
+        let (mut steering, steered) = Steering::load(&options.steering)?;
+        let parent = cgroup::resolve_parent(&cgroup::cgroup2_mount()?, &paths.cgroup_parent);
+        cgroup::ensure(&parent)?;
+        let parent_id = match steering.attach(&parent)? {
+            Attached::New(id) => {
+                log::info!("steering sandboxes under {}", parent.display());
+                id
+            }
+            Attached::Existing(id) => id,
+        };
+        log::info!(
+            "{} cgroup(s) were already steered; adopted their pinned links",
+            steered.iter().filter(|&&id| id != parent_id).count()
+        );
+        forget_vanished(&registry);
+        let api = bind_api(&paths.socket())?;
+        let daemon = Arc::new(Self {
+            listen: options.steering.listen,
+            parent,
+            steering: Mutex::new(steering),
+            registry,
+            audit,
+            store,
+            _lock: lock,
+        });
+        Ok((daemon, Listeners { proxy, api }, writer))
+    }
+
+    /// The address steered connects are rewritten to.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Creates a sandbox cgroup called `name` under the sandbox parent (steered through it).
+    pub async fn create_sandbox(&self, name: &str) -> Result<Sandbox, DaemonError> {
+        cgroup::validate_name(name)?;
+        if self.registry.get(name).is_some() {
+            return Err(RegistryError::NameTaken(name.to_owned()).into());
+        }
+        let dir = self.parent.join(name);
+        cgroup::create(&dir)?;
+        let sandbox = Sandbox {
+            name: name.to_owned(),
+            cgroup_id: cgroup::cgroup_id(&dir)?,
+            cgroup: dir.clone(),
+            managed: true,
+        };
+        if let Err(e) = self.registry.insert(sandbox.clone()) {
+            let _ = cgroup::remove(&dir);
+            return Err(e.into());
+        }
+        self.audit
+            .record_durable(Event::SandboxAttached(audit::SandboxChange {
+                name: sandbox.name.clone(),
+                cgroup: dir.display().to_string(),
+                cgroup_id: sandbox.cgroup_id,
+            }))
+            .await?;
+        Ok(sandbox)
+    }
+
+    /// Steers the existing cgroup at `dir` as sandbox `name`.
+    pub async fn attach(&self, name: &str, dir: &Path) -> Result<Sandbox, DaemonError> {
+        cgroup::validate_name(name)?;
+        let dir = fs::canonicalize(dir).map_err(|source| DaemonError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let cgroup_id = cgroup::cgroup_id(&dir)?;
+        if self.registry.get(name).is_some() {
+            return Err(RegistryError::NameTaken(name.to_owned()).into());
+        }
+        if let Some(existing) = self.registry.name_of(cgroup_id) {
+            return Err(RegistryError::CgroupTaken {
+                cgroup: dir,
+                name: existing,
+            }
+            .into());
+        }
+        let sandbox = Sandbox {
+            name: name.to_owned(),
+            cgroup: dir.clone(),
+            cgroup_id,
+            managed: false,
+        };
+        self.registry.insert(sandbox.clone())?;
+        let attached = self.lock_steering().attach(&dir);
+        if let Err(e) = attached {
+            let _ = self.registry.remove(name);
+            return Err(e.into());
+        }
+        self.audit
+            .record_durable(Event::SandboxAttached(audit::SandboxChange {
+                name: sandbox.name.clone(),
+                cgroup: dir.display().to_string(),
+                cgroup_id,
+            }))
+            .await?;
+        Ok(sandbox)
+    }
+
+    /// Removes sandbox `name`: a managed one's cgroup is emptied and deleted, an attached one
+    /// is detached and left in place.
+    pub async fn remove_sandbox(&self, name: &str) -> Result<Sandbox, DaemonError> {
+        let sandbox = self
+            .registry
+            .get(name)
+            .ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
+        if sandbox.managed {
+            cgroup::remove(&sandbox.cgroup)?;
+        } else {
+            self.lock_steering().detach(sandbox.cgroup_id)?;
+        }
+        self.registry.remove(name)?;
+        self.audit
+            .record_durable(Event::SandboxDetached(audit::SandboxChange {
+                name: sandbox.name.clone(),
+                cgroup: sandbox.cgroup.display().to_string(),
+                cgroup_id: sandbox.cgroup_id,
+            }))
+            .await?;
+        Ok(sandbox)
+    }
+
+    /// Every registered sandbox.
+    pub fn sandboxes(&self) -> Vec<Sandbox> {
+        self.registry.list()
+    }
+
+    /// The name of the sandbox with this cgroup id, if it is registered.
+    pub fn sandbox_name(&self, cgroup_id: u64) -> Option<String> {
+        self.registry.name_of(cgroup_id)
+    }
+
+    /// Audit records matching `filter`.
+    pub fn audit_query(&self, filter: &Filter) -> Result<Vec<Record>, DaemonError> {
+        Ok(self.store.query(filter)?)
+    }
+
+    /// The audit writer.
+    pub fn audit(&self) -> &AuditHandle {
+        &self.audit
+    }
+
+    /// Takes the kernel's record for the connection whose client end is `peer`.
+    pub fn take_record(&self, peer: SocketAddr) -> Option<veil_ebpf::ConnRecord> {
+        self.lock_steering().take(peer)
+    }
+
+    /// Starts forwarding the eBPF programs' log records into veil's log.
+    pub fn bpf_logger(&self) -> Result<aya_log::EbpfLogger<&'static dyn log::Log>, DaemonError> {
+        Ok(self.lock_steering().logger()?)
+    }
+
+    fn lock_steering(&self) -> std::sync::MutexGuard<'_, Steering> {
+        self.steering.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Drops registry entries whose cgroup no longer exists (removed while veil was down).
+fn forget_vanished(registry: &Registry) {
+    for sandbox in registry.list() {
+        if !sandbox.cgroup.exists() {
+            log::info!(
+                "sandbox {} is gone ({} was removed)",
+                sandbox.name,
+                sandbox.cgroup.display()
+            );
+            let _ = registry.remove(&sandbox.name);
+        }
+    }
+}
+
+fn create_dir(dir: &Path, mode: u32) -> Result<(), DaemonError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(|source| DaemonError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+fn take_lock(path: &Path, run_dir: &Path) -> Result<Flock<File>, DaemonError> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|source| DaemonError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock)
+        .map_err(|_| DaemonError::Locked(run_dir.to_path_buf()))
+}
+
+fn bind_proxy(addr: SocketAddr) -> Result<TcpListener, DaemonError> {
+    let listen_err = |source| DaemonError::Listen {
+        addr: addr.to_string(),
+        source,
+    };
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(listen_err)?;
+    socket.set_reuseaddr(true).map_err(listen_err)?;
+    socket.bind(addr).map_err(listen_err)?;
+    socket.listen(4096).map_err(listen_err)
+}
+
+fn bind_api(path: &Path) -> Result<UnixListener, DaemonError> {
+    // We hold the lock, so a socket file left here belongs to a daemon that died.
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(DaemonError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    }
+    let listener = UnixListener::bind(path).map_err(|source| DaemonError::Listen {
+        addr: path.display().to_string(),
+        source,
+    })?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|source| {
+        DaemonError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    Ok(listener)
+}

@@ -1,0 +1,195 @@
+//! `veil`: an egress proxy that keeps credentials out of sandboxes.
+//!
+//! A sandbox is a cgroup v2 directory. eBPF programs attached to it (see the `veil-ebpf`
+//! crate) rewrite every outbound TCP connect to veil's listener and record where it was
+//! going; veil looks the record up, decides, audits, and relays the connection.
+//!
+//! Layout, one module per concern:
+//! - [`cli`]: the command line; [`config`]: where an installation keeps its files.
+//! - [`steering`]: loading, attaching and pinning the eBPF programs; reading their maps.
+//! - [`cgroup`]: finding the cgroup2 mount, creating, joining and removing cgroups.
+//! - [`sandbox`]: the registry of steered cgroups and their names.
+//! - [`daemon`]: the daemon's state; [`serve`]: its tasks and shutdown.
+//! - [`relay`]: the data path for steered connections.
+//! - [`audit`]: the audit log (records, sled store, group-commit writer, formatting).
+//! - [`api`]: the control API on a Unix socket, server and client.
+//! - [`run`]: `veil run`, with or without a separately started daemon.
+
+mod api;
+mod audit;
+mod cgroup;
+mod cli;
+mod config;
+mod daemon;
+mod relay;
+mod run;
+mod sandbox;
+mod serve;
+mod steering;
+
+use std::{fs, process::ExitCode};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::{
+    api::client::{ApiClient, ClientError},
+    audit::AuditStore,
+    cli::{AttachArgs, AuditArgs, Cli, Command, DetachArgs, ProxyArgs},
+    config::Paths,
+    daemon::Options,
+    steering::{BpfLogLevel, SteeringConfig},
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("veil: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("veil: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<i32> {
+    let paths = Paths::from(cli.paths);
+    match cli.command {
+        Command::Serve(args) => serve(options(paths, &args.proxy)).await,
+        Command::Run(args) => {
+            let options = options(paths, &args.proxy);
+            Ok(run::run(&options, args.sandbox, args.user.as_deref(), &args.command).await?)
+        }
+        Command::Attach(args) => attach(&paths, args).await,
+        Command::Detach(args) => detach(&paths, args).await,
+        Command::Audit(args) => audit(&paths, args).await,
+    }
+}
+
+fn options(paths: Paths, proxy: &ProxyArgs) -> Options {
+    Options {
+        steering: SteeringConfig {
+            dir: paths.bpf_dir.clone(),
+            listen: proxy.listen,
+            log_level: proxy.bpf_log,
+        },
+        paths,
+    }
+}
+
+async fn serve(options: Options) -> Result<i32> {
+    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    let running = serve::spawn(&options)?;
+    tokio::select! {
+        _ = term.recv() => log::info!("SIGTERM: shutting down"),
+        _ = int.recv() => log::info!("SIGINT: shutting down"),
+    }
+    running.shutdown().await;
+    log::info!("stopped; sandboxes stay steered and their connects are refused until veil returns");
+    Ok(0)
+}
+
+async fn attach(paths: &Paths, args: AttachArgs) -> Result<i32> {
+    let client = daemon_client(paths, "veil attach").await?;
+    let dir = fs::canonicalize(&args.cgroup)
+        .with_context(|| format!("cgroup directory {}", args.cgroup.display()))?;
+    let name = match args.name {
+        Some(name) => name,
+        None => dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .context(
+                "the cgroup path has no final component to name the sandbox by; pass --name",
+            )?,
+    };
+    let sandbox = client.attach(&name, &dir).await?;
+    println!(
+        "steering {} (cgroup id {}) through veil as sandbox {}",
+        sandbox.cgroup.display(),
+        sandbox.cgroup_id,
+        sandbox.name
+    );
+    Ok(0)
+}
+
+async fn detach(paths: &Paths, args: DetachArgs) -> Result<i32> {
+    let client = daemon_client(paths, "veil detach").await?;
+    let dir = fs::canonicalize(&args.cgroup).unwrap_or(args.cgroup.clone());
+    let sandboxes = client.sandboxes().await?;
+    let Some(sandbox) = sandboxes.iter().find(|s| s.cgroup == dir && !s.managed) else {
+        bail!(
+            "{} is not attached to veil (see `veil attach`)",
+            dir.display()
+        );
+    };
+    client.remove_sandbox(&sandbox.name).await?;
+    println!("{} is no longer steered through veil", dir.display());
+    Ok(0)
+}
+
+async fn audit(paths: &Paths, args: AuditArgs) -> Result<i32> {
+    let query = args.limit.map(|n| format!("limit={n}")).unwrap_or_default();
+    let records = match ApiClient::connect(&paths.socket()).await {
+        Ok(client) => client.audit(&query).await?,
+        Err(ClientError::Connect { .. }) => {
+            // No daemon: read the database directly (sled allows one process at a time).
+            let db_path = paths.db();
+            if !db_path.exists() {
+                bail!(
+                    "no audit log in {} (has veil run with this --state-dir?)",
+                    paths.state_dir.display()
+                );
+            }
+            let db = sled::open(&db_path)
+                .with_context(|| format!("opening the audit log in {}", db_path.display()))?;
+            AuditStore::open(&db)?
+                .query(&api::parse_audit_query(&query).map_err(anyhow::Error::msg)?)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if args.json {
+        for record in &records {
+            println!("{}", audit::json_line(record));
+        }
+    } else {
+        print!("{}", audit::table(&records));
+    }
+    Ok(0)
+}
+
+async fn daemon_client(paths: &Paths, what: &str) -> Result<ApiClient> {
+    ApiClient::connect(&paths.socket()).await.with_context(|| {
+        format!("{what} needs the daemon, which steers cgroups and keeps the audit log: start it with `veil serve`")
+    })
+}
+
+fn init_logging(cli: &Cli) {
+    let own = match cli.verbose {
+        0 if matches!(cli.command, Command::Serve(_)) => "info",
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let bpf = match &cli.command {
+        Command::Serve(a) => a.proxy.bpf_log,
+        Command::Run(a) => a.proxy.bpf_log,
+        _ => BpfLogLevel::Off,
+    };
+    let default = format!("warn,veil={own},veil_ebpf={}", bpf.filter());
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format_timestamp_millis()
+        .init();
+}

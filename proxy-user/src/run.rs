@@ -1,0 +1,242 @@
+//! `veil run`: run a command in a fresh sandbox cgroup steered through veil, with or without a
+//! separately started daemon.
+
+use std::{
+    ffi::CString,
+    io,
+    os::unix::{ffi::OsStrExt, process::ExitStatusExt},
+    process::ExitStatus,
+};
+
+use nix::unistd::{Gid, Uid, User};
+use tokio::{
+    process::Command,
+    signal::unix::{signal, SignalKind},
+};
+
+use crate::{
+    api::client::{ApiClient, ClientError},
+    cgroup::{self, CgroupError},
+    daemon::{DaemonError, Options},
+    sandbox::Sandbox,
+    serve::{self, Running},
+};
+
+/// Errors from `veil run`.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Not root.
+    #[error(
+        "veil run must be started as root: it creates a sandbox cgroup and moves CMD into it \
+         (use --user to run CMD itself as another user)"
+    )]
+    NotRoot,
+    /// The `--user` value names nobody.
+    #[error("no such user: {0}")]
+    NoSuchUser(String),
+    /// A bad sandbox name.
+    #[error(transparent)]
+    Name(#[from] CgroupError),
+    /// The daemon refused or failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Starting veil in-process failed.
+    #[error("no veil daemon answers at {socket}, and starting one in-process failed: {source}")]
+    Embedded {
+        /// Where the daemon was looked for.
+        socket: String,
+        /// Why the in-process one failed.
+        source: Box<DaemonError>,
+    },
+    /// Removing the sandbox failed.
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    /// CMD could not be started.
+    #[error("starting {cmd}: {source}")]
+    Spawn {
+        /// The command.
+        cmd: String,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+/// Who CMD runs as.
+struct Identity {
+    uid: Uid,
+    gid: Gid,
+    groups: Vec<libc::gid_t>,
+    name: String,
+    home: std::path::PathBuf,
+}
+
+/// Where sandboxes come from: the daemon's API, or a daemon started in this process.
+enum Backend {
+    Remote(ApiClient),
+    Embedded(Running),
+}
+
+/// Runs `command` in sandbox `name` (default `run-<pid>`) and returns its exit code
+/// (128 + signal number when a signal ended it).
+pub async fn run(
+    options: &Options,
+    name: Option<String>,
+    user: Option<&str>,
+    command: &[String],
+) -> Result<i32, RunError> {
+    if !Uid::effective().is_root() {
+        return Err(RunError::NotRoot);
+    }
+    let identity = user.map(resolve_user).transpose()?;
+    let name = name.unwrap_or_else(|| format!("run-{}", std::process::id()));
+    cgroup::validate_name(&name)?;
+    let backend = backend(options).await?;
+    let sandbox = match &backend {
+        Backend::Remote(client) => client.create_sandbox(&name).await?,
+        Backend::Embedded(running) => running.daemon().create_sandbox(&name).await?,
+    };
+    let status = run_in(&sandbox, identity.as_ref(), command).await;
+    let removed = match &backend {
+        Backend::Remote(client) => client
+            .remove_sandbox(&name)
+            .await
+            .map(drop)
+            .map_err(RunError::from),
+        Backend::Embedded(running) => running
+            .daemon()
+            .remove_sandbox(&name)
+            .await
+            .map(drop)
+            .map_err(RunError::from),
+    };
+    if let Backend::Embedded(running) = backend {
+        running.shutdown().await;
+    }
+    let status = status?;
+    removed?;
+    Ok(status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1))
+}
+
+async fn backend(options: &Options) -> Result<Backend, RunError> {
+    let socket = options.paths.socket();
+    match ApiClient::connect(&socket).await {
+        Ok(client) => Ok(Backend::Remote(client)),
+        Err(ClientError::Connect { .. }) => {
+            log::info!(
+                "no veil daemon at {}: starting one in-process",
+                socket.display()
+            );
+            serve::spawn(options)
+                .map(Backend::Embedded)
+                .map_err(|source| RunError::Embedded {
+                    socket: socket.display().to_string(),
+                    source: Box::new(source),
+                })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn run_in(
+    sandbox: &Sandbox,
+    identity: Option<&Identity>,
+    command: &[String],
+) -> Result<ExitStatus, RunError> {
+    let spawn_err = |source| RunError::Spawn {
+        cmd: command.join(" "),
+        source,
+    };
+    let procs = CString::new(sandbox.cgroup.join("cgroup.procs").as_os_str().as_bytes())
+        .map_err(|e| spawn_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    let mut cmd = Command::new(&command[0]);
+    cmd.args(&command[1..]);
+    let ids = identity.map(|id| (id.uid.as_raw(), id.gid.as_raw(), id.groups.clone()));
+    if let Some(id) = identity {
+        cmd.env("HOME", &id.home)
+            .env("USER", &id.name)
+            .env("LOGNAME", &id.name);
+    }
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
+    // (open, write, close, setgroups, setgid, setuid) on data prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            join_cgroup(&procs)?;
+            if let Some((uid, gid, groups)) = &ids {
+                check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+                check(libc::setgid(*gid))?;
+                check(libc::setuid(*uid))?;
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    let pid = child.id();
+    let mut term = signal(SignalKind::terminate()).map_err(spawn_err)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(spawn_err)?;
+    // The terminal delivers ^C to CMD itself; veil only has to survive it and wait.
+    let mut int = signal(SignalKind::interrupt()).map_err(spawn_err)?;
+    loop {
+        let forward = tokio::select! {
+            status = child.wait() => return status.map_err(spawn_err),
+            _ = term.recv() => Some(libc::SIGTERM),
+            _ = hup.recv() => Some(libc::SIGHUP),
+            _ = int.recv() => None,
+        };
+        if let (Some(sig), Some(pid)) = (forward, pid) {
+            // SAFETY: kill(2) with a pid we spawned and have not reaped yet.
+            unsafe { libc::kill(pid as libc::pid_t, sig) };
+        }
+    }
+}
+
+/// Moves the calling process into the cgroup whose `cgroup.procs` is `procs`.
+fn join_cgroup(procs: &CString) -> io::Result<()> {
+    // SAFETY: procs is a valid NUL-terminated path; the fd is closed on every path.
+    unsafe {
+        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+        let err = io::Error::last_os_error();
+        libc::close(fd);
+        if written != 1 {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn resolve_user(spec: &str) -> Result<Identity, RunError> {
+    let found = match spec.parse::<u32>() {
+        Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+        Err(_) => User::from_name(spec),
+    };
+    let user = found
+        .ok()
+        .flatten()
+        .ok_or_else(|| RunError::NoSuchUser(spec.to_owned()))?;
+    let c_name =
+        CString::new(user.name.as_bytes()).map_err(|_| RunError::NoSuchUser(spec.to_owned()))?;
+    let groups = nix::unistd::getgrouplist(&c_name, user.gid)
+        .map(|gs| gs.into_iter().map(Gid::as_raw).collect())
+        .unwrap_or_else(|_| vec![user.gid.as_raw()]);
+    Ok(Identity {
+        uid: user.uid,
+        gid: user.gid,
+        groups,
+        name: user.name,
+        home: user.dir,
+    })
+}

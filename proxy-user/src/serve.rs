@@ -1,0 +1,89 @@
+//! Running a started daemon: the proxy's accept loop, the control API and the eBPF log
+//! forwarder as tasks, and an orderly shutdown that flushes the audit log.
+
+use std::sync::Arc;
+
+use tokio::{
+    io::{unix::AsyncFd, Interest},
+    task::JoinHandle,
+};
+
+use crate::{
+    api, audit,
+    daemon::{Daemon, DaemonError, Options},
+    relay,
+    steering::BpfLogLevel,
+};
+
+/// A daemon with its tasks running.
+pub struct Running {
+    daemon: Arc<Daemon>,
+    tasks: Vec<JoinHandle<()>>,
+    writer: audit::AuditWriter,
+}
+
+/// Starts the daemon described by `options` and its tasks. Must run inside a tokio runtime.
+pub fn spawn(options: &Options) -> Result<Running, DaemonError> {
+    let (daemon, listeners, writer) = Daemon::start(options)?;
+    let mut tasks = vec![
+        tokio::spawn(relay::accept_loop(listeners.proxy, Arc::clone(&daemon))),
+        tokio::spawn(api::server::serve(listeners.api, Arc::clone(&daemon))),
+    ];
+    if options.steering.log_level != BpfLogLevel::Off {
+        let logger = daemon.bpf_logger()?;
+        // SAFETY: the logger owns its ring buffer's fd, which stays open and unchanged until
+        // the AsyncFd (which owns the logger) is dropped.
+        let fd = unsafe { AsyncFd::register_with_interest(logger, Interest::READABLE) }.map_err(
+            |e| DaemonError::Io {
+                path: options.paths.bpf_dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            },
+        )?;
+        tasks.push(tokio::spawn(forward_bpf_logs(fd)));
+    }
+    log::info!(
+        "veil is steering sandboxes to {} (control socket {})",
+        daemon.listen(),
+        options.paths.socket().display()
+    );
+    Ok(Running {
+        daemon,
+        tasks,
+        writer,
+    })
+}
+
+impl Running {
+    /// The running daemon.
+    pub fn daemon(&self) -> &Arc<Daemon> {
+        &self.daemon
+    }
+
+    /// Stops accepting connections and API requests, then waits until every audit record
+    /// queued so far is on disk.
+    pub async fn shutdown(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        drop(self.daemon);
+        self.writer.shutdown().await;
+    }
+}
+
+async fn forward_bpf_logs(mut fd: AsyncFd<aya_log::EbpfLogger<&'static dyn log::Log>>) {
+    loop {
+        match fd.readable_mut().await {
+            Ok(mut guard) => {
+                guard.get_inner_mut().flush();
+                guard.clear_ready();
+            }
+            Err(e) => {
+                log::error!("reading the eBPF log ring: {e}");
+                return;
+            }
+        }
+    }
+}

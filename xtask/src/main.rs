@@ -1,0 +1,115 @@
+//! `cargo xtask`: veil's developer tasks — install the eBPF toolchain, build the eBPF object and
+//! the workspace, run the tests, and show a live demo.
+
+mod build_cmd;
+mod demo;
+mod ebpf;
+mod mounts;
+mod process;
+mod setup;
+mod test_cmd;
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+/// veil's developer tasks.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about)]
+struct Cli {
+    /// The task to run.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The tasks.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install the eBPF toolchain and test tools (apt packages, bpf-linker) and mount bpffs.
+    /// Idempotent; needs root.
+    Setup,
+    /// Build the eBPF object into target/ebpf/bpfel-unknown-none/release/veil-ebpf.
+    BuildEbpf,
+    /// Build the eBPF object, then every binary of the workspace.
+    Build {
+        /// Build the workspace binaries with the release profile.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Set up, build, and run `cargo test --workspace`; needs root.
+    Test {
+        /// Extra arguments for `cargo test`, after `--` (e.g. `-- audit -- --nocapture`).
+        #[arg(last = true, value_name = "CARGO_TEST_ARGS")]
+        args: Vec<String>,
+    },
+    /// Set up, build, and show veil steering a sandboxed curl through itself; needs root.
+    Demo,
+}
+
+/// Where the project lives and where its tools go.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// The workspace root (holds the top-level Cargo.toml).
+    pub root: PathBuf,
+    /// The tools directory: `VEIL_TOOLS_DIR`, or `<root>/.tools`.
+    pub tools: PathBuf,
+}
+
+impl Workspace {
+    /// Finds the workspace from xtask's own location and the tools directory from the
+    /// environment.
+    fn locate() -> Result<Self> {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = manifest
+            .parent()
+            .with_context(|| format!("{} has no parent directory", manifest.display()))?
+            .to_path_buf();
+        let tools = match env::var_os("VEIL_TOOLS_DIR") {
+            Some(dir) if !dir.is_empty() => {
+                std::path::absolute(PathBuf::from(dir)).context("resolving VEIL_TOOLS_DIR")?
+            }
+            _ => root.join(".tools"),
+        };
+        Ok(Self { root, tools })
+    }
+
+    /// The directory holding the installed tools' executables.
+    pub fn tools_bin(&self) -> PathBuf {
+        self.tools.join("bin")
+    }
+
+    /// The bpf-linker executable in the tools directory.
+    pub fn bpf_linker(&self) -> PathBuf {
+        self.tools_bin().join("bpf-linker")
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // `{:#}` prints the error and its causes on one line, without a backtrace.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the chosen task; returns the exit code.
+fn run(cli: Cli) -> Result<ExitCode> {
+    let ws = Workspace::locate()?;
+    match cli.command {
+        Command::Setup => setup::run(&ws).map(drop)?,
+        Command::BuildEbpf => ebpf::build(&ws).map(drop)?,
+        Command::Build { release } => build_cmd::run(&ws, release)?,
+        Command::Test { args } => return test_cmd::run(&ws, &args),
+        Command::Demo => demo::run(&ws)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,64 @@
+//! `cargo xtask test`: setup, build, `cargo test --workspace`, and how long each took.
+
+use std::{
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+
+use crate::{build_cmd, ebpf, process, setup, Workspace};
+
+/// Runs every phase and returns `cargo test`'s exit code. Prints the phases' durations at the
+/// end, also when a phase fails.
+pub fn run(ws: &Workspace, cargo_test_args: &[String]) -> Result<ExitCode> {
+    let mut phases = Phases::default();
+    let result = run_phases(ws, cargo_test_args, &mut phases);
+    phases.print();
+    result
+}
+
+fn run_phases(ws: &Workspace, cargo_test_args: &[String], phases: &mut Phases) -> Result<ExitCode> {
+    phases.time("setup", || setup::run(ws).map(drop))?;
+    phases.time("build-ebpf", || ebpf::build(ws).map(drop))?;
+    phases.time("build", || build_cmd::build_workspace(ws, false))?;
+    let status = phases.time("test", || {
+        let mut cmd = process::cargo();
+        cmd.current_dir(&ws.root)
+            .args(["test", "--workspace"])
+            .args(cargo_test_args);
+        process::status(&mut cmd)
+    })?;
+    // cargo killed by a signal has no exit code; report that as a failure.
+    let code = status.code().unwrap_or(1);
+    // Exit codes are 0..=255 on Unix, so the conversion cannot fail; 1 is a fallback anyway.
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// How long each phase took, in order.
+#[derive(Default)]
+struct Phases(Vec<(&'static str, Duration)>);
+
+impl Phases {
+    /// Runs `f` and records its duration under `name`, whether it fails or not.
+    fn time<T>(&mut self, name: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let started = Instant::now();
+        let result = f();
+        self.0.push((name, started.elapsed()));
+        result
+    }
+
+    fn print(&self) {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(name, d)| format!("{name} {:.1} s", d.as_secs_f64()))
+            .collect();
+        let total: Duration = self.0.iter().map(|(_, d)| *d).sum();
+        println!(
+            "xtask test phases: {} (total {:.1} s)",
+            parts.join(", "),
+            total.as_secs_f64()
+        );
+    }
+}
