@@ -130,7 +130,7 @@ impl Daemon {
             "{} cgroup(s) were already steered; adopted their pinned links",
             steered.iter().filter(|&&id| id != parent_id).count()
         );
-        forget_vanished(&registry);
+        forget_vanished(&registry, &audit);
         let api = bind_api(&paths.socket())?;
         let daemon = Arc::new(Self {
             listen: options.steering.listen,
@@ -275,16 +275,25 @@ impl Daemon {
     }
 }
 
-/// Drops registry entries whose cgroup no longer exists (removed while veil was down).
-fn forget_vanished(registry: &Registry) {
+/// Drops registry entries whose cgroup no longer exists (removed while veil was down), and
+/// removes managed sandboxes nothing runs in any more (their `veil run` died), so their names
+/// can be used again. Each one leaves a detach record.
+fn forget_vanished(registry: &Registry, audit: &AuditHandle) {
     for sandbox in registry.list() {
-        if !sandbox.cgroup.exists() {
-            log::info!(
-                "sandbox {} is gone ({} was removed)",
-                sandbox.name,
-                sandbox.cgroup.display()
-            );
-            let _ = registry.remove(&sandbox.name);
+        let stale = if !sandbox.cgroup.exists() {
+            true
+        } else if sandbox.managed && !cgroup::is_populated(&sandbox.cgroup).unwrap_or(true) {
+            cgroup::remove(&sandbox.cgroup).is_ok()
+        } else {
+            false
+        };
+        if stale && registry.remove(&sandbox.name).is_ok() {
+            log::info!("sandbox {} is gone; forgetting it", sandbox.name);
+            audit.record(Event::SandboxDetached(audit::SandboxChange {
+                name: sandbox.name,
+                cgroup: sandbox.cgroup.display().to_string(),
+                cgroup_id: sandbox.cgroup_id,
+            }));
         }
     }
 }

@@ -21,6 +21,7 @@ mod cgroup;
 mod cli;
 mod config;
 mod daemon;
+mod host_pattern;
 mod relay;
 mod run;
 mod sandbox;
