@@ -1,32 +1,5 @@
-//! `veil`: an egress proxy that keeps credentials out of sandboxes.
-//!
-//! A sandbox is a cgroup v2 directory. eBPF programs attached to it (see the `veil-ebpf`
-//! crate) rewrite every outbound TCP connect to veil's listener and record where it was
-//! going; veil looks the record up, decides, audits, and relays the connection.
-//!
-//! Layout, one module per concern:
-//! - [`cli`]: the command line; [`config`]: where an installation keeps its files.
-//! - [`steering`]: loading, attaching and pinning the eBPF programs; reading their maps.
-//! - [`cgroup`]: finding the cgroup2 mount, creating, joining and removing cgroups.
-//! - [`sandbox`]: the registry of steered cgroups and their names.
-//! - [`daemon`]: the daemon's state; [`serve`]: its tasks and shutdown.
-//! - [`relay`]: the data path for steered connections.
-//! - [`audit`]: the audit log (records, sled store, group-commit writer, formatting).
-//! - [`api`]: the control API on a Unix socket, server and client.
-//! - [`run`]: `veil run`, with or without a separately started daemon.
-
-mod api;
-mod audit;
-mod cgroup;
-mod cli;
-mod config;
-mod daemon;
-mod host_pattern;
-mod relay;
-mod run;
-mod sandbox;
-mod serve;
-mod steering;
+//! The `veil` command: parses the command line and runs the chosen subcommand. See the
+//! library's crate documentation for how veil is put together.
 
 use std::{fs, process::ExitCode};
 
@@ -34,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::{
+use veil::{
     api::client::{ApiClient, ClientError},
     audit::AuditStore,
     cli::{AttachArgs, AuditArgs, Cli, Command, DetachArgs, ProxyArgs},
@@ -71,7 +44,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Serve(args) => serve(options(paths, &args.proxy)).await,
         Command::Run(args) => {
             let options = options(paths, &args.proxy);
-            Ok(run::run(&options, args.sandbox, args.user.as_deref(), &args.command).await?)
+            Ok(veil::run::run(&options, args.sandbox, args.user.as_deref(), &args.command).await?)
         }
         Command::Attach(args) => attach(&paths, args).await,
         Command::Detach(args) => detach(&paths, args).await,
@@ -93,7 +66,7 @@ fn options(paths: Paths, proxy: &ProxyArgs) -> Options {
 async fn serve(options: Options) -> Result<i32> {
     let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
-    let running = serve::spawn(&options)?;
+    let running = veil::serve::spawn(&options)?;
     tokio::select! {
         _ = term.recv() => log::info!("SIGTERM: shutting down"),
         _ = int.recv() => log::info!("SIGINT: shutting down"),
@@ -157,16 +130,16 @@ async fn audit(paths: &Paths, args: AuditArgs) -> Result<i32> {
             let db = sled::open(&db_path)
                 .with_context(|| format!("opening the audit log in {}", db_path.display()))?;
             AuditStore::open(&db)?
-                .query(&api::parse_audit_query(&query).map_err(anyhow::Error::msg)?)?
+                .query(&veil::api::parse_audit_query(&query).map_err(anyhow::Error::msg)?)?
         }
         Err(e) => return Err(e.into()),
     };
     if args.json {
         for record in &records {
-            println!("{}", audit::json_line(record));
+            println!("{}", veil::audit::json_line(record));
         }
     } else {
-        print!("{}", audit::table(&records));
+        print!("{}", veil::audit::table(&records));
     }
     Ok(0)
 }

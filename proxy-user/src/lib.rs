@@ -1,0 +1,33 @@
+//! veil: an egress proxy that keeps credentials out of sandboxes.
+//!
+//! The library holds everything; the `veil` binary (`main.rs`) parses the command line and
+//! dispatches.
+//!
+//! A sandbox is a cgroup v2 directory. eBPF programs attached to it (see the `veil-ebpf`
+//! crate) rewrite every outbound TCP connect to veil's listener and record where it was
+//! going; veil looks the record up, decides, audits, and relays the connection.
+//!
+//! Layout, one module per concern:
+//! - [`cli`]: the command line; [`config`]: where an installation keeps its files.
+//! - [`host_pattern`]: host patterns shared by egress rules and secret scopes.
+//! - [`steering`]: loading, attaching and pinning the eBPF programs; reading their maps.
+//! - [`cgroup`]: finding the cgroup2 mount, creating, joining and removing cgroups.
+//! - [`sandbox`]: the registry of steered cgroups and their names.
+//! - [`daemon`]: the daemon's state; [`serve`]: its tasks and shutdown.
+//! - [`relay`]: the data path for steered connections.
+//! - [`audit`]: the audit log (records, sled store, group-commit writer, formatting).
+//! - [`api`]: the control API on a Unix socket, server and client.
+//! - [`run`]: `veil run`, with or without a separately started daemon.
+
+pub mod api;
+pub mod audit;
+pub mod cgroup;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod host_pattern;
+pub mod relay;
+pub mod run;
+pub mod sandbox;
+pub mod serve;
+pub mod steering;
