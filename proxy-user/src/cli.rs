@@ -80,6 +80,8 @@ pub enum Command {
     Detach(DetachArgs),
     /// Print the audit log.
     Audit(AuditArgs),
+    /// Print veil's CA certificate (PEM), creating the CA if it does not exist yet.
+    Ca,
 }
 
 /// Options for the proxy listener and the eBPF programs.
@@ -91,6 +93,13 @@ pub struct ProxyArgs {
     /// Log level of the eBPF programs (their records appear in veil's log).
     #[arg(long, default_value = "off")]
     pub bpf_log: BpfLogLevel,
+    /// Configuration file with the egress policy (`[egress] allow = [...]`); re-read on
+    /// SIGHUP. Without one, every destination is denied.
+    #[arg(long, env = "VEIL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Extra root certificates (PEM) trusted for upstream TLS, besides the webpki roots.
+    #[arg(long, env = "VEIL_UPSTREAM_CA", value_delimiter = ',')]
+    pub upstream_ca: Vec<PathBuf>,
 }
 
 /// `veil serve`.

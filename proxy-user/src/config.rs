@@ -27,6 +27,16 @@ impl Paths {
         self.run_dir.join("veil.lock")
     }
 
+    /// The certificate bundle sandboxes trust: the system roots plus veil's CA.
+    pub fn ca_bundle(&self) -> PathBuf {
+        self.run_dir.join("ca-bundle.pem")
+    }
+
+    /// veil's CA directory.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.state_dir.join("ca")
+    }
+
     /// The sled database.
     pub fn db(&self) -> PathBuf {
         self.state_dir.join("db")

@@ -8,7 +8,7 @@ use std::{
     net::SocketAddr,
     os::unix::fs::{DirBuilderExt, PermissionsExt},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError, RwLock},
 };
 
 use nix::fcntl::{Flock, FlockArg};
@@ -18,8 +18,10 @@ use crate::{
     audit::{self, AuditError, AuditHandle, AuditStore, AuditWriter, Event, Filter, Record},
     cgroup::{self, CgroupError},
     config::Paths,
+    policy::{self, config::ConfigError, Policy},
     sandbox::{Registry, RegistryError, Sandbox},
     steering::{Attached, Steering, SteeringConfig, SteeringError},
+    tls::{ca::Ca, leaf::LeafMinter, upstream::Upstream, TlsError},
 };
 
 /// What the daemon needs to start.
@@ -29,6 +31,10 @@ pub struct Options {
     pub paths: Paths,
     /// Listener and eBPF settings.
     pub steering: SteeringConfig,
+    /// The configuration file holding the egress policy; `None` denies all egress.
+    pub config: Option<PathBuf>,
+    /// Extra root certificates (PEM files) trusted for upstream TLS.
+    pub upstream_ca: Vec<PathBuf>,
 }
 
 /// Errors from starting the daemon or from its operations.
@@ -67,6 +73,12 @@ pub enum DaemonError {
     /// An audit failure.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The configuration file is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// TLS setup failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// Any other I/O failure, with the path it concerned.
     #[error("{path}: {source}")]
     Io {
@@ -80,6 +92,10 @@ pub enum DaemonError {
 /// The running daemon's shared state.
 pub struct Daemon {
     listen: SocketAddr,
+    config: Option<PathBuf>,
+    policy: RwLock<Arc<Policy>>,
+    leaves: LeafMinter,
+    upstream: Upstream,
     parent: PathBuf,
     steering: Mutex<Steering>,
     registry: Registry,
@@ -115,6 +131,10 @@ impl Daemon {
         let store = AuditStore::open(&db)?;
         let (audit, writer) = AuditWriter::spawn(store.clone());
 
+        let policy = load_policy(options.config.as_deref())?;
+        let leaves = LeafMinter::new(Ca::load_or_create(&paths.ca_dir())?)?;
+        write_ca_bundle(&paths.ca_bundle(), leaves.ca_pem())?;
+        let upstream = Upstream::new(&options.upstream_ca)?;
         let proxy = bind_proxy(options.steering.listen)?;
         let (mut steering, steered) = Steering::load(&options.steering)?;
         let parent = cgroup::resolve_parent(&cgroup::cgroup2_mount()?, &paths.cgroup_parent);
@@ -134,6 +154,10 @@ impl Daemon {
         let api = bind_api(&paths.socket())?;
         let daemon = Arc::new(Self {
             listen: options.steering.listen,
+            config: options.config.clone(),
+            policy: RwLock::new(Arc::new(policy)),
+            leaves,
+            upstream,
             parent,
             steering: Mutex::new(steering),
             registry,
@@ -142,6 +166,30 @@ impl Daemon {
             _lock: lock,
         });
         Ok((daemon, Listeners { proxy, api }, writer))
+    }
+
+    /// The egress policy in force now.
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.policy.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Re-reads the configuration file and swaps in its policy; connections already
+    /// accepted keep the policy they started with. On error the old policy stays.
+    pub fn reload_policy(&self) -> Result<usize, DaemonError> {
+        let policy = load_policy(self.config.as_deref())?;
+        let rules = policy.allow.len();
+        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
+        Ok(rules)
+    }
+
+    /// Leaf certificates for sandbox-facing TLS.
+    pub fn tls(&self) -> &LeafMinter {
+        &self.leaves
+    }
+
+    /// Verified TLS to upstreams.
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
     }
 
     /// The address steered connects are rewritten to.
@@ -297,6 +345,43 @@ fn forget_vanished(registry: &Registry, audit: &AuditHandle) {
         }
     }
 }
+
+fn load_policy(config: Option<&Path>) -> Result<Policy, DaemonError> {
+    match config {
+        Some(path) => Ok(policy::config::load(path)?),
+        None => {
+            log::warn!("no --config: the egress policy is empty and every destination is denied");
+            Ok(Policy::default())
+        }
+    }
+}
+
+/// Writes the bundle sandboxes trust: the system's roots plus veil's CA (world-readable, so
+/// workloads running as other users can read it).
+fn write_ca_bundle(path: &Path, ca_pem: &str) -> Result<(), DaemonError> {
+    let io_err = |source| DaemonError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bundle = SYSTEM_ROOTS
+        .iter()
+        .find_map(|p| fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    if !bundle.is_empty() && !bundle.ends_with('\n') {
+        bundle.push('\n');
+    }
+    bundle.push_str(ca_pem);
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bundle).map_err(io_err)?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).map_err(io_err)?;
+    fs::rename(&tmp, path).map_err(io_err)
+}
+
+/// Where Debian and its relatives keep the system's root bundle.
+const SYSTEM_ROOTS: [&str; 2] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
 
 fn create_dir(dir: &Path, mode: u32) -> Result<(), DaemonError> {
     fs::DirBuilder::new()

@@ -14,7 +14,11 @@
 //! - [`cgroup`]: finding the cgroup2 mount, creating, joining and removing cgroups.
 //! - [`sandbox`]: the registry of steered cgroups and their names.
 //! - [`daemon`]: the daemon's state; [`serve`]: its tasks and shutdown.
-//! - [`relay`]: the data path for steered connections.
+//! - [`relay`]: the front of the data path: the kernel's record, loops, then [`proxy`].
+//! - [`classify`]: first-bytes sniffing (TLS ClientHello, HTTP request head), pure parsers.
+//! - [`policy`]: egress rules and decisions, and the TOML configuration they come from.
+//! - [`tls`]: veil's CA, leaf certificates, verified upstream TLS.
+//! - [`proxy`]: TLS interception, HTTP/1.1 and HTTP/2 proxying, denials, splicing.
 //! - [`audit`]: the audit log (records, sled store, group-commit writer, formatting).
 //! - [`api`]: the control API on a Unix socket, server and client.
 //! - [`run`]: `veil run`, with or without a separately started daemon.
@@ -22,12 +26,16 @@
 pub mod api;
 pub mod audit;
 pub mod cgroup;
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod host_pattern;
+pub mod policy;
+pub mod proxy;
 pub mod relay;
 pub mod run;
 pub mod sandbox;
 pub mod serve;
 pub mod steering;
+pub mod tls;

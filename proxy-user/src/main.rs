@@ -49,11 +49,18 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Attach(args) => attach(&paths, args).await,
         Command::Detach(args) => detach(&paths, args).await,
         Command::Audit(args) => audit(&paths, args).await,
+        Command::Ca => {
+            let ca = veil::tls::ca::Ca::load_or_create(&paths.ca_dir())?;
+            print!("{}", ca.cert_pem());
+            Ok(0)
+        }
     }
 }
 
 fn options(paths: Paths, proxy: &ProxyArgs) -> Options {
     Options {
+        config: proxy.config.clone(),
+        upstream_ca: proxy.upstream_ca.clone(),
         steering: SteeringConfig {
             dir: paths.bpf_dir.clone(),
             listen: proxy.listen,

@@ -1,23 +1,18 @@
-//! The proxy's data path for now: accept a steered connection, find where it was going,
-//! decide, audit, and relay bytes both ways without looking at them.
+//! The front of the data path: accept a steered connection, take the kernel's record of
+//! where it was going, refuse loops and connections without a record, and hand the rest to
+//! [`crate::proxy`].
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use tokio::{
-    io::copy_bidirectional,
-    net::{TcpListener, TcpStream},
-    time::timeout,
-};
+use tokio::net::{TcpListener, TcpStream};
 use veil_ebpf::ConnRecord;
 
 use crate::{
     audit::{Connection, Event, Verdict},
     daemon::Daemon,
+    proxy::{self, Steered},
     steering,
 };
-
-/// How long veil waits for an upstream TCP handshake.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts steered connections until the listener fails for good or the task is dropped.
 pub async fn accept_loop(listener: TcpListener, daemon: Arc<Daemon>) {
@@ -37,41 +32,34 @@ pub async fn accept_loop(listener: TcpListener, daemon: Arc<Daemon>) {
 }
 
 /// Handles one steered connection from `peer` (the client's own address).
-async fn handle(daemon: Arc<Daemon>, mut client: TcpStream, peer: SocketAddr) {
+async fn handle(daemon: Arc<Daemon>, client: TcpStream, peer: SocketAddr) {
     let Some(record) = daemon.take_record(peer) else {
         log::warn!("refusing {peer}: no original-destination record (not a steered connect)");
         daemon.audit().record(Event::Connection(unknown(peer)));
         return;
     };
-    let decision = decide(&record, daemon.listen());
+    let _ = client.set_nodelay(true);
     let mut event = describe(&daemon, &record, peer);
-    let dst = match decision {
-        Ok(dst) => dst,
+    match decide(&record, daemon.listen()) {
+        Ok(dst) => {
+            proxy::serve(Steered {
+                daemon,
+                client,
+                dst,
+                event,
+            })
+            .await
+        }
         Err(reason) => {
             log::warn!("refusing {peer} (pid {}): {reason}", record.pid);
             event.reason = reason;
             daemon.audit().record(Event::Connection(event));
-            return;
         }
-    };
-    let mut upstream = match timeout(CONNECT_TIMEOUT, TcpStream::connect(dst)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return refuse(&daemon, event, format!("upstream connect failed: {e}")),
-        Err(_) => return refuse(&daemon, event, "upstream connect timed out".into()),
-    };
-    event.verdict = Verdict::Allowed;
-    event.reason = "relayed".into();
-    daemon.audit().record(Event::Connection(event));
-    let _ = client.set_nodelay(true);
-    let _ = upstream.set_nodelay(true);
-    match copy_bidirectional(&mut client, &mut upstream).await {
-        Ok((up, down)) => log::debug!("{peer} -> {dst}: {up} bytes up, {down} bytes down"),
-        Err(e) => log::debug!("{peer} -> {dst}: relay ended: {e}"),
     }
 }
 
 /// Where a steered connection may go: its original destination, unless that is veil's own
-/// listener (a loop). Every destination is allowed otherwise until egress policy exists.
+/// listener (a loop). The egress policy decides the rest.
 fn decide(record: &ConnRecord, listen: SocketAddr) -> Result<SocketAddr, String> {
     let dst = steering::socket_addr(&record.dst)
         .ok_or_else(|| format!("unknown address family {}", record.dst.family))?;
@@ -81,15 +69,6 @@ fn decide(record: &ConnRecord, listen: SocketAddr) -> Result<SocketAddr, String>
         return Err("loop: the destination is veil's own listener".into());
     }
     Ok(dst)
-}
-
-fn refuse(daemon: &Daemon, mut event: Connection, reason: String) {
-    log::info!(
-        "refusing connection to {}: {reason}",
-        event.destination.map(|d| d.to_string()).unwrap_or_default()
-    );
-    event.reason = reason;
-    daemon.audit().record(Event::Connection(event));
 }
 
 /// The audit event for a connection with a kernel record, refused until decided otherwise.
@@ -103,9 +82,11 @@ fn describe(daemon: &Daemon, record: &ConnRecord, peer: SocketAddr) -> Connectio
         comm: steering::comm(record),
         client: Some(peer),
         destination: steering::socket_addr(&record.dst),
+        host: None,
         protocol: "tcp".into(),
+        rule: None,
         verdict: Verdict::Refused,
-        reason: String::new(),
+        reason: "undecided".into(),
     }
 }
 
@@ -120,7 +101,9 @@ fn unknown(peer: SocketAddr) -> Connection {
         comm: String::new(),
         client: Some(peer),
         destination: None,
+        host: None,
         protocol: "tcp".into(),
+        rule: None,
         verdict: Verdict::Refused,
         reason: "no original-destination record".into(),
     }

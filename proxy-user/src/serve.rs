@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::{
     io::{unix::AsyncFd, Interest},
+    signal::unix::{signal, Signal, SignalKind},
     task::JoinHandle,
 };
 
@@ -25,9 +26,14 @@ pub struct Running {
 /// Starts the daemon described by `options` and its tasks. Must run inside a tokio runtime.
 pub fn spawn(options: &Options) -> Result<Running, DaemonError> {
     let (daemon, listeners, writer) = Daemon::start(options)?;
+    let hangups = signal(SignalKind::hangup()).map_err(|source| DaemonError::Io {
+        path: options.paths.run_dir.clone(),
+        source,
+    })?;
     let mut tasks = vec![
         tokio::spawn(relay::accept_loop(listeners.proxy, Arc::clone(&daemon))),
         tokio::spawn(api::server::serve(listeners.api, Arc::clone(&daemon))),
+        tokio::spawn(reload_on_hangup(hangups, Arc::clone(&daemon))),
     ];
     if options.steering.log_level != BpfLogLevel::Off {
         let logger = daemon.bpf_logger()?;
@@ -70,6 +76,16 @@ impl Running {
         }
         drop(self.daemon);
         self.writer.shutdown().await;
+    }
+}
+
+/// Re-reads the egress policy on every SIGHUP; a bad file leaves the old policy in force.
+async fn reload_on_hangup(mut hangups: Signal, daemon: Arc<Daemon>) {
+    while hangups.recv().await.is_some() {
+        match daemon.reload_policy() {
+            Ok(rules) => log::info!("SIGHUP: reloaded the egress policy ({rules} allow rules)"),
+            Err(e) => log::error!("SIGHUP: keeping the old egress policy: {e}"),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::{
     fs,
     io::{BufRead, BufReader, Write},
     net::{IpAddr, SocketAddr, TcpListener},
-    os::unix::{ffi::OsStrExt, process::CommandExt},
+    os::unix::{ffi::OsStrExt, fs::PermissionsExt, process::CommandExt},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     sync::{
@@ -69,6 +69,9 @@ pub fn cgroup2_mount() -> PathBuf {
         .expect("a cgroup2 file system is mounted")
 }
 
+/// The policy every instance starts with: the echo servers' addresses.
+pub const DEFAULT_POLICY: &str = "[egress]\nallow = [\"127.0.0.2/32\", \"127.0.0.3/32\"]\n";
+
 /// One veil installation with its own paths.
 pub struct Instance {
     /// A name unique to this test run, used for the bpffs directory and cgroups.
@@ -99,7 +102,10 @@ impl Instance {
             .prefix(&format!("{id}-"))
             .tempdir()
             .expect("a temporary directory");
-        Self {
+        // Sandboxed workloads running as other users read the CA bundle in here.
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))
+            .expect("opening up the temporary directory");
+        let instance = Self {
             listen: free_port(),
             bpf_dir: PathBuf::from("/sys/fs/bpf").join(&id),
             cgroup_parent: cgroup2_mount().join(&id),
@@ -107,7 +113,33 @@ impl Instance {
             tmp,
             daemon: None,
             cgroups: Vec::new(),
+        };
+        instance.set_policy(DEFAULT_POLICY);
+        instance
+    }
+
+    /// Replaces the egress policy (the `[egress]` section's `allow` and `passthrough` lists);
+    /// a running daemon picks it up on SIGHUP (see [`Instance::reload`]).
+    pub fn set_policy(&self, policy: &str) {
+        fs::write(self.config_path(), policy).expect("writing the config file");
+    }
+
+    /// Sends SIGHUP to the daemon so it re-reads its configuration.
+    pub fn reload(&self) {
+        if let Some(child) = &self.daemon {
+            // SAFETY: kill(2) on our own running child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
         }
+    }
+
+    /// The configuration file veil reads.
+    pub fn config_path(&self) -> PathBuf {
+        self.tmp.path().join("veil.toml")
+    }
+
+    /// The CA bundle sandboxes trust.
+    pub fn ca_bundle(&self) -> PathBuf {
+        self.tmp.path().join("run/ca-bundle.pem")
     }
 
     /// A `veil` command for this installation.
@@ -118,6 +150,7 @@ impl Instance {
             .env("VEIL_BPF_DIR", &self.bpf_dir)
             .env("VEIL_CGROUP_PARENT", &self.cgroup_parent)
             .env("VEIL_LISTEN", self.listen.to_string())
+            .env("VEIL_CONFIG", self.config_path())
             .env_remove("RUST_LOG");
         cmd
     }

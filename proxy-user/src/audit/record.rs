@@ -92,8 +92,14 @@ pub struct Connection {
     /// The original destination; `None` when veil had no record for the
     /// connection.
     pub destination: Option<SocketAddr>,
-    /// Transport protocol, `"tcp"` for now.
+    /// The host the connection named: the TLS SNI or the HTTP Host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// What the connection turned out to be: `tls`, `tls-passthrough`, `http` or `tcp`.
     pub protocol: String,
+    /// The egress rule that allowed the connection, as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     /// What veil decided.
     pub verdict: Verdict,
     /// Short human-readable reason, such as `"relayed"` or
@@ -210,7 +216,9 @@ mod tests {
             comm: "curl".into(),
             client: Some("10.0.0.2:40000".parse().unwrap()),
             destination: Some("[2001:db8::1]:443".parse().unwrap()),
+            host: None,
             protocol: "tcp".into(),
+            rule: None,
             verdict: Verdict::Allowed,
             reason: "relayed".into(),
         })
@@ -226,7 +234,9 @@ mod tests {
             comm: String::new(),
             client: None,
             destination: None,
+            host: None,
             protocol: "tcp".into(),
+            rule: None,
             verdict: Verdict::Refused,
             reason: "no original-destination record".into(),
         })

@@ -183,7 +183,9 @@ mod tests {
             comm: "curl".into(),
             client: None,
             destination: destination.map(|d| d.parse::<SocketAddr>().unwrap()),
+            host: None,
             protocol: "tcp".into(),
+            rule: None,
             verdict: Verdict::Allowed,
             reason: "relayed".into(),
         })

@@ -1,0 +1,255 @@
+//! Egress policy: which destinations a sandbox may reach. Default deny. Pure decisions over
+//! parsed rules; [`config`] loads them from veil's TOML configuration.
+//!
+//! - Host rules (`api.github.com`, `*.githubusercontent.com`, `*`) match the TLS SNI, or the
+//!   Host of a plain-HTTP request, case-insensitively.
+//! - CIDR rules (`127.0.0.3/32:5432`) match connections judged by address: TCP that is
+//!   neither TLS nor HTTP, and TLS without SNI.
+//! - Loopback, private, link-local, CGNAT and metadata addresses are denied unless a rule
+//!   names them explicitly: a named host (not `*`) or a CIDR block (not `/0`) that contains
+//!   the address. `*` and `0.0.0.0/0` never open them.
+//! - Passthrough patterns relay TLS to matching SNIs without interception (for clients that
+//!   pin certificates); the destination must still be allowed.
+
+pub mod config;
+pub mod rules;
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::host_pattern::HostPattern;
+
+pub use rules::{Cidr, Rule, RuleError};
+
+/// A parsed egress policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Allow rules, in the operator's order.
+    pub allow: Vec<Rule>,
+    /// SNIs whose TLS is relayed without interception.
+    pub passthrough: Vec<HostPattern>,
+}
+
+/// A decision and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the connection may go ahead.
+    pub allowed: bool,
+    /// The rule that allowed it, as written.
+    pub rule: Option<String>,
+    /// A short reason for people.
+    pub reason: String,
+}
+
+impl Policy {
+    /// Builds a policy from rule strings, naming the first bad one.
+    pub fn parse(allow: &[String], passthrough: &[String]) -> Result<Self, RuleError> {
+        Ok(Self {
+            allow: allow
+                .iter()
+                .map(|r| Rule::parse(r))
+                .collect::<Result<_, _>>()?,
+            passthrough: passthrough
+                .iter()
+                .map(|p| HostPattern::parse(p).map_err(RuleError::from))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Decides a connection to `dst` for `host` (TLS SNI or HTTP Host).
+    pub fn decide_host(&self, host: &str, dst: SocketAddr) -> Decision {
+        let special = special_range(dst.ip());
+        for rule in &self.allow {
+            if let Rule::Host(pattern) = rule {
+                if !pattern.matches(host) {
+                    continue;
+                }
+                if special.is_some() && *pattern == HostPattern::Any {
+                    continue;
+                }
+                return allowed(rule, format!("{host} is allowed"));
+            }
+        }
+        // A host given as an address literal may be allowed by an address rule.
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            if rules::canonical(ip) == rules::canonical(dst.ip()) {
+                return self.decide_addr(dst);
+            }
+        }
+        match special {
+            Some(range) if self.matches_any_host(host) => denied(format!(
+                "{host} resolves to {} in {range}, which `*` does not open: allow {host} by name",
+                dst.ip()
+            )),
+            _ => denied(format!("no egress rule allows {host}")),
+        }
+    }
+
+    /// Decides a connection judged by address alone.
+    pub fn decide_addr(&self, dst: SocketAddr) -> Decision {
+        let special = special_range(dst.ip());
+        for rule in &self.allow {
+            if let Rule::Cidr(cidr) = rule {
+                if cidr.contains(dst.ip(), dst.port())
+                    && !(special.is_some() && cidr.is_everything())
+                {
+                    return allowed(rule, format!("{dst} is allowed"));
+                }
+            }
+        }
+        match special {
+            Some(range) => denied(format!("{dst} is in {range}: allow it with a CIDR rule")),
+            None => denied(format!("no egress rule allows {dst}")),
+        }
+    }
+
+    /// Whether TLS to `sni` is relayed without interception.
+    pub fn is_passthrough(&self, sni: &str) -> bool {
+        self.passthrough.iter().any(|p| p.matches(sni))
+    }
+
+    fn matches_any_host(&self, host: &str) -> bool {
+        self.allow
+            .iter()
+            .any(|r| matches!(r, Rule::Host(p) if p.matches(host)))
+    }
+}
+
+/// The special range `ip` falls in, if any.
+pub fn special_range(ip: IpAddr) -> Option<&'static str> {
+    match rules::canonical(ip) {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            Some(match o {
+                [127, ..] => "loopback 127.0.0.0/8",
+                [10, ..] => "private 10.0.0.0/8",
+                [172, b, ..] if (16..32).contains(&b) => "private 172.16.0.0/12",
+                [192, 168, ..] => "private 192.168.0.0/16",
+                [169, 254, ..] => "link-local and metadata 169.254.0.0/16",
+                [100, b, ..] if (64..128).contains(&b) => "CGNAT 100.64.0.0/10",
+                [0, ..] => "this-network 0.0.0.0/8",
+                _ => return None,
+            })
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            Some(if v6.is_loopback() {
+                "loopback ::1"
+            } else if v6.is_unspecified() {
+                "unspecified ::"
+            } else if first & 0xfe00 == 0xfc00 {
+                "unique-local fc00::/7"
+            } else if first & 0xffc0 == 0xfe80 {
+                "link-local fe80::/10"
+            } else {
+                return None;
+            })
+        }
+    }
+}
+
+fn allowed(rule: &Rule, reason: String) -> Decision {
+    Decision {
+        allowed: true,
+        rule: Some(rule.to_string()),
+        reason,
+    }
+}
+
+fn denied(reason: String) -> Decision {
+    Decision {
+        allowed: false,
+        rule: None,
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(allow: &[&str]) -> Policy {
+        let allow: Vec<String> = allow.iter().map(|s| s.to_string()).collect();
+        Policy::parse(&allow, &[]).unwrap()
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn default_deny() {
+        let p = Policy::default();
+        assert!(
+            !p.decide_host("api.github.com", addr("140.82.112.6:443"))
+                .allowed
+        );
+        assert!(!p.decide_addr(addr("140.82.112.6:22")).allowed);
+    }
+
+    #[test]
+    fn host_rules() {
+        let p = policy(&["api.github.com", "*.githubusercontent.com"]);
+        let public = addr("185.199.108.133:443");
+        let d = p.decide_host("API.GitHub.com", public);
+        assert!(d.allowed);
+        assert_eq!(d.rule.as_deref(), Some("api.github.com"));
+        assert!(p.decide_host("raw.githubusercontent.com", public).allowed);
+        assert!(!p.decide_host("githubusercontent.com", public).allowed);
+        assert!(!p.decide_host("a.b.githubusercontent.com", public).allowed);
+        assert!(!p.decide_host("github.com", public).allowed);
+    }
+
+    #[test]
+    fn star_does_not_open_special_ranges() {
+        let p = policy(&["*", "0.0.0.0/0"]);
+        assert!(
+            p.decide_host("example.com", addr("93.184.216.34:443"))
+                .allowed
+        );
+        assert!(p.decide_addr(addr("93.184.216.34:22")).allowed);
+        for special in [
+            "127.0.0.2:443",
+            "10.1.2.3:443",
+            "172.16.0.1:443",
+            "192.168.1.1:443",
+            "169.254.169.254:80",
+            "100.64.0.1:443",
+            "[::1]:443",
+            "[fd00::1]:443",
+            "[fe80::1]:443",
+            "[::ffff:10.0.0.1]:443",
+        ] {
+            let d = p.decide_host("x.test", addr(special));
+            assert!(!d.allowed, "{special}");
+            assert!(d.reason.contains("by name"), "{}", d.reason);
+            assert!(!p.decide_addr(addr(special)).allowed, "{special}");
+        }
+    }
+
+    #[test]
+    fn special_ranges_open_only_when_named() {
+        let p = policy(&["api.example.test", "127.0.0.3/32:5432"]);
+        assert!(
+            p.decide_host("api.example.test", addr("127.0.0.2:8443"))
+                .allowed
+        );
+        assert!(p.decide_addr(addr("127.0.0.3:5432")).allowed);
+        assert!(!p.decide_addr(addr("127.0.0.3:5433")).allowed);
+        assert!(!p.decide_addr(addr("127.0.0.4:5432")).allowed);
+        assert!(!p.decide_host("other.test", addr("127.0.0.2:8443")).allowed);
+    }
+
+    #[test]
+    fn address_literal_hosts_use_cidr_rules() {
+        let p = policy(&["127.0.0.2/32"]);
+        assert!(p.decide_host("127.0.0.2", addr("127.0.0.2:8443")).allowed);
+        assert!(!p.decide_host("127.0.0.2", addr("127.0.0.9:8443")).allowed);
+    }
+
+    #[test]
+    fn passthrough() {
+        let p = Policy::parse(&["*".into()], &["*.pinned.test".into()]).unwrap();
+        assert!(p.is_passthrough("app.pinned.test"));
+        assert!(!p.is_passthrough("pinned.test"));
+    }
+}

@@ -1,0 +1,77 @@
+//! Answering a denied connection with a 403 that names the host and the reason, over plain
+//! HTTP or over TLS that veil completes with its own certificate (no upstream connection is
+//! made), so the sandboxed client sees why.
+
+use std::{convert::Infallible, sync::Arc};
+
+use hyper::{header, service::service_fn, StatusCode};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsAcceptor;
+
+use super::http::answer;
+
+/// Serves 403 `message` to every request on `client` (plain HTTP/1).
+pub async fn respond_plain<S>(client: S, message: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve_403(client, message).await;
+}
+
+/// Completes the client's TLS handshake with `config` (veil's leaf, ALPN chosen from the
+/// client's offer) and serves 403 `message`.
+pub async fn respond_tls<S>(client: S, config: Arc<ServerConfig>, message: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    match TlsAcceptor::from(config).accept(client).await {
+        Ok(tls) => serve_403(tls, message).await,
+        Err(e) => log::debug!("TLS handshake for a denial failed: {e}"),
+    }
+}
+
+/// The ALPN protocol a denial answers with: HTTP/1.1 if offered, else HTTP/2 if offered.
+pub fn alpn_for_denial(offered: &[Vec<u8>]) -> Option<&'static [u8]> {
+    [b"http/1.1".as_slice(), b"h2".as_slice()]
+        .into_iter()
+        .find(|p| offered.iter().any(|o| o == p))
+}
+
+async fn serve_403<S>(client: S, message: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |_req| {
+        let mut response = answer(StatusCode::FORBIDDEN, message.clone());
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        async move { Ok::<_, Infallible>(response) }
+    });
+    if let Err(e) = auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(client), service)
+        .await
+    {
+        log::debug!("serving a denial: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denial_alpn_prefers_http1() {
+        let both = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        assert_eq!(alpn_for_denial(&both), Some(b"http/1.1".as_slice()));
+        assert_eq!(alpn_for_denial(&[b"h2".to_vec()]), Some(b"h2".as_slice()));
+        assert_eq!(alpn_for_denial(&[b"imap".to_vec()]), None);
+        assert_eq!(alpn_for_denial(&[]), None);
+    }
+}

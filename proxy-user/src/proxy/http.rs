@@ -1,0 +1,274 @@
+//! Proxying HTTP between the sandbox and the upstream: hyper on both sides, the same protocol
+//! on both (HTTP/1.1 or HTTP/2, whatever upstream selected), bodies streamed both ways.
+//!
+//! Every request passes [`Forwarder::forward`]: the Host / `:authority` check against the
+//! verified SNI, the per-request egress check for plain HTTP, hop-by-hop headers, and
+//! protocol switches (WebSocket) after the upgrade request went through the request path.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::{
+    body::Incoming,
+    client::conn::{http1 as client_h1, http2 as client_h2},
+    header,
+    server::conn::{http1 as server_h1, http2 as server_h2},
+    service::service_fn,
+    Request, Response, StatusCode, Uri, Version,
+};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    sync::Mutex,
+};
+
+use super::headers::{is_upgrade, strip_hop_by_hop};
+use crate::{classify::strip_port, host_pattern::normalize, policy::Policy};
+
+/// A response body: streamed from upstream, or made by veil.
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// What a forwarded request needs to know about its connection.
+pub struct Forwarder {
+    /// The original destination.
+    pub dst: SocketAddr,
+    /// How the upstream leg is secured.
+    pub leg: Leg,
+    /// The egress policy in force when the connection was accepted.
+    pub policy: Arc<Policy>,
+}
+
+/// The upstream leg of a connection.
+pub enum Leg {
+    /// TLS verified for this SNI (`None`: verified for the dialled address).
+    Tls(Option<String>),
+    /// Plain HTTP: nothing is verified, every request is checked against the policy.
+    Plain,
+}
+
+/// Serves HTTP/1.1 from `client` and forwards each request over `upstream`.
+pub async fn proxy_h1<C, U>(
+    client: C,
+    upstream: U,
+    forwarder: Forwarder,
+) -> Result<(), hyper::Error>
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = client_h1::Builder::new()
+        .handshake::<_, Incoming>(TokioIo::new(upstream))
+        .await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            log::debug!("upstream HTTP/1.1 connection: {e}");
+        }
+    });
+    let sender = Sender::H1(Mutex::new(sender));
+    let forwarder = Arc::new((forwarder, sender));
+    let service = service_fn(move |req| {
+        let forwarder = Arc::clone(&forwarder);
+        async move { Ok::<_, hyper::Error>(forwarder.0.forward(req, &forwarder.1).await) }
+    });
+    server_h1::Builder::new()
+        .serve_connection(TokioIo::new(client), service)
+        .with_upgrades()
+        .await
+}
+
+/// Serves HTTP/2 from `client` and forwards each stream over `upstream`.
+pub async fn proxy_h2<C, U>(
+    client: C,
+    upstream: U,
+    forwarder: Forwarder,
+) -> Result<(), hyper::Error>
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = client_h2::Builder::new(TokioExecutor::new())
+        .handshake::<_, Incoming>(TokioIo::new(upstream))
+        .await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            log::debug!("upstream HTTP/2 connection: {e}");
+        }
+    });
+    let forwarder = Arc::new((forwarder, Sender::H2(sender)));
+    let service = service_fn(move |req| {
+        let forwarder = Arc::clone(&forwarder);
+        async move { Ok::<_, hyper::Error>(forwarder.0.forward(req, &forwarder.1).await) }
+    });
+    server_h2::Builder::new(TokioExecutor::new())
+        .max_concurrent_streams(1000)
+        .serve_connection(TokioIo::new(client), service)
+        .await
+}
+
+impl Forwarder {
+    /// Checks, rewrites and forwards one request; always answers something.
+    async fn forward(&self, mut req: Request<Incoming>, sender: &Sender) -> Response<Body> {
+        let version = sender.version();
+        let Some(host) = request_host(&req) else {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                "veil: the request names no host\n".into(),
+            );
+        };
+        match &self.leg {
+            Leg::Tls(Some(sni)) if normalize(&host) != *sni => {
+                return answer(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    format!("veil: this connection is for {sni}, not {host}\n"),
+                );
+            }
+            Leg::Plain => {
+                let decision = self.policy.decide_host(&host, self.dst);
+                if !decision.allowed {
+                    log::info!("denying plain HTTP request for {host}: {}", decision.reason);
+                    return answer(
+                        StatusCode::FORBIDDEN,
+                        format!("veil: egress to {host} is denied: {}\n", decision.reason),
+                    );
+                }
+            }
+            Leg::Tls(_) => {}
+        }
+        let upgrade = version == Version::HTTP_11 && is_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        strip_hop_by_hop(req.headers_mut(), upgrade);
+        if let Err(message) = set_target(&mut req, version, &host) {
+            return answer(StatusCode::BAD_REQUEST, message);
+        }
+        let mut response = match sender.send(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                log::info!("upstream {} failed a request: {e}", self.dst);
+                return answer(
+                    StatusCode::BAD_GATEWAY,
+                    format!("veil: the upstream failed: {e}\n"),
+                );
+            }
+        };
+        let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if let (true, Some(client_upgrade)) = (switched, client_upgrade) {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((client, upstream)) => {
+                        let (mut c, mut u) = (TokioIo::new(client), TokioIo::new(upstream));
+                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                            log::debug!("upgraded connection ended: {e}");
+                        }
+                    }
+                    Err(e) => log::debug!("protocol switch failed: {e}"),
+                }
+            });
+        }
+        strip_hop_by_hop(response.headers_mut(), switched);
+        response.map(BodyExt::boxed)
+    }
+}
+
+/// The upstream connection's request sender.
+enum Sender {
+    /// HTTP/1.1: one request at a time.
+    H1(Mutex<client_h1::SendRequest<Incoming>>),
+    /// HTTP/2: streams in parallel.
+    H2(client_h2::SendRequest<Incoming>),
+}
+
+impl Sender {
+    fn version(&self) -> Version {
+        match self {
+            Self::H1(_) => Version::HTTP_11,
+            Self::H2(_) => Version::HTTP_2,
+        }
+    }
+
+    async fn send(&self, req: Request<Incoming>) -> Result<Response<Incoming>, hyper::Error> {
+        match self {
+            Self::H1(sender) => {
+                let pending = {
+                    let mut sender = sender.lock().await;
+                    sender.ready().await?;
+                    sender.send_request(req)
+                };
+                pending.await
+            }
+            Self::H2(sender) => {
+                let mut sender = sender.clone();
+                sender.ready().await?;
+                sender.send_request(req).await
+            }
+        }
+    }
+}
+
+/// The host a request names: `:authority` (the URI) first, then `Host`, without the port.
+fn request_host(req: &Request<Incoming>) -> Option<String> {
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })?;
+    let host = strip_port(authority.rsplit_once('@').map_or(&authority, |(_, h)| h)).trim();
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// Puts the request target in the form the upstream connection needs: origin-form for
+/// HTTP/1.1 (with a Host header), absolute for HTTP/2.
+fn set_target(req: &mut Request<Incoming>, version: Version, host: &str) -> Result<(), String> {
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| host.to_owned());
+    let uri = if version == Version::HTTP_2 {
+        format!("https://{authority}{path}")
+    } else {
+        if !req.headers().contains_key(header::HOST) {
+            let value = authority
+                .parse()
+                .map_err(|_| format!("veil: bad host {authority:?}\n"))?;
+            req.headers_mut().insert(header::HOST, value);
+        }
+        path
+    };
+    *req.uri_mut() = uri
+        .parse::<Uri>()
+        .map_err(|e| format!("veil: bad request target: {e}\n"))?;
+    Ok(())
+}
+
+/// A response veil makes itself.
+pub fn answer(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

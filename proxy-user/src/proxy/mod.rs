@@ -1,0 +1,300 @@
+//! What happens to a steered connection once veil knows its original destination: classify
+//! its first bytes, apply the egress policy, and then
+//!
+//! - TLS: verify the upstream first (original address, client's SNI and ALPN), then finish
+//!   the client's handshake with a leaf from veil's CA selecting what upstream selected, and
+//!   proxy HTTP/1.1 or HTTP/2 ([`http`]); passthrough SNIs are relayed untouched;
+//! - plain HTTP: proxy it, checking every request's Host against the policy;
+//! - anything else: splice bytes, if an address rule allows the destination.
+//!
+//! Denials of HTTP and HTTPS get a 403 that says why ([`deny`]). Every connection leaves one
+//! audit record.
+
+pub mod deny;
+pub mod headers;
+pub mod http;
+pub mod prefixed;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use rustls_pki_types::ServerName;
+use tokio::{
+    io::{copy_bidirectional, AsyncRead, AsyncWrite, AsyncWriteExt},
+    net::TcpStream,
+    time::timeout,
+};
+use tokio_rustls::TlsAcceptor;
+
+use crate::{
+    audit::{Connection, Event, Verdict},
+    classify::{classify, ClientHello, Protocol, RequestHead},
+    daemon::Daemon,
+    policy::{Decision, Policy},
+    tls::leaf::LeafName,
+};
+use http::{Forwarder, Leg};
+use prefixed::Prefixed;
+
+/// How long veil waits for an upstream TCP handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One steered connection on its way through veil.
+pub struct Steered {
+    /// The daemon.
+    pub daemon: Arc<Daemon>,
+    /// The sandbox's end.
+    pub client: TcpStream,
+    /// Where the sandbox meant to connect.
+    pub dst: SocketAddr,
+    /// The audit record being filled in.
+    pub event: Connection,
+}
+
+/// Classifies, decides and proxies one steered connection.
+pub async fn serve(mut conn: Steered) {
+    let mut buf = Vec::new();
+    let protocol = match classify(&mut conn.client, &mut buf).await {
+        Ok(protocol) => protocol,
+        Err(e) => return conn.refuse(format!("unusable first bytes: {e}")),
+    };
+    let policy = conn.daemon.policy();
+    match protocol {
+        Protocol::Tls(hello) => tls(conn, buf, hello, &policy).await,
+        Protocol::Http(head) => plain_http(conn, buf, head, policy).await,
+        Protocol::Other => tcp(conn, buf, &policy).await,
+    }
+}
+
+async fn tcp(mut conn: Steered, buf: Vec<u8>, policy: &Policy) {
+    conn.event.protocol = "tcp".into();
+    let decision = policy.decide_addr(conn.dst);
+    if !decision.allowed {
+        return conn.refuse(decision.reason);
+    }
+    splice(conn, buf, decision).await;
+}
+
+async fn plain_http(mut conn: Steered, buf: Vec<u8>, head: RequestHead, policy: Arc<Policy>) {
+    conn.event.protocol = "http".into();
+    conn.event.host = head.host.clone();
+    let decision = match &head.host {
+        Some(host) => policy.decide_host(host, conn.dst),
+        None => policy.decide_addr(conn.dst),
+    };
+    let shown = head.host.unwrap_or_else(|| conn.dst.to_string());
+    if !decision.allowed {
+        let message = format!("veil: egress to {shown} is denied: {}\n", decision.reason);
+        let Steered {
+            daemon,
+            client,
+            mut event,
+            ..
+        } = conn;
+        event.reason = decision.reason;
+        daemon.audit().record(Event::Connection(event));
+        return deny::respond_plain(Prefixed::new(buf, client), message).await;
+    }
+    let Some(upstream) = conn.connect().await else {
+        return;
+    };
+    let dst = conn.dst;
+    let client = conn.allow(decision);
+    let forwarder = Forwarder {
+        dst,
+        leg: Leg::Plain,
+        policy,
+    };
+    if let Err(e) = http::proxy_h1(Prefixed::new(buf, client), upstream, forwarder).await {
+        log::debug!("plain HTTP to {dst}: {e}");
+    }
+}
+
+async fn tls(mut conn: Steered, buf: Vec<u8>, hello: ClientHello, policy: &Arc<Policy>) {
+    conn.event.protocol = "tls".into();
+    conn.event.host = hello.sni.clone();
+    let (decision, leaf_name) = match &hello.sni {
+        Some(sni) => (
+            policy.decide_host(sni, conn.dst),
+            LeafName::Dns(sni.clone()),
+        ),
+        None => (policy.decide_addr(conn.dst), LeafName::Ip(conn.dst.ip())),
+    };
+    let shown = hello
+        .sni
+        .clone()
+        .unwrap_or_else(|| conn.dst.ip().to_string());
+    if !decision.allowed {
+        let message = format!("veil: egress to {shown} is denied: {}\n", decision.reason);
+        let config = conn
+            .daemon
+            .tls()
+            .server_config(&leaf_name, deny::alpn_for_denial(&hello.alpn));
+        let Steered {
+            daemon,
+            client,
+            mut event,
+            ..
+        } = conn;
+        event.reason = decision.reason;
+        daemon.audit().record(Event::Connection(event));
+        return match config {
+            Ok(config) => deny::respond_tls(Prefixed::new(buf, client), config, message).await,
+            Err(e) => log::error!("minting a certificate for {shown}: {e}"),
+        };
+    }
+    if hello
+        .sni
+        .as_deref()
+        .is_some_and(|sni| policy.is_passthrough(sni))
+    {
+        conn.event.protocol = "tls-passthrough".into();
+        return splice(conn, buf, decision).await;
+    }
+    let Some(tcp) = conn.connect().await else {
+        return;
+    };
+    let name = match &hello.sni {
+        Some(sni) => ServerName::try_from(sni.clone()),
+        None => Ok(ServerName::IpAddress(conn.dst.ip().into())),
+    };
+    let name = match name {
+        Ok(name) => name,
+        Err(e) => return conn.refuse(format!("unusable server name {shown}: {e}")),
+    };
+    let upstream = match conn.daemon.upstream().connect(tcp, name, &hello.alpn).await {
+        Ok(upstream) => upstream,
+        Err(e) => return conn.refuse(format!("upstream TLS for {shown} failed: {e}")),
+    };
+    let config = match conn
+        .daemon
+        .tls()
+        .server_config(&leaf_name, upstream.alpn.as_deref())
+    {
+        Ok(config) => config,
+        Err(e) => return conn.refuse(format!("minting a certificate for {shown}: {e}")),
+    };
+    let client = match TlsAcceptor::from(config)
+        .accept(Prefixed::new(buf, conn.client))
+        .await
+    {
+        Ok(client) => client,
+        Err(e) => {
+            conn.event.reason = format!("sandbox TLS handshake failed: {e}");
+            log::info!("{shown}: {}", conn.event.reason);
+            return conn.daemon.audit().record(Event::Connection(conn.event));
+        }
+    };
+    let Steered {
+        daemon,
+        dst,
+        mut event,
+        ..
+    } = conn;
+    event.verdict = Verdict::Allowed;
+    event.rule = decision.rule;
+    event.reason = "intercepted".into();
+    daemon.audit().record(Event::Connection(event));
+    let forwarder = Forwarder {
+        dst,
+        leg: Leg::Tls(hello.sni),
+        policy: Arc::clone(policy),
+    };
+    let result = match upstream.alpn.as_deref() {
+        Some(b"h2") => http::proxy_h2(client, upstream.stream, forwarder).await,
+        Some(b"http/1.1") => http::proxy_h1(client, upstream.stream, forwarder).await,
+        None => return sniff_and_proxy(client, upstream.stream, forwarder).await,
+        Some(_) => return relay(client, upstream.stream, Vec::new(), dst).await,
+    };
+    if let Err(e) = result {
+        log::debug!("HTTP to {shown}: {e}");
+    }
+}
+
+/// Without ALPN, the decrypted bytes say whether this is HTTP/1 or something to relay as is.
+async fn sniff_and_proxy<C, U>(mut client: C, upstream: U, forwarder: Forwarder)
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let dst = forwarder.dst;
+    let mut buf = Vec::new();
+    match classify(&mut client, &mut buf).await {
+        Ok(Protocol::Http(_)) => {
+            if let Err(e) = http::proxy_h1(Prefixed::new(buf, client), upstream, forwarder).await {
+                log::debug!("HTTP to {dst}: {e}");
+            }
+        }
+        Ok(_) => relay(client, upstream, buf, dst).await,
+        Err(e) => log::debug!("TLS to {dst} carried unusable bytes: {e}"),
+    }
+}
+
+async fn splice(mut conn: Steered, buf: Vec<u8>, decision: Decision) {
+    let Some(upstream) = conn.connect().await else {
+        return;
+    };
+    let dst = conn.dst;
+    let client = conn.allow(decision);
+    relay(client, upstream, buf, dst).await;
+}
+
+/// Copies bytes both ways, `first` (already read from the client) first.
+async fn relay<C, U>(mut client: C, mut upstream: U, first: Vec<u8>, dst: SocketAddr)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    if !first.is_empty() {
+        if let Err(e) = upstream.write_all(&first).await {
+            return log::debug!("relay to {dst}: {e}");
+        }
+    }
+    match copy_bidirectional(&mut client, &mut upstream).await {
+        Ok((up, down)) => log::debug!("relay to {dst}: {up} bytes up, {down} bytes down"),
+        Err(e) => log::debug!("relay to {dst} ended: {e}"),
+    }
+}
+
+impl Steered {
+    /// Records a refusal and drops the connection.
+    fn refuse(mut self, reason: String) {
+        log::info!("refusing {} to {}: {reason}", self.event.comm, self.dst);
+        self.event.verdict = Verdict::Refused;
+        self.event.reason = reason;
+        self.daemon.audit().record(Event::Connection(self.event));
+    }
+
+    /// Records the allowed connection and hands back the client's stream.
+    fn allow(self, decision: Decision) -> TcpStream {
+        let Self {
+            daemon,
+            client,
+            mut event,
+            ..
+        } = self;
+        event.verdict = Verdict::Allowed;
+        event.rule = decision.rule;
+        event.reason = "relayed".into();
+        daemon.audit().record(Event::Connection(event));
+        client
+    }
+
+    /// Connects to the original destination, or records why not.
+    async fn connect(&mut self) -> Option<TcpStream> {
+        let reason = match timeout(CONNECT_TIMEOUT, TcpStream::connect(self.dst)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Some(stream);
+            }
+            Ok(Err(e)) => format!("upstream connect failed: {e}"),
+            Err(_) => "upstream connect timed out".to_owned(),
+        };
+        log::info!("{} to {}: {reason}", self.event.comm, self.dst);
+        self.event.verdict = Verdict::Refused;
+        self.event.reason = reason;
+        self.daemon
+            .audit()
+            .record(Event::Connection(self.event.clone()));
+        None
+    }
+}
