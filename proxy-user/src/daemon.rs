@@ -146,10 +146,12 @@ impl Daemon {
             }
             Attached::Existing(id) => id,
         };
-        log::info!(
-            "{} cgroup(s) were already steered; adopted their pinned links",
-            steered.iter().filter(|&&id| id != parent_id).count()
-        );
+        let adopted = steered.iter().filter(|&&id| id != parent_id).count();
+        if adopted > 0 {
+            log::info!(
+                "{adopted} attached cgroup(s) were already steered; adopted their pinned links"
+            );
+        }
         forget_vanished(&registry, &audit);
         let api = bind_api(&paths.socket())?;
         let daemon = Arc::new(Self {

@@ -95,7 +95,13 @@ pub async fn run(
         Backend::Remote(client) => client.create_sandbox(&name).await?,
         Backend::Embedded(running) => running.daemon().create_sandbox(&name).await?,
     };
-    let status = run_in(&sandbox, identity.as_ref(), command).await;
+    let status = run_in(
+        &sandbox,
+        identity.as_ref(),
+        command,
+        &options.paths.ca_bundle(),
+    )
+    .await;
     let removed = match &backend {
         Backend::Remote(client) => client
             .remove_sandbox(&name)
@@ -140,10 +146,21 @@ async fn backend(options: &Options) -> Result<Backend, RunError> {
     }
 }
 
+/// The variables common TLS stacks read for their trusted roots: OpenSSL (and so python,
+/// curl, git), curl and git explicitly, python's requests, and node (which adds to its own).
+pub const CA_VARIABLES: [&str; 5] = [
+    "SSL_CERT_FILE",
+    "CURL_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
+];
+
 async fn run_in(
     sandbox: &Sandbox,
     identity: Option<&Identity>,
     command: &[String],
+    ca_bundle: &std::path::Path,
 ) -> Result<ExitStatus, RunError> {
     let spawn_err = |source| RunError::Spawn {
         cmd: command.join(" "),
@@ -153,6 +170,9 @@ async fn run_in(
         .map_err(|e| spawn_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]);
+    for var in CA_VARIABLES {
+        cmd.env(var, ca_bundle);
+    }
     let ids = identity.map(|id| (id.uid.as_raw(), id.gid.as_raw(), id.groups.clone()));
     if let Some(id) = identity {
         cmd.env("HOME", &id.home)

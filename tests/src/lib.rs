@@ -21,6 +21,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod pki;
+pub mod upstream;
+
 use aya::maps::{HashMap, Map, MapData};
 use veil_ebpf::{ConnRecord, Endpoint, MAP_BY_COOKIE, MAP_BY_PEER};
 
@@ -199,6 +202,17 @@ impl Instance {
             unsafe { libc::kill(child.id() as i32, signal) };
             let _ = child.wait();
         }
+    }
+
+    /// The daemon's peak resident memory (VmHWM), KiB.
+    pub fn daemon_peak_rss_kib(&self) -> u64 {
+        let pid = self.daemon.as_ref().expect("the daemon runs").id();
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmHWM line")
     }
 
     /// What the daemon has logged so far.

@@ -29,9 +29,11 @@ pub async fn respond_tls<S>(client: S, config: Arc<ServerConfig>, message: Strin
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    match TlsAcceptor::from(config).accept(client).await {
-        Ok(tls) => serve_403(tls, message).await,
-        Err(e) => log::debug!("TLS handshake for a denial failed: {e}"),
+    let handshake = TlsAcceptor::from(config).accept(client);
+    match tokio::time::timeout(std::time::Duration::from_secs(10), handshake).await {
+        Ok(Ok(tls)) => serve_403(tls, message).await,
+        Ok(Err(e)) => log::debug!("TLS handshake for a denial failed: {e}"),
+        Err(_) => log::debug!("TLS handshake for a denial timed out"),
     }
 }
 

@@ -37,6 +37,8 @@ use prefixed::Prefixed;
 
 /// How long veil waits for an upstream TCP handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long veil waits for a TLS handshake, on either leg.
+const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One steered connection on its way through veil.
 pub struct Steered {
@@ -161,9 +163,11 @@ async fn tls(mut conn: Steered, buf: Vec<u8>, hello: ClientHello, policy: &Arc<P
         Ok(name) => name,
         Err(e) => return conn.refuse(format!("unusable server name {shown}: {e}")),
     };
-    let upstream = match conn.daemon.upstream().connect(tcp, name, &hello.alpn).await {
-        Ok(upstream) => upstream,
-        Err(e) => return conn.refuse(format!("upstream TLS for {shown} failed: {e}")),
+    let handshake = conn.daemon.upstream().connect(tcp, name, &hello.alpn);
+    let upstream = match timeout(TLS_TIMEOUT, handshake).await {
+        Ok(Ok(upstream)) => upstream,
+        Ok(Err(e)) => return conn.refuse(format!("upstream TLS for {shown} failed: {e}")),
+        Err(_) => return conn.refuse(format!("upstream TLS for {shown} timed out")),
     };
     let config = match conn
         .daemon

@@ -6,8 +6,17 @@
 //! veil-test-client echo ADDR TOKEN     one exchange; prints "pid PID" then the reply
 //! veil-test-client many N ADDR[,ADDR]  N connections at once, round-robin over the ADDRs;
 //!                                      prints "ok N" or the first mismatch
+//! veil-test-client h2-streams N TLSARGS 100 requests over one HTTP/2 connection (ALPN h2
+//!                                      only); prints "ok N"
+//! veil-test-client ws TLSARGS          a WebSocket echo over TLS; prints "echo: TEXT"
+//! veil-test-client split-hello TLSARGS an HTTP/1.1 GET whose ClientHello goes out in two
+//!                                      TCP segments; prints the response body
 //! ```
+//! TLSARGS are `--connect IP:PORT --sni NAME --ca FILE`.
+//!
 //! Exit codes: 0 success, 2 usage, 3 connect failed, 4 wrong reply.
+
+mod https;
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -40,6 +49,7 @@ fn main() {
             }
         }
         ["many", n, addrs] => many(n.parse().unwrap_or_else(|_| usage()), addrs),
+        [cmd @ ("h2-streams" | "ws" | "split-hello"), rest @ ..] => https::main(cmd, rest),
         _ => usage(),
     }
 }
@@ -103,7 +113,11 @@ fn parse(addr: &str) -> SocketAddr {
     addr.parse().unwrap_or_else(|_| usage())
 }
 
-fn usage() -> ! {
-    eprintln!("usage: veil-test-client echo ADDR TOKEN | many N ADDR[,ADDR...]");
+/// Prints the usage and exits with 2.
+pub fn usage() -> ! {
+    eprintln!(
+        "usage: veil-test-client echo ADDR TOKEN | many N ADDR[,ADDR...] | \
+         h2-streams N TLSARGS | ws TLSARGS | split-hello TLSARGS"
+    );
     exit(2)
 }
