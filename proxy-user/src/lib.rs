@@ -19,6 +19,8 @@
 //! - [`policy`]: egress rules and decisions, and the TOML configuration they come from.
 //! - [`tls`]: veil's CA, leaf certificates, verified upstream TLS.
 //! - [`proxy`]: TLS interception, HTTP/1.1 and HTTP/2 proxying, denials, splicing.
+//! - [`inject`]: the placeholder engine, pure: placeholders in request headers become
+//!   secrets only for verified in-scope hosts.
 //! - [`audit`]: the audit log (records, sled store, group-commit writer, formatting).
 //! - [`api`]: the control API on a Unix socket, server and client.
 //! - [`run`]: `veil run`, with or without a separately started daemon.
@@ -31,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod host_pattern;
+pub mod inject;
 pub mod policy;
 pub mod proxy;
 pub mod relay;
