@@ -88,7 +88,7 @@ impl Cidr {
             let (addr, rest) = raw
                 .split_once('/')
                 .ok_or_else(|| err("missing `/PREFIX`"))?;
-            if addr.contains(':') {
+            if addr.contains(':') && rest.contains(':') {
                 return Err(err("write IPv6 blocks with a port as [ADDR/PREFIX]:PORT"));
             }
             match rest.split_once(':') {
@@ -191,6 +191,8 @@ mod tests {
             c.contains("::ffff:10.1.1.1".parse().unwrap(), 1),
             "v4-mapped counts as v4"
         );
+        let c = Cidr::parse("::1/128").unwrap();
+        assert!(c.contains("::1".parse().unwrap(), 8080));
         let c = Cidr::parse("[fd00::/8]:443").unwrap();
         assert!(c.contains("fd12::1".parse().unwrap(), 443));
         assert!(!c.contains("fd12::1".parse().unwrap(), 80));
