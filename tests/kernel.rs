@@ -515,3 +515,85 @@ fn a_full_refusal_ring_drops_records_but_counts_them() {
     assert!(refusals.iter().all(|r| r["pid"] == report["pid"]));
     assert_eq!(dropped.last().expect("a record")["total"], dropped_total);
 }
+
+#[test]
+fn settings_and_refusals_outlive_the_daemon_and_leave_with_the_sandbox() {
+    let resolver = UdpEcho::start(&resolver_addr());
+    let resolver_ip = resolver.addr.ip().to_string();
+    let mut veil = Instance::new();
+    veil.start_daemon(&[]);
+    let cgroup = veil.make_cgroup("agent");
+    let attach = veil.run_veil(&[
+        "attach",
+        cgroup.to_str().expect("utf-8"),
+        "--name",
+        "agent",
+        "--dns-resolvers",
+        &resolver_ip,
+    ]);
+    assert!(
+        attach.status.success(),
+        "{}",
+        String::from_utf8_lossy(&attach.stderr)
+    );
+    let id = veil.wait_records("sandbox_attached", 1)[0]["cgroup_id"].clone();
+    assert_eq!(veil.settings_keys(), vec![0, id.as_u64().expect("an id")]);
+
+    // While veil is down its settings still hold in the kernel, and refusals wait in the ring.
+    veil.stop_daemon(libc::SIGKILL);
+    let dns = probe::in_cgroup(&cgroup, &["udp", &resolver_ip, "53"]);
+    assert_eq!(dns["reply"], format!("{} query", resolver.addr), "{dns}");
+    let refused = probe::in_cgroup(&cgroup, &["udp", "127.0.0.2", "9"]);
+    assert_refused(&refused, "send", "ECONNREFUSED");
+
+    veil.start_daemon(&[]);
+    let rec = record_of(&veil, "kernel_refusal", &refused["pid"]);
+    assert_eq!(rec["sandbox"], "agent");
+    let dns = probe::in_cgroup(&cgroup, &["udp", &resolver_ip, "53"]);
+    assert_eq!(dns["ok"], true, "{dns}");
+
+    let detach = veil.run_veil(&["detach", cgroup.to_str().expect("utf-8")]);
+    assert!(
+        detach.status.success(),
+        "{}",
+        String::from_utf8_lossy(&detach.stderr)
+    );
+    assert_eq!(veil.settings_keys(), vec![0], "only the defaults are left");
+}
+
+#[test]
+fn without_an_ipv6_listener_native_ipv6_is_refused() {
+    let mut veil = Instance::new();
+    // ::2 is no address of this host: veil cannot listen there and carries on without IPv6.
+    let listen6 = format!("[::2]:{}", veil.listen6.port());
+    veil.start_daemon(&["--listen6", &listen6]);
+    let six = EchoServers::start(&["::1"], 1);
+    let four = EchoServers::start(&["127.0.0.2"], 1);
+
+    let report = probe::in_sandbox(
+        &veil,
+        &[],
+        &["tcp", "::1", &six.addrs[0].port().to_string(), "x"],
+    );
+    assert_refused(&report, "connect", "ECONNREFUSED");
+    assert_eq!(six.accepted(), 0);
+    let rec = record_of(&veil, "kernel_refusal", &report["pid"]);
+    assert!(
+        rec["reason"].as_str().unwrap_or("").contains("no listener"),
+        "{rec}"
+    );
+    assert!(veil.daemon_log().contains("no IPv6 listener"));
+
+    let mapped = probe::in_sandbox(
+        &veil,
+        &[],
+        &[
+            "tcp",
+            "127.0.0.2",
+            &four.addrs[0].port().to_string(),
+            "m",
+            "--v4-mapped",
+        ],
+    );
+    assert_eq!(mapped["ok"], true, "{mapped}");
+}

@@ -31,7 +31,7 @@ pub mod pki;
 pub mod upstream;
 
 use aya::maps::{HashMap, Map, MapData};
-use veil_ebpf::{ConnRecord, Endpoint, MAP_BY_COOKIE, MAP_BY_PEER};
+use veil_ebpf::{ConnRecord, Endpoint, Settings, MAP_BY_COOKIE, MAP_BY_PEER, MAP_SETTINGS};
 
 /// Panics unless the tests run as root: they must never skip silently.
 pub fn require_root() {
@@ -309,6 +309,17 @@ impl Instance {
             }
         };
         (count(MAP_BY_COOKIE), count(MAP_BY_PEER))
+    }
+
+    /// The cgroup ids that have settings in the pinned settings map (0 holds the defaults),
+    /// sorted.
+    pub fn settings_keys(&self) -> Vec<u64> {
+        let data = MapData::from_pin(self.bpf_dir.join("maps").join(MAP_SETTINGS))
+            .expect("the pinned settings map opens");
+        let map = HashMap::<_, u64, Settings>::try_from(Map::HashMap(data)).expect("a hash map");
+        let mut keys: Vec<u64> = map.keys().map(|k| k.expect("a key")).collect();
+        keys.sort_unstable();
+        keys
     }
 
     /// The ids of the links pinned for the cgroup at `dir`, one per hook, in pin name order.

@@ -86,6 +86,7 @@ impl SandboxSettings {
 
 /// Settings a sandbox request may set; what it leaves unset comes from the defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SettingsOverride {
     /// Replaces the default DNS resolvers (an empty list allows none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
