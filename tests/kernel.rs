@@ -9,6 +9,16 @@ use std::{
 use serde_json::{json, Value};
 use veil_tests::{eventually, probe, spawn_in_cgroup, udp::UdpEcho, EchoServers, Instance};
 
+/// The egress policy of these tests: every local "remote" destination, IPv4 and IPv6.
+const LOCAL_POLICY: &str = "[egress]\nallow = [\"127.0.0.0/8\", \"[::1/128]\"]\n";
+
+/// A fresh installation whose policy allows the tests' local destinations.
+fn instance() -> Instance {
+    let veil = Instance::new();
+    veil.set_policy(LOCAL_POLICY);
+    veil
+}
+
 /// A loopback address of its own for each resolver a test starts, so tests running in
 /// parallel (and twice in a row) never share one.
 fn resolver_addr() -> String {
@@ -40,7 +50,7 @@ fn assert_refused(report: &Value, stage: &str, errno: &str) {
 
 #[test]
 fn a_v4_mapped_connect_is_steered_like_ipv4() {
-    let mut veil = Instance::new();
+    let mut veil = instance();
     veil.start_daemon(&[]);
     let server = EchoServers::start(&["127.0.0.2"], 1);
     let dst = server.addrs[0];
@@ -69,7 +79,7 @@ fn a_v4_mapped_connect_is_steered_like_ipv4() {
 
 #[test]
 fn native_ipv6_is_steered_to_veils_ipv6_listener() {
-    let mut veil = Instance::new();
+    let mut veil = instance();
     veil.start_daemon(&[]);
     let server = EchoServers::start(&["::1"], 1);
     let dst = server.addrs[0];
@@ -94,7 +104,7 @@ fn native_ipv6_is_steered_to_veils_ipv6_listener() {
 
 #[test]
 fn native_ipv6_can_be_denied_per_sandbox() {
-    let mut veil = Instance::new();
+    let mut veil = instance();
     veil.start_daemon(&[]);
     let six = EchoServers::start(&["::1"], 1);
     let four = EchoServers::start(&["127.0.0.2"], 1);
@@ -142,7 +152,7 @@ fn native_ipv6_can_be_denied_per_sandbox() {
 
 #[test]
 fn udp_other_than_dns_is_refused_in_the_kernel() {
-    let mut veil = Instance::new();
+    let mut veil = instance();
     veil.start_daemon(&[]);
     let quic = UdpEcho::start("127.0.0.2:0");
     let port = quic.addr.port().to_string();
@@ -193,7 +203,7 @@ fn dns_reaches_only_the_sandboxs_resolvers_and_sandboxes_differ() {
     let allowed = UdpEcho::start(&resolver_addr());
     let other = UdpEcho::start(&resolver_addr());
     let (allowed_ip, other_ip) = (allowed.addr.ip().to_string(), other.addr.ip().to_string());
-    let mut veil = Instance::new();
+    let mut veil = instance();
     // The installation's default resolvers (instead of the host's /etc/resolv.conf).
     veil.env
         .push(("VEIL_DNS_RESOLVERS".into(), allowed_ip.clone()));
@@ -253,7 +263,7 @@ fn dns_reaches_only_the_sandboxs_resolvers_and_sandboxes_differ() {
 
 #[test]
 fn raw_and_other_non_tcp_udp_sockets_are_refused_even_for_root() {
-    let mut veil = Instance::new();
+    let mut veil = instance();
     veil.start_daemon(&[]);
     // An attached cgroup: its root processes keep CAP_NET_RAW, so veil's hook is what says no.
     let cgroup = veil.make_cgroup("rawroot");
@@ -324,7 +334,7 @@ fn raw_and_other_non_tcp_udp_sockets_are_refused_even_for_root() {
 
 #[test]
 fn cgroups_made_inside_a_sandbox_are_steered_and_named_for_it() {
-    let mut veil = Instance::new();
+    let mut veil = instance();
     veil.start_daemon(&[]);
     let server = EchoServers::start(&["127.0.0.2"], 1);
     let port = server.addrs[0].port().to_string();
@@ -368,7 +378,7 @@ fn cgroups_made_inside_a_sandbox_are_steered_and_named_for_it() {
 
 #[test]
 fn connects_straight_to_veils_listeners_go_through_veil_and_are_refused() {
-    let mut veil = Instance::new();
+    let mut veil = instance();
     veil.start_daemon(&[]);
     // A local service on 127.0.0.1 (like one of the host's own ports) is steered too.
     let local = EchoServers::start(&["127.0.0.1"], 1);
@@ -412,7 +422,7 @@ fn connects_straight_to_veils_listeners_go_through_veil_and_are_refused() {
 
 #[test]
 fn a_non_blocking_connect_is_steered() {
-    let mut veil = Instance::new();
+    let mut veil = instance();
     veil.start_daemon(&[]);
     let server = EchoServers::start(&["127.0.0.2"], 1);
     let dst = server.addrs[0];
@@ -435,7 +445,7 @@ fn a_non_blocking_connect_is_steered() {
 
 #[test]
 fn tcp_fast_open_without_connect_is_steered() {
-    let mut veil = Instance::new();
+    let mut veil = instance();
     veil.start_daemon(&[]);
     let server = EchoServers::start(&["127.0.0.2"], 1);
     let dst = server.addrs[0];
@@ -459,7 +469,7 @@ fn tcp_fast_open_without_connect_is_steered() {
 
 #[test]
 fn the_workload_sees_its_original_destination_as_the_peer() {
-    let mut veil = Instance::new();
+    let mut veil = instance();
     veil.start_daemon(&[]);
     let four = EchoServers::start(&["127.0.0.2"], 1);
     let six = EchoServers::start(&["::1"], 1);
@@ -485,7 +495,7 @@ fn the_workload_sees_its_original_destination_as_the_peer() {
 #[test]
 fn a_full_refusal_ring_drops_records_but_counts_them() {
     const SENDS: u64 = 6000;
-    let mut veil = Instance::new();
+    let mut veil = instance();
     veil.start_daemon(&[]);
     let cgroup = veil.make_cgroup("flood");
     let attach = veil.run_veil(&["attach", cgroup.to_str().expect("utf-8"), "--name", "flood"]);
@@ -520,7 +530,7 @@ fn a_full_refusal_ring_drops_records_but_counts_them() {
 fn settings_and_refusals_outlive_the_daemon_and_leave_with_the_sandbox() {
     let resolver = UdpEcho::start(&resolver_addr());
     let resolver_ip = resolver.addr.ip().to_string();
-    let mut veil = Instance::new();
+    let mut veil = instance();
     veil.start_daemon(&[]);
     let cgroup = veil.make_cgroup("agent");
     let attach = veil.run_veil(&[
@@ -563,7 +573,7 @@ fn settings_and_refusals_outlive_the_daemon_and_leave_with_the_sandbox() {
 
 #[test]
 fn without_an_ipv6_listener_native_ipv6_is_refused() {
-    let mut veil = Instance::new();
+    let mut veil = instance();
     // ::2 is no address of this host: veil cannot listen there and carries on without IPv6.
     let listen6 = format!("[::2]:{}", veil.listen6.port());
     veil.start_daemon(&["--listen6", &listen6]);
