@@ -1,5 +1,6 @@
-//! veil's eBPF programs: steer a sandbox cgroup's TCP connects to veil's listener and record
-//! each original destination. The map types live in the library half of this crate.
+//! veil's eBPF programs: steer a sandbox cgroup's TCP connects to veil's listeners, record
+//! each original destination, and refuse every other way out. The map types live in the
+//! library half of this crate.
 //!
 //! Built for `bpfel-unknown-none` by `cargo xtask build-ebpf`; on any other target this file
 //! compiles to a stub that says how to build the real object.

@@ -4,7 +4,10 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{config::Paths, steering::BpfLogLevel};
+use crate::{
+    config::Paths,
+    steering::{BpfLogLevel, Ipv6Policy, ResolverList, SettingsOverride},
+};
 
 /// veil keeps credentials out of sandboxes: it steers a sandbox cgroup's outbound connections
 /// through itself in the kernel and records every one in an audit log.
@@ -87,9 +90,13 @@ pub enum Command {
 /// Options for the proxy listener and the eBPF programs.
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
-    /// Address of veil's listener that sandboxed connects are steered to.
+    /// Address of veil's listener that sandboxed IPv4 (and v4-mapped) connects are steered to.
     #[arg(long, env = "VEIL_LISTEN", default_value = "127.0.0.1:15001")]
     pub listen: SocketAddr,
+    /// Address of veil's listener that sandboxed native IPv6 connects are steered to. Without
+    /// IPv6 on the host, native IPv6 is refused instead.
+    #[arg(long, env = "VEIL_LISTEN6", default_value = "[::1]:15001")]
+    pub listen6: SocketAddr,
     /// Log level of the eBPF programs (their records appear in veil's log).
     #[arg(long, default_value = "off")]
     pub bpf_log: BpfLogLevel,
@@ -102,12 +109,37 @@ pub struct ProxyArgs {
     pub upstream_ca: Vec<PathBuf>,
 }
 
+/// What a sandbox may do beyond TCP through veil. For `veil serve`, the defaults of sandboxes
+/// that set nothing themselves.
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// DNS resolvers the sandbox may send UDP to (port 53 only; all other UDP is refused):
+    /// comma-separated addresses, or `none`. Default: the nameservers in /etc/resolv.conf.
+    #[arg(long, env = "VEIL_DNS_RESOLVERS", value_name = "IP,...|none")]
+    pub dns_resolvers: Option<ResolverList>,
+    /// Native IPv6 TCP: `steer` it through veil's IPv6 listener, or `deny` it. Default: steer.
+    #[arg(long, env = "VEIL_IPV6", value_name = "steer|deny")]
+    pub ipv6: Option<Ipv6Policy>,
+}
+
+impl From<SettingsArgs> for SettingsOverride {
+    fn from(a: SettingsArgs) -> Self {
+        SettingsOverride {
+            dns_resolvers: a.dns_resolvers.map(|list| list.0),
+            ipv6: a.ipv6,
+        }
+    }
+}
+
 /// `veil serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Listener and eBPF options.
     #[command(flatten)]
     pub proxy: ProxyArgs,
+    /// Default sandbox settings.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
 }
 
 /// `veil run`.
@@ -122,6 +154,9 @@ pub struct RunArgs {
     /// Listener and eBPF options, used when no daemon is running.
     #[command(flatten)]
     pub proxy: ProxyArgs,
+    /// The sandbox's settings (unset ones come from the daemon's defaults).
+    #[command(flatten)]
+    pub settings: SettingsArgs,
     /// The command and its arguments.
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -135,6 +170,9 @@ pub struct AttachArgs {
     /// Sandbox name for the audit log (default: the directory's name).
     #[arg(long)]
     pub name: Option<String>,
+    /// The sandbox's settings (unset ones come from the daemon's defaults).
+    #[command(flatten)]
+    pub settings: SettingsArgs,
 }
 
 /// `veil detach`.

@@ -20,7 +20,10 @@ use crate::{
     config::Paths,
     policy::{self, config::ConfigError, Policy},
     sandbox::{Registry, RegistryError, Sandbox},
-    steering::{Attached, Steering, SteeringConfig, SteeringError},
+    steering::{
+        Attached, RefusalReader, SandboxSettings, SettingsOverride, Steering, SteeringConfig,
+        SteeringError,
+    },
     tls::{ca::Ca, leaf::LeafMinter, upstream::Upstream, TlsError},
 };
 
@@ -92,6 +95,8 @@ pub enum DaemonError {
 /// The running daemon's shared state.
 pub struct Daemon {
     listen: SocketAddr,
+    listen6: Option<SocketAddr>,
+    defaults: SandboxSettings,
     config: Option<PathBuf>,
     policy: RwLock<Arc<Policy>>,
     leaves: LeafMinter,
@@ -108,6 +113,8 @@ pub struct Daemon {
 pub struct Listeners {
     /// Where steered connections arrive.
     pub proxy: TcpListener,
+    /// Where steered native IPv6 connections arrive, if the host has IPv6.
+    pub proxy6: Option<TcpListener>,
     /// The control API.
     pub api: UnixListener,
 }
@@ -136,7 +143,15 @@ impl Daemon {
         write_ca_bundle(&paths.ca_bundle(), leaves.ca_pem())?;
         let upstream = Upstream::new(&options.upstream_ca)?;
         let proxy = bind_proxy(options.steering.listen)?;
-        let (mut steering, steered) = Steering::load(&options.steering)?;
+        let proxy6 = match options.steering.listen6 {
+            Some(addr) => bind_proxy6(addr)?,
+            None => None,
+        };
+        let steering_config = SteeringConfig {
+            listen6: proxy6.as_ref().and(options.steering.listen6),
+            ..options.steering.clone()
+        };
+        let (mut steering, steered) = Steering::load(&steering_config)?;
         let parent = cgroup::resolve_parent(&cgroup::cgroup2_mount()?, &paths.cgroup_parent);
         cgroup::ensure(&parent)?;
         let parent_id = match steering.attach(&parent)? {
@@ -153,9 +168,12 @@ impl Daemon {
             );
         }
         forget_vanished(&registry, &audit);
+        restore_settings(&registry, &mut steering)?;
         let api = bind_api(&paths.socket())?;
         let daemon = Arc::new(Self {
-            listen: options.steering.listen,
+            listen: steering_config.listen,
+            listen6: steering_config.listen6,
+            defaults: steering_config.defaults,
             config: options.config.clone(),
             policy: RwLock::new(Arc::new(policy)),
             leaves,
@@ -167,7 +185,7 @@ impl Daemon {
             store,
             _lock: lock,
         });
-        Ok((daemon, Listeners { proxy, api }, writer))
+        Ok((daemon, Listeners { proxy, proxy6, api }, writer))
     }
 
     /// The egress policy in force now.
@@ -194,17 +212,24 @@ impl Daemon {
         &self.upstream
     }
 
-    /// The address steered connects are rewritten to.
-    pub fn listen(&self) -> SocketAddr {
-        self.listen
+    /// Every address steered connects are rewritten to (IPv4, and IPv6 if there is one).
+    pub fn listeners(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.listen).chain(self.listen6).collect()
     }
 
-    /// Creates a sandbox cgroup called `name` under the sandbox parent (steered through it).
-    pub async fn create_sandbox(&self, name: &str) -> Result<Sandbox, DaemonError> {
+    /// Creates a sandbox cgroup called `name` under the sandbox parent (steered through it),
+    /// with `overrides` over the default settings.
+    pub async fn create_sandbox(
+        &self,
+        name: &str,
+        overrides: &SettingsOverride,
+    ) -> Result<Sandbox, DaemonError> {
         cgroup::validate_name(name)?;
         if self.registry.get(name).is_some() {
             return Err(RegistryError::NameTaken(name.to_owned()).into());
         }
+        let settings = overrides.apply(&self.defaults);
+        settings.to_kernel()?;
         let dir = self.parent.join(name);
         cgroup::create(&dir)?;
         let sandbox = Sandbox {
@@ -212,10 +237,18 @@ impl Daemon {
             cgroup_id: cgroup::cgroup_id(&dir)?,
             cgroup: dir.clone(),
             managed: true,
+            settings,
         };
-        if let Err(e) = self.registry.insert(sandbox.clone()) {
+        // Settings first: nothing runs in the new cgroup yet, and nothing may run without them.
+        let filed = self
+            .lock_steering()
+            .set_settings(sandbox.cgroup_id, &sandbox.settings)
+            .map_err(DaemonError::from)
+            .and_then(|()| Ok(self.registry.insert(sandbox.clone())?));
+        if let Err(e) = filed {
+            let _ = self.lock_steering().remove_settings(sandbox.cgroup_id);
             let _ = cgroup::remove(&dir);
-            return Err(e.into());
+            return Err(e);
         }
         self.audit
             .record_durable(Event::SandboxAttached(audit::SandboxChange {
@@ -227,8 +260,14 @@ impl Daemon {
         Ok(sandbox)
     }
 
-    /// Steers the existing cgroup at `dir` as sandbox `name`.
-    pub async fn attach(&self, name: &str, dir: &Path) -> Result<Sandbox, DaemonError> {
+    /// Steers the existing cgroup at `dir` as sandbox `name`, with `overrides` over the
+    /// default settings.
+    pub async fn attach(
+        &self,
+        name: &str,
+        dir: &Path,
+        overrides: &SettingsOverride,
+    ) -> Result<Sandbox, DaemonError> {
         cgroup::validate_name(name)?;
         let dir = fs::canonicalize(dir).map_err(|source| DaemonError::Io {
             path: dir.to_path_buf(),
@@ -245,15 +284,25 @@ impl Daemon {
             }
             .into());
         }
+        let settings = overrides.apply(&self.defaults);
+        settings.to_kernel()?;
         let sandbox = Sandbox {
             name: name.to_owned(),
             cgroup: dir.clone(),
             cgroup_id,
             managed: false,
+            settings,
         };
         self.registry.insert(sandbox.clone())?;
-        let attached = self.lock_steering().attach(&dir);
+        let attached = {
+            let mut steering = self.lock_steering();
+            // Settings before links, so the first steered connect already sees them.
+            steering
+                .set_settings(cgroup_id, &sandbox.settings)
+                .and_then(|()| steering.attach(&dir))
+        };
         if let Err(e) = attached {
+            let _ = self.lock_steering().remove_settings(cgroup_id);
             let _ = self.registry.remove(name);
             return Err(e.into());
         }
@@ -279,6 +328,7 @@ impl Daemon {
         } else {
             self.lock_steering().detach(sandbox.cgroup_id)?;
         }
+        self.lock_steering().remove_settings(sandbox.cgroup_id)?;
         self.registry.remove(name)?;
         self.audit
             .record_durable(Event::SandboxDetached(audit::SandboxChange {
@@ -313,6 +363,12 @@ impl Daemon {
     /// Takes the kernel's record for the connection whose client end is `peer`.
     pub fn take_record(&self, peer: SocketAddr) -> Option<veil_ebpf::ConnRecord> {
         self.lock_steering().take(peer)
+    }
+
+    /// The reader of the kernel's refusals, for the one task that forwards them to the audit
+    /// log. Must run inside a tokio runtime.
+    pub fn refusal_reader(&self) -> Result<RefusalReader, DaemonError> {
+        Ok(self.lock_steering().refusal_reader()?)
     }
 
     /// Starts forwarding the eBPF programs' log records into veil's log.
@@ -385,6 +441,17 @@ const SYSTEM_ROOTS: [&str; 2] = [
     "/etc/pki/tls/certs/ca-bundle.crt",
 ];
 
+/// Files every registered sandbox's settings in the kernel again (the maps may be new) and
+/// drops settings left by sandboxes that are gone.
+fn restore_settings(registry: &Registry, steering: &mut Steering) -> Result<(), DaemonError> {
+    let sandboxes = registry.list();
+    for sandbox in &sandboxes {
+        steering.set_settings(sandbox.cgroup_id, &sandbox.settings)?;
+    }
+    let ids: Vec<u64> = sandboxes.iter().map(|s| s.cgroup_id).collect();
+    Ok(steering.retain_settings(&ids)?)
+}
+
 fn create_dir(dir: &Path, mode: u32) -> Result<(), DaemonError> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -423,6 +490,25 @@ fn bind_proxy(addr: SocketAddr) -> Result<TcpListener, DaemonError> {
     socket.set_reuseaddr(true).map_err(listen_err)?;
     socket.bind(addr).map_err(listen_err)?;
     socket.listen(4096).map_err(listen_err)
+}
+
+/// Binds the IPv6 listener; `None` when the host has no IPv6 (native IPv6 is then refused).
+fn bind_proxy6(addr: SocketAddr) -> Result<Option<TcpListener>, DaemonError> {
+    match bind_proxy(addr) {
+        Ok(listener) => Ok(Some(listener)),
+        Err(DaemonError::Listen { source, .. })
+            if matches!(
+                source.raw_os_error(),
+                Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT)
+            ) =>
+        {
+            log::warn!(
+                "no IPv6 listener ({addr}: {source}); sandboxes' native IPv6 connects will be refused"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn bind_api(path: &Path) -> Result<UnixListener, DaemonError> {

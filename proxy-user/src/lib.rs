@@ -4,8 +4,9 @@
 //! dispatches.
 //!
 //! A sandbox is a cgroup v2 directory. eBPF programs attached to it (see the `veil-ebpf`
-//! crate) rewrite every outbound TCP connect to veil's listener and record where it was
-//! going; veil looks the record up, decides, audits, and relays the connection.
+//! crate) rewrite every outbound TCP connect to veil's listeners and record where it was
+//! going, and refuse every other way out; veil looks the record up, decides, audits, and
+//! relays the connection.
 //!
 //! Layout, one module per concern:
 //! - [`cli`]: the command line; [`config`]: where an installation keeps its files.
@@ -15,6 +16,7 @@
 //! - [`sandbox`]: the registry of steered cgroups and their names.
 //! - [`daemon`]: the daemon's state; [`serve`]: its tasks and shutdown.
 //! - [`relay`]: the front of the data path: the kernel's record, loops, then [`proxy`].
+//! - [`refusals`]: forwarding what the kernel refused sandboxes into the audit log.
 //! - [`classify`]: first-bytes sniffing (TLS ClientHello, HTTP request head), pure parsers.
 //! - [`policy`]: egress rules and decisions, and the TOML configuration they come from.
 //! - [`tls`]: veil's CA, leaf certificates, verified upstream TLS.
@@ -36,6 +38,7 @@ pub mod host_pattern;
 pub mod inject;
 pub mod policy;
 pub mod proxy;
+pub mod refusals;
 pub mod relay;
 pub mod run;
 pub mod sandbox;

@@ -13,7 +13,7 @@ use veil::{
     cli::{AttachArgs, AuditArgs, Cli, Command, DetachArgs, ProxyArgs},
     config::Paths,
     daemon::Options,
-    steering::{BpfLogLevel, SteeringConfig},
+    steering::{BpfLogLevel, SandboxSettings, SettingsOverride, SteeringConfig},
 };
 
 fn main() -> ExitCode {
@@ -41,10 +41,16 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> Result<i32> {
     let paths = Paths::from(cli.paths);
     match cli.command {
-        Command::Serve(args) => serve(options(paths, &args.proxy)).await,
+        Command::Serve(args) => {
+            let defaults =
+                SettingsOverride::from(args.settings).apply(&SandboxSettings::host_defaults());
+            serve(options(paths, &args.proxy, defaults)).await
+        }
         Command::Run(args) => {
-            let options = options(paths, &args.proxy);
-            Ok(veil::run::run(&options, args.sandbox, args.user.as_deref(), &args.command).await?)
+            let options = options(paths, &args.proxy, SandboxSettings::host_defaults());
+            let settings = SettingsOverride::from(args.settings);
+            let user = args.user.as_deref();
+            Ok(veil::run::run(&options, args.sandbox, user, &settings, &args.command).await?)
         }
         Command::Attach(args) => attach(&paths, args).await,
         Command::Detach(args) => detach(&paths, args).await,
@@ -57,13 +63,15 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
-fn options(paths: Paths, proxy: &ProxyArgs) -> Options {
+fn options(paths: Paths, proxy: &ProxyArgs, defaults: SandboxSettings) -> Options {
     Options {
         config: proxy.config.clone(),
         upstream_ca: proxy.upstream_ca.clone(),
         steering: SteeringConfig {
             dir: paths.bpf_dir.clone(),
             listen: proxy.listen,
+            listen6: Some(proxy.listen6),
+            defaults,
             log_level: proxy.bpf_log,
         },
         paths,
@@ -96,7 +104,9 @@ async fn attach(paths: &Paths, args: AttachArgs) -> Result<i32> {
                 "the cgroup path has no final component to name the sandbox by; pass --name",
             )?,
     };
-    let sandbox = client.attach(&name, &dir).await?;
+    let sandbox = client
+        .attach(&name, &dir, &SettingsOverride::from(args.settings))
+        .await?;
     println!(
         "steering {} (cgroup id {}) through veil as sandbox {}",
         sandbox.cgroup.display(),

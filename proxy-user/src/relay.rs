@@ -40,7 +40,7 @@ async fn handle(daemon: Arc<Daemon>, client: TcpStream, peer: SocketAddr) {
     };
     let _ = client.set_nodelay(true);
     let mut event = describe(&daemon, &record, peer);
-    match decide(&record, daemon.listen()) {
+    match decide(&record, &daemon.listeners()) {
         Ok(dst) => {
             proxy::serve(Steered {
                 daemon,
@@ -58,13 +58,15 @@ async fn handle(daemon: Arc<Daemon>, client: TcpStream, peer: SocketAddr) {
     }
 }
 
-/// Where a steered connection may go: its original destination, unless that is veil's own
-/// listener (a loop). The egress policy decides the rest.
-fn decide(record: &ConnRecord, listen: SocketAddr) -> Result<SocketAddr, String> {
+/// Where a steered connection may go: its original destination, unless that is one of veil's
+/// own listeners (a loop). The egress policy decides the rest.
+fn decide(record: &ConnRecord, listeners: &[SocketAddr]) -> Result<SocketAddr, String> {
     let dst = steering::socket_addr(&record.dst)
         .ok_or_else(|| format!("unknown address family {}", record.dst.family))?;
-    let to_listener = dst.port() == listen.port()
-        && (dst.ip() == listen.ip() || dst.ip().is_unspecified() || dst.ip().is_loopback());
+    let to_listener = listeners.iter().any(|listen| {
+        dst.port() == listen.port()
+            && (dst.ip() == listen.ip() || dst.ip().is_unspecified() || dst.ip().is_loopback())
+    });
     if to_listener {
         return Err("loop: the destination is veil's own listener".into());
     }
@@ -74,7 +76,10 @@ fn decide(record: &ConnRecord, listen: SocketAddr) -> Result<SocketAddr, String>
 /// The audit event for a connection with a kernel record, refused until decided otherwise.
 fn describe(daemon: &Daemon, record: &ConnRecord, peer: SocketAddr) -> Connection {
     Connection {
-        sandbox: daemon.sandbox_name(record.cgroup_id),
+        sandbox: daemon.sandbox_name(steering::sandbox_cgroup(
+            record.cgroup_id,
+            record.sandbox_id,
+        )),
         cgroup_id: record.cgroup_id,
         pid: record.pid,
         uid: record.uid,
@@ -120,23 +125,36 @@ mod tests {
         }
     }
 
-    #[test]
-    fn relays_to_the_original_destination() {
-        let listen = "127.0.0.1:15001".parse().unwrap();
-        assert_eq!(
-            decide(&record_to("127.0.0.2:8080"), listen),
-            Ok("127.0.0.2:8080".parse().unwrap())
-        );
-        // Same port on another host is not a loop.
-        assert!(decide(&record_to("192.0.2.1:15001"), listen).is_ok());
+    fn listeners() -> [SocketAddr; 2] {
+        [
+            "127.0.0.1:15001".parse().unwrap(),
+            "[::1]:15002".parse().unwrap(),
+        ]
     }
 
     #[test]
-    fn refuses_loops_to_the_listener() {
-        let listen = "127.0.0.1:15001".parse().unwrap();
-        for dst in ["127.0.0.1:15001", "127.0.0.9:15001", "0.0.0.0:15001"] {
+    fn relays_to_the_original_destination() {
+        assert_eq!(
+            decide(&record_to("127.0.0.2:8080"), &listeners()),
+            Ok("127.0.0.2:8080".parse().unwrap())
+        );
+        // Same port on another host is not a loop.
+        assert!(decide(&record_to("192.0.2.1:15001"), &listeners()).is_ok());
+        assert!(decide(&record_to("[2001:db8::1]:15002"), &listeners()).is_ok());
+    }
+
+    #[test]
+    fn refuses_loops_to_the_listeners() {
+        for dst in [
+            "127.0.0.1:15001",
+            "127.0.0.9:15001",
+            "0.0.0.0:15001",
+            "[::1]:15002",
+            "[::]:15002",
+            "127.0.0.1:15002",
+        ] {
             assert!(
-                decide(&record_to(dst), listen)
+                decide(&record_to(dst), &listeners())
                     .unwrap_err()
                     .contains("loop"),
                 "{dst}"
@@ -146,7 +164,6 @@ mod tests {
 
     #[test]
     fn refuses_unknown_family() {
-        let listen = "127.0.0.1:15001".parse().unwrap();
-        assert!(decide(&ConnRecord::default(), listen).is_err());
+        assert!(decide(&ConnRecord::default(), &listeners()).is_err());
     }
 }

@@ -20,6 +20,7 @@ use crate::{
     daemon::{DaemonError, Options},
     sandbox::Sandbox,
     serve::{self, Running},
+    steering::SettingsOverride,
 };
 
 /// Errors from `veil run`.
@@ -61,6 +62,9 @@ pub enum RunError {
     },
 }
 
+/// The capability packet (and raw) sockets need, dropped from every sandboxed command.
+const CAP_NET_RAW: libc::c_ulong = 13;
+
 /// Who CMD runs as.
 struct Identity {
     uid: Uid,
@@ -76,12 +80,13 @@ enum Backend {
     Embedded(Running),
 }
 
-/// Runs `command` in sandbox `name` (default `run-<pid>`) and returns its exit code
-/// (128 + signal number when a signal ended it).
+/// Runs `command` in sandbox `name` (default `run-<pid>`) with `settings` over the defaults
+/// and returns its exit code (128 + signal number when a signal ended it).
 pub async fn run(
     options: &Options,
     name: Option<String>,
     user: Option<&str>,
+    settings: &SettingsOverride,
     command: &[String],
 ) -> Result<i32, RunError> {
     if !Uid::effective().is_root() {
@@ -92,8 +97,8 @@ pub async fn run(
     cgroup::validate_name(&name)?;
     let backend = backend(options).await?;
     let sandbox = match &backend {
-        Backend::Remote(client) => client.create_sandbox(&name).await?,
-        Backend::Embedded(running) => running.daemon().create_sandbox(&name).await?,
+        Backend::Remote(client) => client.create_sandbox(&name, settings).await?,
+        Backend::Embedded(running) => running.daemon().create_sandbox(&name, settings).await?,
     };
     let status = run_in(
         &sandbox,
@@ -180,10 +185,14 @@ async fn run_in(
             .env("LOGNAME", &id.name);
     }
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
-    // (open, write, close, setgroups, setgid, setuid) on data prepared before the fork.
+    // (open, write, close, prctl, setgroups, setgid, setuid) on data prepared before the fork.
     unsafe {
         cmd.pre_exec(move || {
             join_cgroup(&procs)?;
+            // Packet sockets never pass veil's in-kernel socket checks (the cgroup hook sees
+            // inet sockets only); without CAP_NET_RAW in the bounding set nothing in the
+            // sandbox can open one, root or a file-capability binary alike.
+            check(libc::prctl(libc::PR_CAPBSET_DROP, CAP_NET_RAW, 0, 0, 0))?;
             if let Some((uid, gid, groups)) = &ids {
                 check(libc::setgroups(groups.len(), groups.as_ptr()))?;
                 check(libc::setgid(*gid))?;

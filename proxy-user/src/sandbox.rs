@@ -9,6 +9,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::steering::SandboxSettings;
+
 /// A steered cgroup and its name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sandbox {
@@ -21,6 +23,9 @@ pub struct Sandbox {
     /// Whether veil created the cgroup (`veil run`) and removes it at the end, as opposed to
     /// an existing cgroup it was asked to `attach`.
     pub managed: bool,
+    /// What the sandbox may do beyond TCP through veil (DNS resolvers, IPv6).
+    #[serde(default)]
+    pub settings: SandboxSettings,
 }
 
 /// Errors from the registry.
@@ -151,6 +156,7 @@ mod tests {
             cgroup: PathBuf::from(format!("/cg/{name}")),
             cgroup_id: id,
             managed: true,
+            settings: SandboxSettings::default(),
         }
     }
 

@@ -1,5 +1,6 @@
-//! Running a started daemon: the proxy's accept loop, the control API and the eBPF log
-//! forwarder as tasks, and an orderly shutdown that flushes the audit log.
+//! Running a started daemon: the proxy's accept loops, the control API, the kernel refusal
+//! forwarder and the eBPF log forwarder as tasks, and an orderly shutdown that flushes the
+//! audit log.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use tokio::{
 use crate::{
     api, audit,
     daemon::{Daemon, DaemonError, Options},
-    relay,
+    refusals, relay,
     steering::BpfLogLevel,
 };
 
@@ -34,7 +35,17 @@ pub fn spawn(options: &Options) -> Result<Running, DaemonError> {
         tokio::spawn(relay::accept_loop(listeners.proxy, Arc::clone(&daemon))),
         tokio::spawn(api::server::serve(listeners.api, Arc::clone(&daemon))),
         tokio::spawn(reload_on_hangup(hangups, Arc::clone(&daemon))),
+        tokio::spawn(refusals::forward(
+            daemon.refusal_reader()?,
+            Arc::clone(&daemon),
+        )),
     ];
+    if let Some(proxy6) = listeners.proxy6 {
+        tasks.push(tokio::spawn(relay::accept_loop(
+            proxy6,
+            Arc::clone(&daemon),
+        )));
+    }
     if options.steering.log_level != BpfLogLevel::Off {
         let logger = daemon.bpf_logger()?;
         // SAFETY: the logger owns its ring buffer's fd, which stays open and unchanged until
@@ -47,9 +58,10 @@ pub fn spawn(options: &Options) -> Result<Running, DaemonError> {
         )?;
         tasks.push(tokio::spawn(forward_bpf_logs(fd)));
     }
+    let listeners: Vec<String> = daemon.listeners().iter().map(ToString::to_string).collect();
     log::info!(
         "veil is steering sandboxes to {} (control socket {})",
-        daemon.listen(),
+        listeners.join(" and "),
         options.paths.socket().display()
     );
     Ok(Running {

@@ -5,6 +5,12 @@
 //! bpffs directory, sandbox parent cgroup and listener port), so tests run in parallel and
 //! twice in a row. Dropping an instance kills its daemon and removes everything it made, also
 //! when the test failed.
+//!
+//! [`probe`] runs the Python probe that tries one way out of a sandbox; [`udp`] has the UDP
+//! servers that stand in for DNS resolvers.
+
+pub mod probe;
+pub mod udp;
 
 use std::{
     fs,
@@ -25,7 +31,7 @@ pub mod pki;
 pub mod upstream;
 
 use aya::maps::{HashMap, Map, MapData};
-use veil_ebpf::{ConnRecord, Endpoint, MAP_BY_COOKIE, MAP_BY_PEER};
+use veil_ebpf::{ConnRecord, Endpoint, Settings, MAP_BY_COOKIE, MAP_BY_PEER, MAP_SETTINGS};
 
 /// Panics unless the tests run as root: they must never skip silently.
 pub fn require_root() {
@@ -81,8 +87,13 @@ pub struct Instance {
     pub id: String,
     /// The temporary directory holding state, runtime directory and logs.
     pub tmp: tempfile::TempDir,
-    /// veil's listener.
+    /// veil's IPv4 listener.
     pub listen: SocketAddr,
+    /// veil's IPv6 listener.
+    pub listen6: SocketAddr,
+    /// Extra environment for every `veil` command of this installation (such as
+    /// `VEIL_DNS_RESOLVERS`).
+    pub env: Vec<(String, String)>,
     /// The bpffs directory.
     pub bpf_dir: PathBuf,
     /// The sandbox parent cgroup.
@@ -109,7 +120,9 @@ impl Instance {
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))
             .expect("opening up the temporary directory");
         let instance = Self {
-            listen: free_port(),
+            listen: free_port("127.0.0.1:0"),
+            listen6: free_port("[::1]:0"),
+            env: Vec::new(),
             bpf_dir: PathBuf::from("/sys/fs/bpf").join(&id),
             cgroup_parent: cgroup2_mount().join(&id),
             id,
@@ -153,8 +166,10 @@ impl Instance {
             .env("VEIL_BPF_DIR", &self.bpf_dir)
             .env("VEIL_CGROUP_PARENT", &self.cgroup_parent)
             .env("VEIL_LISTEN", self.listen.to_string())
+            .env("VEIL_LISTEN6", self.listen6.to_string())
             .env("VEIL_CONFIG", self.config_path())
-            .env_remove("RUST_LOG");
+            .env_remove("RUST_LOG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -215,6 +230,13 @@ impl Instance {
             .expect("a VmHWM line")
     }
 
+    /// Sends `signal` to the running daemon without waiting (SIGSTOP and SIGCONT, say).
+    pub fn signal_daemon(&self, signal: i32) {
+        let child = self.daemon.as_ref().expect("the daemon runs");
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe { libc::kill(child.id() as i32, signal) };
+    }
+
     /// What the daemon has logged so far.
     pub fn daemon_log(&self) -> String {
         fs::read_to_string(self.daemon_log_path()).unwrap_or_default()
@@ -245,12 +267,21 @@ impl Instance {
     /// Waits until the audit log holds at least `n` connection records (they are written
     /// asynchronously, off the data path) and returns them all.
     pub fn wait_connections(&self, n: usize) -> Vec<serde_json::Value> {
-        let mut conns = Vec::new();
-        eventually(&format!("{n} connection records"), || {
-            conns = self.connections();
-            conns.len() >= n
+        self.wait_records("connection", n)
+    }
+
+    /// Waits until the audit log holds at least `n` records of `kind` and returns them all.
+    pub fn wait_records(&self, kind: &str, n: usize) -> Vec<serde_json::Value> {
+        let mut records = Vec::new();
+        eventually(&format!("{n} {kind} records"), || {
+            records = self
+                .audit()
+                .into_iter()
+                .filter(|r| r["kind"] == kind)
+                .collect();
+            records.len() >= n
         });
-        conns
+        records
     }
 
     /// Makes a cgroup of this instance's own (removed on drop) and returns its path.
@@ -280,19 +311,33 @@ impl Instance {
         (count(MAP_BY_COOKIE), count(MAP_BY_PEER))
     }
 
-    /// The ids of the links pinned for the cgroup at `dir`.
+    /// The cgroup ids that have settings in the pinned settings map (0 holds the defaults),
+    /// sorted.
+    pub fn settings_keys(&self) -> Vec<u64> {
+        let data = MapData::from_pin(self.bpf_dir.join("maps").join(MAP_SETTINGS))
+            .expect("the pinned settings map opens");
+        let map = HashMap::<_, u64, Settings>::try_from(Map::HashMap(data)).expect("a hash map");
+        let mut keys: Vec<u64> = map.keys().map(|k| k.expect("a key")).collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// The ids of the links pinned for the cgroup at `dir`, one per hook, in pin name order.
     pub fn link_ids(&self, dir: &Path) -> Vec<u32> {
-        use std::os::unix::fs::MetadataExt;
-        let cgroup_id = fs::metadata(dir).expect("cgroup exists").ino();
-        ["connect4", "sock_ops", "sock_release"]
-            .iter()
-            .map(|pin| {
-                let path = self
-                    .bpf_dir
-                    .join("links")
-                    .join(cgroup_id.to_string())
-                    .join(pin);
-                let link = aya::programs::links::PinnedLink::from_pin(&path)
+        let link_dir = self.bpf_dir.join("links").join(cgroup_id(dir).to_string());
+        let mut pins: Vec<PathBuf> = fs::read_dir(&link_dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", link_dir.display()))
+            .map(|entry| entry.expect("a directory entry").path())
+            .collect();
+        pins.sort();
+        assert!(
+            !pins.is_empty(),
+            "no links pinned in {}",
+            link_dir.display()
+        );
+        pins.iter()
+            .map(|path| {
+                let link = aya::programs::links::PinnedLink::from_pin(path)
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 aya::programs::links::FdLink::from(link)
                     .info()
@@ -325,6 +370,14 @@ impl Drop for Instance {
         }
         let _ = fs::remove_dir_all(&self.bpf_dir);
     }
+}
+
+/// The cgroup id of the cgroup at `dir` (its inode number).
+fn cgroup_id(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .ino()
 }
 
 /// Spawns `cmd` as a member of the cgroup at `dir`.
@@ -453,9 +506,9 @@ fn serve_echo(listener: TcpListener, addr: SocketAddr, accepted: &AtomicUsize, s
     }
 }
 
-/// A loopback port nobody listens on right now.
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
+/// A port nobody listens on right now at `any` (`127.0.0.1:0`, `[::1]:0`).
+fn free_port(any: &str) -> SocketAddr {
+    TcpListener::bind(any)
         .and_then(|l| l.local_addr())
         .expect("a free port")
 }
@@ -475,9 +528,9 @@ fn healthy(socket: &Path) -> bool {
     BufReader::new(stream).read_line(&mut status).is_ok() && status.contains(" 200 ")
 }
 
-/// Polls `check` for up to five seconds.
+/// Polls `check` for up to ten seconds.
 pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         thread::sleep(Duration::from_millis(20));

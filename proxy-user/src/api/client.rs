@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
 use super::{ErrorBody, SandboxRequest};
-use crate::{audit::Record, sandbox::Sandbox};
+use crate::{audit::Record, sandbox::Sandbox, steering::SettingsOverride};
 
 /// Errors from talking to the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -57,21 +57,33 @@ impl ApiClient {
         Ok(client)
     }
 
-    /// Creates a managed sandbox called `name`.
-    pub async fn create_sandbox(&self, name: &str) -> Result<Sandbox, ClientError> {
+    /// Creates a managed sandbox called `name` with `settings` over the defaults.
+    pub async fn create_sandbox(
+        &self,
+        name: &str,
+        settings: &SettingsOverride,
+    ) -> Result<Sandbox, ClientError> {
         let body = SandboxRequest {
             name: name.to_owned(),
             cgroup: None,
+            settings: settings.clone(),
         };
         self.request(Method::POST, "/v1/sandboxes", Some(&body))
             .await
     }
 
-    /// Steers the existing cgroup `cgroup` as sandbox `name`.
-    pub async fn attach(&self, name: &str, cgroup: &Path) -> Result<Sandbox, ClientError> {
+    /// Steers the existing cgroup `cgroup` as sandbox `name`, with `settings` over the
+    /// defaults.
+    pub async fn attach(
+        &self,
+        name: &str,
+        cgroup: &Path,
+        settings: &SettingsOverride,
+    ) -> Result<Sandbox, ClientError> {
         let body = SandboxRequest {
             name: name.to_owned(),
             cgroup: Some(cgroup.to_path_buf()),
+            settings: settings.clone(),
         };
         self.request(Method::POST, "/v1/sandboxes", Some(&body))
             .await

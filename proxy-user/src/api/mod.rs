@@ -5,7 +5,7 @@
 //! |----------------------------|-------------------------------------------------------------|
 //! | `GET /healthz`             | `{"status":"ok"}` while the daemon serves                    |
 //! | `GET /v1/sandboxes`        | every sandbox                                               |
-//! | `POST /v1/sandboxes`       | `{name}` creates a managed sandbox; `{name, cgroup}` attaches |
+//! | `POST /v1/sandboxes`       | `{name}` creates a managed sandbox; `{name, cgroup}` attaches; an optional `settings` object (`dns_resolvers`, `ipv6`) overrides the defaults |
 //! | `DELETE /v1/sandboxes/{n}` | removes (managed) or detaches (attached) sandbox `n`        |
 //! | `GET /v1/audit?limit=&kind=&sandbox=&host=&since=&until=` | matching records, JSON lines |
 //!
@@ -19,6 +19,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::steering::SettingsOverride;
+
 pub use query::parse_audit_query;
 
 /// Body of `POST /v1/sandboxes`.
@@ -30,6 +32,9 @@ pub struct SandboxRequest {
     /// An existing cgroup to attach; absent to create a managed sandbox.
     #[serde(default)]
     pub cgroup: Option<PathBuf>,
+    /// Settings that differ from the daemon's defaults.
+    #[serde(default)]
+    pub settings: SettingsOverride,
 }
 
 /// The body of every error response.

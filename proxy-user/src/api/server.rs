@@ -18,6 +18,7 @@ use crate::{
     cgroup::CgroupError,
     daemon::{Daemon, DaemonError},
     sandbox::RegistryError,
+    steering::SteeringError,
 };
 
 /// Largest request body the API reads.
@@ -64,8 +65,12 @@ async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<Full<Bytes>>
                 Err(resp) => return resp,
             };
             let created = match &request.cgroup {
-                Some(dir) => daemon.attach(&request.name, dir).await,
-                None => daemon.create_sandbox(&request.name).await,
+                Some(dir) => daemon.attach(&request.name, dir, &request.settings).await,
+                None => {
+                    daemon
+                        .create_sandbox(&request.name, &request.settings)
+                        .await
+                }
             };
             match created {
                 Ok(sandbox) => json(StatusCode::CREATED, &sandbox),
@@ -122,9 +127,8 @@ fn daemon_error(e: &DaemonError) -> Response<Full<Bytes>> {
         DaemonError::Registry(RegistryError::NotFound(_)) => StatusCode::NOT_FOUND,
         DaemonError::Registry(RegistryError::NameTaken(_) | RegistryError::CgroupTaken { .. })
         | DaemonError::Cgroup(CgroupError::Exists(_)) => StatusCode::CONFLICT,
-        DaemonError::Cgroup(CgroupError::InvalidName(_) | CgroupError::NotACgroup(_)) => {
-            StatusCode::BAD_REQUEST
-        }
+        DaemonError::Cgroup(CgroupError::InvalidName(_) | CgroupError::NotACgroup(_))
+        | DaemonError::Steering(SteeringError::TooManyResolvers { .. }) => StatusCode::BAD_REQUEST,
         DaemonError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             StatusCode::BAD_REQUEST
         }

@@ -101,6 +101,40 @@ fn row(record: &Record) -> [String; COLUMNS] {
                     .map_or_else(String::new, |r| format!(" rule={r}")),
             ),
         ],
+        Event::KernelRefusal(r) => [
+            seq,
+            time,
+            kind,
+            sandbox,
+            r.pid.to_string(),
+            or_absent(&r.comm),
+            r.destination
+                .map_or_else(|| ABSENT.to_owned(), |d| d.to_string()),
+            "refused".to_owned(),
+            or_absent(&r.reason),
+            format!(
+                "protocol={} cgroup_id={} uid={} gid={}",
+                or_absent(&r.protocol),
+                r.cgroup_id,
+                r.uid,
+                r.gid
+            ),
+        ],
+        Event::KernelRefusalsDropped(d) => [
+            seq,
+            time,
+            kind,
+            sandbox,
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            "refused".to_owned(),
+            format!(
+                "{} refusals not recorded: the kernel's ring was full",
+                d.dropped
+            ),
+            format!("total_dropped={}", d.total),
+        ],
         Event::SandboxAttached(s) | Event::SandboxDetached(s) => [
             seq,
             time,
@@ -298,6 +332,58 @@ mod tests {
                 "client=-"
             ]
         );
+    }
+
+    #[test]
+    fn kernel_refusals_have_rows() {
+        use crate::audit::{KernelRefusal, RefusalsDropped};
+        let refusal = Record {
+            seq: 14,
+            time_ms: 0,
+            event: Event::KernelRefusal(KernelRefusal {
+                sandbox: Some("build".into()),
+                cgroup_id: 4243,
+                pid: 8,
+                uid: 0,
+                gid: 0,
+                comm: "python3".into(),
+                destination: None,
+                protocol: "raw (icmp)".into(),
+                reason: "sockets".into(),
+            }),
+        };
+        let dropped = Record {
+            seq: 15,
+            time_ms: 0,
+            event: Event::KernelRefusalsDropped(RefusalsDropped {
+                dropped: 3,
+                total: 10,
+            }),
+        };
+        let out = table(&[refusal, dropped]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            words(lines[1]),
+            [
+                "14",
+                "1970-01-01T00:00:00.000Z",
+                "kernel_refusal",
+                "build",
+                "8",
+                "python3",
+                "-",
+                "refused",
+                "sockets",
+                "protocol=raw",
+                "(icmp)",
+                "cgroup_id=4243",
+                "uid=0",
+                "gid=0"
+            ]
+        );
+        assert!(lines[2].contains("kernel_refusals_dropped"));
+        assert!(lines[2].contains("3 refusals not recorded"));
+        assert!(lines[2].ends_with("total_dropped=10"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The audit log: a durable, ordered record of every connection decision
-//! veil makes and of every sandbox it starts or stops watching.
+//! veil makes, of everything the kernel refuses a sandbox, and of every
+//! sandbox it starts or stops watching.
 //!
 //! The module is split by concern:
 //!
@@ -22,7 +23,9 @@ mod writer;
 use std::sync::Arc;
 
 pub use format::{json_line, table};
-pub use record::{Connection, Event, EventKind, Record, SandboxChange, Verdict};
+pub use record::{
+    Connection, Event, EventKind, KernelRefusal, Record, RefusalsDropped, SandboxChange, Verdict,
+};
 pub use store::{AuditStore, Filter};
 pub use writer::{AuditHandle, AuditWriter};
 

@@ -51,6 +51,10 @@ pub enum Event {
     SandboxAttached(SandboxChange),
     /// veil stopped confining a sandbox.
     SandboxDetached(SandboxChange),
+    /// The kernel refused a sandboxed process a socket, connect or send.
+    KernelRefusal(KernelRefusal),
+    /// Kernel refusals happened that could not be recorded one by one (the ring was full).
+    KernelRefusalsDropped(RefusalsDropped),
 }
 
 impl Event {
@@ -60,6 +64,8 @@ impl Event {
             Self::Connection(_) => EventKind::Connection,
             Self::SandboxAttached(_) => EventKind::SandboxAttached,
             Self::SandboxDetached(_) => EventKind::SandboxDetached,
+            Self::KernelRefusal(_) => EventKind::KernelRefusal,
+            Self::KernelRefusalsDropped(_) => EventKind::KernelRefusalsDropped,
         }
     }
 
@@ -68,6 +74,19 @@ impl Event {
         match self {
             Self::Connection(c) => c.sandbox.as_deref(),
             Self::SandboxAttached(s) | Self::SandboxDetached(s) => Some(&s.name),
+            Self::KernelRefusal(r) => r.sandbox.as_deref(),
+            Self::KernelRefusalsDropped(_) => None,
+        }
+    }
+
+    /// The destination the event concerns, if it has one.
+    pub fn destination(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Connection(c) => c.destination,
+            Self::KernelRefusal(r) => r.destination,
+            Self::SandboxAttached(_)
+            | Self::SandboxDetached(_)
+            | Self::KernelRefusalsDropped(_) => None,
         }
     }
 }
@@ -105,6 +124,41 @@ pub struct Connection {
     /// Short human-readable reason, such as `"relayed"` or
     /// `"no original-destination record"`.
     pub reason: String,
+}
+
+/// Something the kernel refused a sandboxed process before it could reach veil or the
+/// network: a socket of a kind sandboxes may not have, UDP other than DNS to an allowed
+/// resolver, or native IPv6 where the sandbox denies it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KernelRefusal {
+    /// Sandbox name, `None` when the cgroup is not a known sandbox.
+    pub sandbox: Option<String>,
+    /// cgroup v2 id of the process (a cgroup below its sandbox, if it made one).
+    pub cgroup_id: u64,
+    /// Process id.
+    pub pid: u32,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Command name.
+    pub comm: String,
+    /// Where it tried to connect or send; `None` for a refused socket.
+    pub destination: Option<SocketAddr>,
+    /// The socket, such as `"udp"`, `"tcp"`, `"raw (icmp)"` or `"packet"`.
+    pub protocol: String,
+    /// Why the kernel refused it.
+    pub reason: String,
+}
+
+/// Kernel refusals the kernel could not report one by one because the ring was full. The
+/// refusals themselves still happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RefusalsDropped {
+    /// How many were dropped since the previous record of this kind.
+    pub dropped: u64,
+    /// How many were dropped since the kernel's counter was created.
+    pub total: u64,
 }
 
 /// A sandbox that veil started or stopped confining.
@@ -147,14 +201,20 @@ pub enum EventKind {
     SandboxAttached,
     /// [`Event::SandboxDetached`].
     SandboxDetached,
+    /// [`Event::KernelRefusal`].
+    KernelRefusal,
+    /// [`Event::KernelRefusalsDropped`].
+    KernelRefusalsDropped,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 5] = [
         Self::Connection,
         Self::SandboxAttached,
         Self::SandboxDetached,
+        Self::KernelRefusal,
+        Self::KernelRefusalsDropped,
     ];
 
     /// The kind's name, as serialized in the `kind` field.
@@ -163,6 +223,8 @@ impl EventKind {
             Self::Connection => "connection",
             Self::SandboxAttached => "sandbox_attached",
             Self::SandboxDetached => "sandbox_detached",
+            Self::KernelRefusal => "kernel_refusal",
+            Self::KernelRefusalsDropped => "kernel_refusals_dropped",
         }
     }
 
@@ -242,6 +304,20 @@ mod tests {
         })
     }
 
+    fn kernel_refusal() -> Event {
+        Event::KernelRefusal(KernelRefusal {
+            sandbox: Some("build".into()),
+            cgroup_id: 4243,
+            pid: 77,
+            uid: 0,
+            gid: 0,
+            comm: "python3".into(),
+            destination: Some("127.0.0.2:9999".parse().unwrap()),
+            protocol: "udp".into(),
+            reason: "udp to a port other than 53".into(),
+        })
+    }
+
     fn change() -> SandboxChange {
         SandboxChange {
             name: "build".into(),
@@ -257,6 +333,11 @@ mod tests {
             unknown_connection(),
             Event::SandboxAttached(change()),
             Event::SandboxDetached(change()),
+            kernel_refusal(),
+            Event::KernelRefusalsDropped(RefusalsDropped {
+                dropped: 3,
+                total: 10,
+            }),
         ];
         for (i, event) in events.into_iter().enumerate() {
             let record = Record {
@@ -313,6 +394,12 @@ mod tests {
             Event::SandboxDetached(change()).kind(),
             EventKind::SandboxDetached
         );
+        assert_eq!(kernel_refusal().kind(), EventKind::KernelRefusal);
+        assert_eq!(kernel_refusal().sandbox(), Some("build"));
+        assert_eq!(
+            kernel_refusal().destination(),
+            Some("127.0.0.2:9999".parse().unwrap())
+        );
         for kind in EventKind::ALL {
             assert_eq!(kind.to_string().parse::<EventKind>().unwrap(), kind);
         }
@@ -324,7 +411,8 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown audit event kind \"connections\" \
-             (expected one of: connection, sandbox_attached, sandbox_detached)"
+             (expected one of: connection, sandbox_attached, sandbox_detached, kernel_refusal, \
+             kernel_refusals_dropped)"
         );
     }
 

@@ -102,7 +102,7 @@ pub struct Filter {
     pub kind: Option<EventKind>,
     /// Only events concerning the sandbox with this name.
     pub sandbox: Option<String>,
-    /// Only connections whose destination IP, as a string, equals this.
+    /// Only connections and kernel refusals whose destination IP, as a string, equals this.
     pub host: Option<String>,
     /// Only records with `time_ms >= since_ms`.
     pub since_ms: Option<u64>,
@@ -124,11 +124,10 @@ impl Filter {
                 .sandbox
                 .as_deref()
                 .is_none_or(|name| event.sandbox() == Some(name))
-            && self.host.as_deref().is_none_or(|host| match event {
-                Event::Connection(c) => c
-                    .destination
-                    .is_some_and(|dest| dest.ip().to_string() == host),
-                Event::SandboxAttached(_) | Event::SandboxDetached(_) => false,
+            && self.host.as_deref().is_none_or(|host| {
+                event
+                    .destination()
+                    .is_some_and(|dest| dest.ip().to_string() == host)
             })
             && self.since_ms.is_none_or(|since| record.time_ms >= since)
             && self.until_ms.is_none_or(|until| record.time_ms < until)

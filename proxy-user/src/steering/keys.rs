@@ -100,6 +100,22 @@ mod tests {
     fn record_layout_is_padding_free() {
         use core::mem::size_of;
         assert_eq!(size_of::<Endpoint>(), 20);
-        assert_eq!(size_of::<ConnRecord>(), 88);
+        assert_eq!(size_of::<ConnRecord>(), 96);
+        assert_eq!(size_of::<veil_ebpf::Settings>(), 136);
+        assert_eq!(size_of::<veil_ebpf::Refusal>(), 80);
+    }
+
+    #[test]
+    fn v4_mapped_words_match_std() {
+        let v4: Ipv4Addr = "127.0.0.2".parse().unwrap();
+        let mapped = endpoint(SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), 1));
+        assert!(veil_ebpf::is_v4_mapped(&mapped.addr));
+        assert_eq!(
+            mapped.addr,
+            veil_ebpf::v4_mapped(u32::from_ne_bytes(v4.octets()))
+        );
+        assert!(!veil_ebpf::is_v4_mapped(
+            &endpoint("[::1]:1".parse().unwrap()).addr
+        ));
     }
 }

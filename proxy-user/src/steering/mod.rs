@@ -1,11 +1,14 @@
 //! Steering: loading veil's eBPF programs, attaching them to cgroups, pinning them in bpffs,
-//! and taking each steered connection's original destination out of the kernel's map.
+//! keeping each sandbox's settings in the kernel, taking each steered connection's original
+//! destination out of the kernel's map, and reading what the kernel refused.
 //!
 //! Layout under the bpf directory (default `/sys/fs/bpf/veil`):
 //!
 //! ```text
 //! maps/VEIL_BY_COOKIE, maps/VEIL_BY_PEER    the connection maps, shared by every load
-//! links/<cgroup id>/{connect4,sock_ops,sock_release}   one pinned link per hook per cgroup
+//! maps/VEIL_SETTINGS                        per-sandbox settings by cgroup id (0: defaults)
+//! maps/VEIL_REFUSALS, VEIL_REFUSALS_DROPPED the refusal ring buffer and its drop counter
+//! links/<cgroup id>/<hook>                  one pinned link per hook per cgroup (see HOOKS)
 //! ```
 //!
 //! Links stay attached while their pins exist, whether or not veil runs: with no listener the
@@ -13,33 +16,38 @@
 //! afresh, reuses the pinned maps, and swaps its programs into the pinned links with
 //! `BPF_LINK_UPDATE`, so a restart never attaches twice and never leaves a hook empty.
 
+mod hooks;
 mod keys;
+mod refusal;
+mod settings;
 mod sys;
 
 use std::{
     fs::{self, File},
     io,
-    net::{SocketAddr, SocketAddrV4},
+    net::{SocketAddr, SocketAddrV4, SocketAddrV6},
     os::fd::AsFd,
     path::{Path, PathBuf},
     str::FromStr,
 };
 
 use aya::{
-    maps::{HashMap, MapData, MapError},
-    programs::{
-        links::FdLink, CgroupAttachMode, CgroupSock, CgroupSockAddr, ProgramError, SockOps,
-    },
+    maps::{HashMap, Map, MapData, MapError, PerCpuArray, RingBuf},
+    programs::{links::LinkError, ProgramError},
     Ebpf, EbpfLoader,
 };
 use veil_ebpf::{
-    ConnRecord, Endpoint, GLOBAL_PROXY_IP4, GLOBAL_PROXY_PORT, MAP_BY_PEER, PROG_CONNECT4,
-    PROG_SOCK_OPS, PROG_SOCK_RELEASE,
+    ConnRecord, Endpoint, Settings, DEFAULT_SETTINGS_KEY, GLOBAL_PROXY_IP4, GLOBAL_PROXY_IP6,
+    GLOBAL_PROXY_PORT, GLOBAL_PROXY_PORT6, MAP_BY_PEER, MAP_REFUSALS, MAP_REFUSALS_DROPPED,
+    MAP_SETTINGS,
 };
 
 use crate::cgroup::{self, CgroupError};
+use hooks::HOOKS;
 
 pub use keys::{comm, endpoint, socket_addr};
+pub use refusal::{destination, protocol_name, reason_text, RefusalReader};
+pub use settings::{Ipv6Policy, ResolverList, SandboxSettings, SettingsOverride};
 
 /// The eBPF object built by `cargo xtask build-ebpf`, embedded at compile time.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/veil-ebpf.o"));
@@ -71,7 +79,15 @@ pub enum SteeringError {
         /// The error.
         source: Box<ProgramError>,
     },
-    /// A map was missing or of the wrong type.
+    /// A link could not be made from an attached program.
+    #[error("{what}: {source}")]
+    Link {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: Box<LinkError>,
+    },
+    /// A map was missing or of the wrong type, or an operation on it failed.
     #[error("map {name}: {source}")]
     Map {
         /// The map's name.
@@ -79,9 +95,23 @@ pub enum SteeringError {
         /// The error.
         source: Box<MapError>,
     },
-    /// The listener address cannot be steered to.
-    #[error("cannot steer to {0}: veil's listener must be a specific IPv4 address with a port")]
+    /// A listener address cannot be steered to.
+    #[error(
+        "cannot steer to {0}: veil's listeners must be a specific IPv4 (--listen) and IPv6 \
+         (--listen6) address with a port"
+    )]
     BadListener(SocketAddr),
+    /// More DNS resolvers than the kernel's settings hold.
+    #[error("{given} DNS resolvers given; a sandbox may have at most {max}")]
+    TooManyResolvers {
+        /// How many were given.
+        given: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The refusal reader was already taken by another task.
+    #[error("the kernel refusal ring is already being read")]
+    RefusalsTaken,
     /// A cgroup problem.
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
@@ -153,8 +183,13 @@ impl BpfLogLevel {
 pub struct SteeringConfig {
     /// The bpffs directory veil pins under.
     pub dir: PathBuf,
-    /// veil's listener, which connects are rewritten to.
+    /// veil's IPv4 listener, which IPv4 and v4-mapped connects are rewritten to.
     pub listen: SocketAddr,
+    /// veil's IPv6 listener, which native IPv6 connects are rewritten to; without one they
+    /// are refused.
+    pub listen6: Option<SocketAddr>,
+    /// The settings of steered tasks in no sandbox, and the defaults for new sandboxes.
+    pub defaults: SandboxSettings,
     /// How much the programs log.
     pub log_level: BpfLogLevel,
 }
@@ -168,55 +203,43 @@ pub enum Attached {
     Existing(u64),
 }
 
-/// The loaded programs and the map veil reads original destinations from.
+/// The loaded programs and the maps veil reads and writes.
 pub struct Steering {
     ebpf: Ebpf,
     by_peer: HashMap<MapData, Endpoint, ConnRecord>,
+    settings: HashMap<MapData, u64, Settings>,
+    refusals: Option<(RingBuf<MapData>, PerCpuArray<MapData, u64>)>,
     dir: PathBuf,
 }
-
-/// The hooks veil attaches, with the pin file name of each.
-const HOOKS: [(&str, &str); 3] = [
-    (PROG_CONNECT4, "connect4"),
-    (PROG_SOCK_OPS, "sock_ops"),
-    (PROG_SOCK_RELEASE, "sock_release"),
-];
 
 impl Steering {
     /// Loads the embedded programs, reusing (or creating and pinning) the connection maps under
     /// `config.dir`, and moves every pinned link onto the new programs. Returns the cgroup ids
     /// that were already steered.
     pub fn load(config: &SteeringConfig) -> Result<(Self, Vec<u64>), SteeringError> {
-        let SocketAddr::V4(listen) = config.listen else {
-            return Err(SteeringError::BadListener(config.listen));
-        };
-        if listen.ip().is_unspecified() || listen.port() == 0 {
-            return Err(SteeringError::BadListener(config.listen));
-        }
+        let listen = listener_v4(config.listen)?;
+        let listen6 = config.listen6.map(listener_v6).transpose()?;
         ensure_bpffs(&config.dir)?;
         let maps = config.dir.join("maps");
         for dir in [&maps, &config.dir.join("links")] {
             fs::create_dir_all(dir).map_err(|source| io_err(dir, source))?;
         }
-        let mut ebpf = load_object(&maps, listen, config.log_level)?;
-        for (name, _) in HOOKS {
-            load_program(&mut ebpf, name)?;
+        let mut ebpf = load_object(&maps, listen, listen6, config.log_level)?;
+        for hook in &HOOKS {
+            hook.load(&mut ebpf)?;
         }
-        let by_peer = ebpf
-            .take_map(MAP_BY_PEER)
-            .ok_or(MapError::InvalidName {
-                name: MAP_BY_PEER.to_owned(),
-            })
-            .and_then(HashMap::try_from)
-            .map_err(|source| SteeringError::Map {
-                name: MAP_BY_PEER,
-                source: Box::new(source),
-            })?;
-        let steering = Self {
+        let by_peer = take_map(&mut ebpf, MAP_BY_PEER, HashMap::try_from)?;
+        let settings = take_map(&mut ebpf, MAP_SETTINGS, HashMap::try_from)?;
+        let ring = take_map(&mut ebpf, MAP_REFUSALS, RingBuf::try_from)?;
+        let dropped = take_map(&mut ebpf, MAP_REFUSALS_DROPPED, PerCpuArray::try_from)?;
+        let mut steering = Self {
             ebpf,
             by_peer,
+            settings,
+            refusals: Some((ring, dropped)),
             dir: config.dir.clone(),
         };
+        steering.set_settings(DEFAULT_SETTINGS_KEY, &config.defaults)?;
         let steered = steering.adopt_pinned_links()?;
         Ok((steering, steered))
     }
@@ -225,17 +248,23 @@ impl Steering {
     pub fn attach(&mut self, dir: &Path) -> Result<Attached, SteeringError> {
         let cgroup_id = cgroup::cgroup_id(dir)?;
         let link_dir = self.link_dir(cgroup_id);
-        if HOOKS.iter().all(|(_, pin)| link_dir.join(pin).exists()) {
+        if HOOKS.iter().all(|hook| link_dir.join(hook.pin).exists()) {
             return Ok(Attached::Existing(cgroup_id));
         }
         fs::create_dir_all(&link_dir).map_err(|source| io_err(&link_dir, source))?;
         let cgroup = File::open(dir).map_err(|source| io_err(dir, source))?;
-        for (name, pin) in HOOKS {
-            let pin_path = link_dir.join(pin);
+        for hook in &HOOKS {
+            let pin_path = link_dir.join(hook.pin);
             if pin_path.exists() {
                 continue;
             }
-            if let Err(e) = self.attach_one(name, &cgroup, &pin_path) {
+            let attached = hook.attach(&mut self.ebpf, &cgroup).and_then(|link| {
+                link.pin(&pin_path).map_err(|e| SteeringError::Io {
+                    path: pin_path.clone(),
+                    source: io::Error::other(e.to_string()),
+                })
+            });
+            if let Err(e) = attached {
                 // Leave nothing half-attached behind.
                 self.detach(cgroup_id)?;
                 return Err(e);
@@ -248,8 +277,8 @@ impl Steering {
     /// cgroup that was not steered is not an error.
     pub fn detach(&mut self, cgroup_id: u64) -> Result<(), SteeringError> {
         let link_dir = self.link_dir(cgroup_id);
-        for (_, pin) in HOOKS {
-            let path = link_dir.join(pin);
+        for hook in &HOOKS {
+            let path = link_dir.join(hook.pin);
             match sys::obj_get(&path) {
                 Ok(link) => match sys::link_detach(link.as_fd()) {
                     // ENOLINK: already detached (its cgroup was removed).
@@ -293,51 +322,62 @@ impl Steering {
         }
     }
 
+    /// Files `settings` for the sandbox cgroup `cgroup_id` (or, under
+    /// [`DEFAULT_SETTINGS_KEY`], for steered tasks in no sandbox). Tasks in cgroups below the
+    /// sandbox get them too.
+    pub fn set_settings(
+        &mut self,
+        cgroup_id: u64,
+        settings: &SandboxSettings,
+    ) -> Result<(), SteeringError> {
+        let kernel = settings.to_kernel()?;
+        self.settings
+            .insert(cgroup_id, kernel, 0)
+            .map_err(|source| SteeringError::Map {
+                name: MAP_SETTINGS,
+                source: Box::new(source),
+            })
+    }
+
+    /// Drops the settings of every cgroup except the defaults and those in `keep`, so
+    /// sandboxes that vanished while veil was down leave nothing behind.
+    pub fn retain_settings(&mut self, keep: &[u64]) -> Result<(), SteeringError> {
+        let stale: Vec<u64> = self
+            .settings
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|id| *id != DEFAULT_SETTINGS_KEY && !keep.contains(id))
+            .collect();
+        stale.iter().try_for_each(|id| self.remove_settings(*id))
+    }
+
+    /// Drops the settings of the sandbox cgroup `cgroup_id`; absent settings are no error.
+    pub fn remove_settings(&mut self, cgroup_id: u64) -> Result<(), SteeringError> {
+        match self.settings.remove(&cgroup_id) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
+                Ok(())
+            }
+            Err(source) => Err(SteeringError::Map {
+                name: MAP_SETTINGS,
+                source: Box::new(source),
+            }),
+        }
+    }
+
+    /// Hands out the reader of the kernel's refusals; there is one, for one task. Must run
+    /// inside a tokio runtime.
+    pub fn refusal_reader(&mut self) -> Result<RefusalReader, SteeringError> {
+        let (ring, dropped) = self.refusals.take().ok_or(SteeringError::RefusalsTaken)?;
+        RefusalReader::new(ring, dropped).map_err(|source| io_err(&self.dir, source))
+    }
+
     /// Starts forwarding the programs' aya-log records to veil's log.
     pub fn logger(&mut self) -> Result<aya_log::EbpfLogger<&'static dyn log::Log>, SteeringError> {
         aya_log::EbpfLogger::init(&mut self.ebpf).map_err(|e| SteeringError::Io {
             path: self.dir.clone(),
             source: io::Error::other(format!("starting the eBPF logger: {e}")),
         })
-    }
-
-    fn attach_one(&mut self, name: &str, cgroup: &File, pin: &Path) -> Result<(), SteeringError> {
-        let what = || format!("attaching {name} to cgroup");
-        let wrap = |source: ProgramError| SteeringError::Program {
-            what: what(),
-            source: Box::new(source),
-        };
-        let link: FdLink = match name {
-            PROG_CONNECT4 => {
-                let prog: &mut CgroupSockAddr = program(&mut self.ebpf, name)?;
-                let id = prog
-                    .attach(cgroup, CgroupAttachMode::Single)
-                    .map_err(wrap)?;
-                let link = prog.take_link(id).map_err(wrap)?;
-                link.try_into().map_err(|e| link_err(what(), e))?
-            }
-            PROG_SOCK_OPS => {
-                let prog: &mut SockOps = program(&mut self.ebpf, name)?;
-                let id = prog
-                    .attach(cgroup, CgroupAttachMode::Single)
-                    .map_err(wrap)?;
-                let link = prog.take_link(id).map_err(wrap)?;
-                link.try_into().map_err(|e| link_err(what(), e))?
-            }
-            _ => {
-                let prog: &mut CgroupSock = program(&mut self.ebpf, name)?;
-                let id = prog
-                    .attach(cgroup, CgroupAttachMode::Single)
-                    .map_err(wrap)?;
-                let link = prog.take_link(id).map_err(wrap)?;
-                link.try_into().map_err(|e| link_err(what(), e))?
-            }
-        };
-        link.pin(pin).map_err(|e| SteeringError::Io {
-            path: pin.to_path_buf(),
-            source: io::Error::other(e.to_string()),
-        })?;
-        Ok(())
     }
 
     /// Moves every pinned link onto this load's programs; drops pins whose cgroup is gone.
@@ -354,12 +394,12 @@ impl Steering {
                 continue;
             };
             let mut live = true;
-            for (name, pin) in HOOKS {
-                let path = entry.path().join(pin);
+            for hook in &HOOKS {
+                let path = entry.path().join(hook.pin);
                 if !path.exists() {
                     continue;
                 }
-                let fd = self.program_fd(name)?;
+                let fd = self.program_fd(hook.program)?;
                 let link = sys::obj_get(&path).map_err(|source| io_err(&path, source))?;
                 match sys::link_update(link.as_fd(), fd) {
                     Ok(()) => {}
@@ -398,15 +438,25 @@ impl Steering {
 fn load_object(
     maps: &Path,
     listen: SocketAddrV4,
+    listen6: Option<SocketAddrV6>,
     level: BpfLogLevel,
 ) -> Result<Ebpf, SteeringError> {
     let ip = u32::from_ne_bytes(listen.ip().octets());
     let port = u32::from(listen.port().to_be());
+    // Without an IPv6 listener both stay zero, and the programs refuse native IPv6.
+    let (ip6, port6) = listen6.map_or(([0u32; 4], 0), |l6| {
+        (
+            endpoint(SocketAddr::V6(l6)).addr,
+            u32::from(l6.port().to_be()),
+        )
+    });
     let level = level as u8;
     EbpfLoader::new()
         .default_map_pin_directory(maps)
         .override_global(GLOBAL_PROXY_IP4, &ip, true)
         .override_global(GLOBAL_PROXY_PORT, &port, true)
+        .override_global(GLOBAL_PROXY_IP6, &ip6, true)
+        .override_global(GLOBAL_PROXY_PORT6, &port6, true)
         .override_global(aya_log::LEVEL, &level, false)
         .load(OBJECT)
         .map_err(|source| SteeringError::Load {
@@ -415,42 +465,60 @@ fn load_object(
         })
 }
 
-fn load_program(ebpf: &mut Ebpf, name: &str) -> Result<(), SteeringError> {
-    let wrap = |source| SteeringError::Program {
-        what: format!("loading {name}"),
-        source: Box::new(source),
-    };
-    match name {
-        PROG_CONNECT4 => program::<CgroupSockAddr>(ebpf, name)?.load().map_err(wrap),
-        PROG_SOCK_OPS => program::<SockOps>(ebpf, name)?.load().map_err(wrap),
-        _ => program::<CgroupSock>(ebpf, name)?.load().map_err(wrap),
+/// Takes the map called `name` out of `ebpf` as the typed map `convert` makes of it.
+fn take_map<T>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    convert: impl FnOnce(Map) -> Result<T, MapError>,
+) -> Result<T, SteeringError> {
+    ebpf.take_map(name)
+        .ok_or(MapError::InvalidName {
+            name: name.to_owned(),
+        })
+        .and_then(convert)
+        .map_err(|source| SteeringError::Map {
+            name,
+            source: Box::new(source),
+        })
+}
+
+/// The IPv4 listener, which must be a specific address with a port.
+fn listener_v4(addr: SocketAddr) -> Result<SocketAddrV4, SteeringError> {
+    match addr {
+        SocketAddr::V4(v4) if !v4.ip().is_unspecified() && v4.port() != 0 => Ok(v4),
+        _ => Err(SteeringError::BadListener(addr)),
     }
 }
 
-fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, SteeringError>
-where
-    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
-{
-    let prog = ebpf
-        .program_mut(name)
-        .ok_or_else(|| missing_program(name))?;
-    prog.try_into().map_err(|source| SteeringError::Program {
-        what: format!("program {name}"),
-        source: Box::new(source),
-    })
+/// The IPv6 listener, which must be a specific, native IPv6 address with a port.
+fn listener_v6(addr: SocketAddr) -> Result<SocketAddrV6, SteeringError> {
+    match addr {
+        SocketAddr::V6(v6)
+            if !v6.ip().is_unspecified()
+                && v6.ip().to_ipv4_mapped().is_none()
+                && v6.port() != 0 =>
+        {
+            Ok(v6)
+        }
+        _ => Err(SteeringError::BadListener(addr)),
+    }
+}
+
+/// The cgroup id naming the sandbox a kernel record comes from: `sandbox_id`, the sandbox
+/// whose settings applied (the task's own cgroup may be one it made below its sandbox), else
+/// the task's `cgroup_id`.
+pub fn sandbox_cgroup(cgroup_id: u64, sandbox_id: u64) -> u64 {
+    if sandbox_id != 0 {
+        sandbox_id
+    } else {
+        cgroup_id
+    }
 }
 
 fn missing_program(name: &str) -> SteeringError {
     SteeringError::Program {
         what: format!("program {name}"),
         source: Box::new(ProgramError::UnexpectedProgramType),
-    }
-}
-
-fn link_err(what: String, e: aya::programs::links::LinkError) -> SteeringError {
-    SteeringError::Io {
-        path: PathBuf::new(),
-        source: io::Error::other(format!("{what}: {e}")),
     }
 }
 

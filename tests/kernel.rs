@@ -1,0 +1,609 @@
+//! Every way around veil, closed in the kernel: each test runs a real program (the Python
+//! probe) in a real sandbox and asserts both what the program saw and what the audit log says.
+
+use std::{
+    process::Command,
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+use serde_json::{json, Value};
+use veil_tests::{eventually, probe, spawn_in_cgroup, udp::UdpEcho, EchoServers, Instance};
+
+/// The egress policy of these tests: every local "remote" destination, IPv4 and IPv6.
+const LOCAL_POLICY: &str = "[egress]\nallow = [\"127.0.0.0/8\", \"[::1/128]\"]\n";
+
+/// A fresh installation whose policy allows the tests' local destinations.
+fn instance() -> Instance {
+    let veil = Instance::new();
+    veil.set_policy(LOCAL_POLICY);
+    veil
+}
+
+/// A loopback address of its own for each resolver a test starts, so tests running in
+/// parallel (and twice in a row) never share one.
+fn resolver_addr() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    format!("127.53.{}.{}:53", std::process::id() % 250, n)
+}
+
+/// The one record of `kind` from process `pid` (waiting until it is written).
+fn record_of(veil: &Instance, kind: &str, pid: &Value) -> Value {
+    let mut found = Vec::new();
+    eventually(&format!("a {kind} record for pid {pid}"), || {
+        found = veil
+            .audit()
+            .into_iter()
+            .filter(|r| r["kind"] == kind && &r["pid"] == pid)
+            .collect();
+        !found.is_empty()
+    });
+    assert_eq!(found.len(), 1, "one {kind} record for pid {pid}: {found:?}");
+    found.remove(0)
+}
+
+fn assert_refused(report: &Value, stage: &str, errno: &str) {
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(report["stage"], stage, "{report}");
+    assert_eq!(report["errno"], errno, "{report}");
+}
+
+#[test]
+fn a_v4_mapped_connect_is_steered_like_ipv4() {
+    let mut veil = instance();
+    veil.start_daemon(&[]);
+    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let dst = server.addrs[0];
+
+    let report = probe::in_sandbox(
+        &veil,
+        &["--sandbox", "java"],
+        &[
+            "tcp",
+            "127.0.0.2",
+            &dst.port().to_string(),
+            "mapped",
+            "--v4-mapped",
+        ],
+    );
+    assert_eq!(report["reply"], format!("{dst} mapped"), "{report}");
+    assert_eq!(report["peer"], json!(["::ffff:127.0.0.2", dst.port()]));
+
+    let rec = record_of(&veil, "connection", &report["pid"]);
+    assert_eq!(rec["destination"], dst.to_string(), "recorded as IPv4");
+    assert_eq!(rec["sandbox"], "java");
+    assert_eq!(rec["verdict"], "allowed");
+    assert_eq!(rec["comm"], "python3");
+    assert_eq!(server.accepted(), 1);
+}
+
+#[test]
+fn native_ipv6_is_steered_to_veils_ipv6_listener() {
+    let mut veil = instance();
+    veil.start_daemon(&[]);
+    let server = EchoServers::start(&["::1"], 1);
+    let dst = server.addrs[0];
+
+    let report = probe::in_sandbox(
+        &veil,
+        &["--sandbox", "six"],
+        &["tcp", "::1", &dst.port().to_string(), "six"],
+    );
+    assert_eq!(report["reply"], format!("{dst} six"), "{report}");
+    assert_eq!(report["peer"], json!(["::1", dst.port()]));
+
+    let rec = record_of(&veil, "connection", &report["pid"]);
+    assert_eq!(rec["destination"], dst.to_string());
+    assert_eq!(rec["sandbox"], "six");
+    assert_eq!(rec["verdict"], "allowed");
+    assert!(
+        rec["client"].as_str().unwrap_or("").starts_with("[::1]:"),
+        "arrived on the IPv6 listener: {rec}"
+    );
+}
+
+#[test]
+fn native_ipv6_can_be_denied_per_sandbox() {
+    let mut veil = instance();
+    veil.start_daemon(&[]);
+    let six = EchoServers::start(&["::1"], 1);
+    let four = EchoServers::start(&["127.0.0.2"], 1);
+    let port6 = six.addrs[0].port().to_string();
+    let port4 = four.addrs[0].port().to_string();
+
+    let script = [
+        probe::shell(&["tcp", "::1", &port6, "denied"]),
+        probe::shell(&["tcp", "127.0.0.2", &port4, "mapped", "--v4-mapped"]),
+    ]
+    .join("; ");
+    let out = veil.run_veil(&[
+        "run",
+        "--sandbox",
+        "no6",
+        "--ipv6",
+        "deny",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let reports = probe::reports(&out);
+    assert_refused(&reports[0], "connect", "ECONNREFUSED");
+    assert_eq!(six.accepted(), 0);
+    assert_eq!(
+        reports[1]["reply"],
+        format!("{} mapped", four.addrs[0]),
+        "v4-mapped is IPv4 and still steered: {}",
+        reports[1]
+    );
+
+    let rec = record_of(&veil, "kernel_refusal", &reports[0]["pid"]);
+    assert_eq!(rec["destination"], six.addrs[0].to_string());
+    assert_eq!(rec["sandbox"], "no6");
+    assert_eq!(rec["protocol"], "tcp");
+    assert!(
+        rec["reason"].as_str().unwrap_or("").contains("IPv6"),
+        "{rec}"
+    );
+    // Another sandbox of the same installation still gets IPv6 steered.
+    let other = probe::in_sandbox(&veil, &[], &["tcp", "::1", &port6, "ok"]);
+    assert_eq!(other["ok"], true, "{other}");
+}
+
+#[test]
+fn udp_other_than_dns_is_refused_in_the_kernel() {
+    let mut veil = instance();
+    veil.start_daemon(&[]);
+    let quic = UdpEcho::start("127.0.0.2:0");
+    let port = quic.addr.port().to_string();
+
+    let script = [
+        probe::shell(&["udp", "127.0.0.2", &port]),
+        probe::shell(&["udp", "127.0.0.2", &port, "--connect"]),
+        probe::shell(&["udp", "::1", "443"]),
+    ]
+    .join("; ");
+    let out = veil.run_veil(&[
+        "run",
+        "--sandbox",
+        "quic",
+        "--user",
+        "nobody",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let reports = probe::reports(&out);
+    assert_refused(&reports[0], "send", "ECONNREFUSED");
+    assert_refused(&reports[1], "connect", "ECONNREFUSED");
+    assert_refused(&reports[2], "send", "ECONNREFUSED");
+    assert_eq!(quic.received(), 0, "nothing may leave");
+
+    let sendto = record_of(&veil, "kernel_refusal", &reports[0]["pid"]);
+    assert_eq!(sendto["destination"], quic.addr.to_string());
+    assert_eq!(sendto["protocol"], "udp");
+    assert_eq!(sendto["sandbox"], "quic");
+    assert_eq!(sendto["uid"], 65534);
+    assert!(
+        sendto["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("port other than 53"),
+        "{sendto}"
+    );
+    let connect = record_of(&veil, "kernel_refusal", &reports[1]["pid"]);
+    assert_eq!(connect["destination"], quic.addr.to_string());
+    let six = record_of(&veil, "kernel_refusal", &reports[2]["pid"]);
+    assert_eq!(six["destination"], "[::1]:443");
+}
+
+#[test]
+fn dns_reaches_only_the_sandboxs_resolvers_and_sandboxes_differ() {
+    let allowed = UdpEcho::start(&resolver_addr());
+    let other = UdpEcho::start(&resolver_addr());
+    let (allowed_ip, other_ip) = (allowed.addr.ip().to_string(), other.addr.ip().to_string());
+    let mut veil = instance();
+    // The installation's default resolvers (instead of the host's /etc/resolv.conf).
+    veil.env
+        .push(("VEIL_DNS_RESOLVERS".into(), allowed_ip.clone()));
+    veil.start_daemon(&[]);
+
+    let script = [
+        probe::shell(&["udp", &allowed_ip, "53"]),
+        probe::shell(&["udp", &allowed_ip, "53", "--connect"]),
+        probe::shell(&["udp", &other_ip, "53"]),
+        probe::shell(&["udp", &allowed_ip, "5353"]),
+    ]
+    .join("; ");
+    let out = veil.run_veil(&["run", "--sandbox", "dns", "--", "sh", "-c", &script]);
+    let reports = probe::reports(&out);
+    assert_eq!(reports[0]["reply"], format!("{} query", allowed.addr));
+    assert_eq!(reports[1]["reply"], format!("{} query", allowed.addr));
+    assert_refused(&reports[2], "send", "ECONNREFUSED");
+    assert_refused(&reports[3], "send", "ECONNREFUSED");
+    assert_eq!((allowed.received(), other.received()), (2, 0));
+
+    let rec = record_of(&veil, "kernel_refusal", &reports[2]["pid"]);
+    assert_eq!(rec["destination"], other.addr.to_string());
+    assert_eq!(rec["sandbox"], "dns");
+    assert!(
+        rec["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("resolver the sandbox is not allowed"),
+        "{rec}"
+    );
+    record_of(&veil, "kernel_refusal", &reports[3]["pid"]);
+
+    // A sandbox with resolvers of its own: the other server, and not the default one.
+    let script = [
+        probe::shell(&["udp", &other_ip, "53"]),
+        probe::shell(&["udp", &allowed_ip, "53"]),
+    ]
+    .join("; ");
+    let out = veil.run_veil(&[
+        "run",
+        "--sandbox",
+        "own-dns",
+        "--dns-resolvers",
+        &other_ip,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let reports = probe::reports(&out);
+    assert_eq!(reports[0]["reply"], format!("{} query", other.addr));
+    assert_refused(&reports[1], "send", "ECONNREFUSED");
+    assert_eq!((allowed.received(), other.received()), (2, 1));
+    let rec = record_of(&veil, "kernel_refusal", &reports[1]["pid"]);
+    assert_eq!(rec["sandbox"], "own-dns");
+}
+
+#[test]
+fn raw_and_other_non_tcp_udp_sockets_are_refused_even_for_root() {
+    let mut veil = instance();
+    veil.start_daemon(&[]);
+    // An attached cgroup: its root processes keep CAP_NET_RAW, so veil's hook is what says no.
+    let cgroup = veil.make_cgroup("rawroot");
+    let attach = veil.run_veil(&["attach", cgroup.to_str().expect("utf-8"), "--name", "raw"]);
+    assert!(
+        attach.status.success(),
+        "{}",
+        String::from_utf8_lossy(&attach.stderr)
+    );
+
+    for (args, protocol) in [
+        (["socket", "inet", "raw", "icmp"], "raw (icmp)"),
+        (["socket", "inet6", "raw", "icmpv6"], "raw (icmpv6)"),
+        (["socket", "inet", "stream", "mptcp"], "mptcp"),
+        (["socket", "inet", "dgram", "udplite"], "udplite"),
+    ] {
+        let report = probe::in_cgroup(&cgroup, &args);
+        assert_refused(&report, "socket", "EPERM");
+        let rec = record_of(&veil, "kernel_refusal", &report["pid"]);
+        assert_eq!(rec["protocol"], protocol);
+        assert_eq!(rec["sandbox"], "raw");
+        assert_eq!(rec["uid"], 0);
+        assert_eq!(rec["destination"], Value::Null);
+        assert!(
+            rec["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("only TCP and UDP"),
+            "{rec}"
+        );
+    }
+
+    // ICMP datagram ("ping") sockets, which unprivileged users may have where
+    // net.ipv4.ping_group_range allows it: allowed in a network namespace of the probe's own.
+    let ping = format!(
+        "echo 0 2147483647 > /proc/sys/net/ipv4/ping_group_range && {}",
+        probe::shell(&["socket", "inet", "dgram", "icmp"])
+    );
+    let out = spawn_in_cgroup(
+        &cgroup,
+        Command::new("unshare")
+            .args(["--net", "sh", "-c", &ping])
+            .stdout(std::process::Stdio::piped()),
+    )
+    .wait_with_output()
+    .expect("the probe ran");
+    let report = probe::reports(&out).remove(0);
+    assert_refused(&report, "socket", "EPERM");
+    let rec = record_of(&veil, "kernel_refusal", &report["pid"]);
+    assert_eq!(rec["protocol"], "icmp");
+
+    // TCP and UDP sockets are fine.
+    let tcp = probe::in_cgroup(&cgroup, &["socket", "inet6", "stream", "tcp"]);
+    assert_eq!(tcp["ok"], true, "{tcp}");
+
+    // `veil run` takes CAP_NET_RAW from root too: packet sockets, which never reach veil's
+    // hook, are refused by the kernel's capability check.
+    let script = [
+        probe::shell(&["socket", "packet", "raw", "0"]),
+        probe::shell(&["socket", "inet", "raw", "icmp"]),
+    ]
+    .join("; ");
+    let out = veil.run_veil(&["run", "--sandbox", "pkt", "--", "sh", "-c", &script]);
+    let reports = probe::reports(&out);
+    assert_refused(&reports[0], "socket", "EPERM");
+    assert_refused(&reports[1], "socket", "EPERM");
+}
+
+#[test]
+fn cgroups_made_inside_a_sandbox_are_steered_and_named_for_it() {
+    let mut veil = instance();
+    veil.start_daemon(&[]);
+    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let port = server.addrs[0].port().to_string();
+
+    let script = [
+        probe::shell(&["--nest", "inner", "tcp", "127.0.0.2", &port, "nested"]),
+        probe::shell(&["--nest", "inner2", "udp", "127.0.0.2", "9"]),
+    ]
+    .join("; ");
+    let out = veil.run_veil(&["run", "--sandbox", "outer", "--", "sh", "-c", &script]);
+    let reports = probe::reports(&out);
+    assert_eq!(
+        reports[0]["reply"],
+        format!("{} nested", server.addrs[0]),
+        "{}",
+        reports[0]
+    );
+    assert_refused(&reports[1], "send", "ECONNREFUSED");
+
+    let sandbox = veil.cgroup_parent.join("outer");
+    assert_eq!(
+        reports[0]["cgroup"],
+        sandbox.join("inner").to_str().expect("utf-8"),
+        "the probe ran in a cgroup of its own"
+    );
+    let attached = veil.wait_records("sandbox_attached", 1);
+    let conn = record_of(&veil, "connection", &reports[0]["pid"]);
+    assert_eq!(conn["sandbox"], "outer");
+    assert_ne!(
+        conn["cgroup_id"], attached[0]["cgroup_id"],
+        "the nested cgroup's id"
+    );
+    let refusal = record_of(&veil, "kernel_refusal", &reports[1]["pid"]);
+    assert_eq!(refusal["sandbox"], "outer");
+    assert_ne!(refusal["cgroup_id"], attached[0]["cgroup_id"]);
+    assert!(
+        !sandbox.exists(),
+        "veil run removed the sandbox and what was made in it"
+    );
+}
+
+#[test]
+fn connects_straight_to_veils_listeners_go_through_veil_and_are_refused() {
+    let mut veil = instance();
+    veil.start_daemon(&[]);
+    // A local service on 127.0.0.1 (like one of the host's own ports) is steered too.
+    let local = EchoServers::start(&["127.0.0.1"], 1);
+    let (port4, port6) = (
+        veil.listen.port().to_string(),
+        veil.listen6.port().to_string(),
+    );
+
+    let script = [
+        probe::shell(&["tcp", "127.0.0.1", &port4, "loop"]),
+        probe::shell(&["tcp", "::1", &port6, "loop6"]),
+        probe::shell(&["tcp", "0.0.0.0", &port4, "any"]),
+        probe::shell(&[
+            "tcp",
+            "127.0.0.1",
+            &local.addrs[0].port().to_string(),
+            "local",
+        ]),
+    ]
+    .join("; ");
+    let out = veil.run_veil(&["run", "--sandbox", "loops", "--", "sh", "-c", &script]);
+    let reports = probe::reports(&out);
+    for (report, dst) in reports[..3].iter().zip([
+        veil.listen.to_string(),
+        veil.listen6.to_string(),
+        format!("0.0.0.0:{port4}"),
+    ]) {
+        assert_eq!(report["ok"], false, "nothing came back: {report}");
+        let rec = record_of(&veil, "connection", &report["pid"]);
+        assert_eq!(rec["destination"], dst);
+        assert_eq!(rec["verdict"], "refused");
+        assert!(
+            rec["reason"].as_str().unwrap_or("").contains("loop"),
+            "{rec}"
+        );
+    }
+    assert_eq!(reports[3]["reply"], format!("{} local", local.addrs[0]));
+    let rec = record_of(&veil, "connection", &reports[3]["pid"]);
+    assert_eq!(rec["verdict"], "allowed");
+}
+
+#[test]
+fn a_non_blocking_connect_is_steered() {
+    let mut veil = instance();
+    veil.start_daemon(&[]);
+    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let dst = server.addrs[0];
+    let report = probe::in_sandbox(
+        &veil,
+        &[],
+        &[
+            "tcp",
+            "127.0.0.2",
+            &dst.port().to_string(),
+            "nb",
+            "--nonblock",
+        ],
+    );
+    assert_eq!(report["reply"], format!("{dst} nb"), "{report}");
+    let rec = record_of(&veil, "connection", &report["pid"]);
+    assert_eq!(rec["destination"], dst.to_string());
+    assert_eq!(rec["verdict"], "allowed");
+}
+
+#[test]
+fn tcp_fast_open_without_connect_is_steered() {
+    let mut veil = instance();
+    veil.start_daemon(&[]);
+    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let dst = server.addrs[0];
+    // sendto(MSG_FASTOPEN) on an unconnected socket connects implicitly; connect4 runs for it.
+    let report = probe::in_sandbox(
+        &veil,
+        &[],
+        &[
+            "tcp",
+            "127.0.0.2",
+            &dst.port().to_string(),
+            "tfo",
+            "--fastopen",
+        ],
+    );
+    assert_eq!(report["reply"], format!("{dst} tfo"), "{report}");
+    let rec = record_of(&veil, "connection", &report["pid"]);
+    assert_eq!(rec["destination"], dst.to_string());
+    assert_eq!(rec["verdict"], "allowed");
+}
+
+#[test]
+fn the_workload_sees_its_original_destination_as_the_peer() {
+    let mut veil = instance();
+    veil.start_daemon(&[]);
+    let four = EchoServers::start(&["127.0.0.2"], 1);
+    let six = EchoServers::start(&["::1"], 1);
+    let (p4, p6) = (four.addrs[0].port(), six.addrs[0].port());
+    let script = [
+        probe::shell(&["tcp", "127.0.0.2", &p4.to_string(), "a"]),
+        probe::shell(&["tcp", "::1", &p6.to_string(), "b"]),
+        probe::shell(&["tcp", "127.0.0.2", &p4.to_string(), "c", "--v4-mapped"]),
+    ]
+    .join("; ");
+    let out = veil.run_veil(&["run", "--", "sh", "-c", &script]);
+    let reports = probe::reports(&out);
+    assert_eq!(
+        reports[0]["peer"],
+        json!(["127.0.0.2", p4]),
+        "not veil's listener"
+    );
+    assert_eq!(reports[1]["peer"], json!(["::1", p6]));
+    assert_eq!(reports[2]["peer"], json!(["::ffff:127.0.0.2", p4]));
+    assert!(reports.iter().all(|r| r["ok"] == true), "{reports:?}");
+}
+
+#[test]
+fn a_full_refusal_ring_drops_records_but_counts_them() {
+    const SENDS: u64 = 6000;
+    let mut veil = instance();
+    veil.start_daemon(&[]);
+    let cgroup = veil.make_cgroup("flood");
+    let attach = veil.run_veil(&["attach", cgroup.to_str().expect("utf-8"), "--name", "flood"]);
+    assert!(
+        attach.status.success(),
+        "{}",
+        String::from_utf8_lossy(&attach.stderr)
+    );
+
+    // With the daemon stopped nothing drains the ring, which holds fewer than SENDS records.
+    veil.signal_daemon(libc::SIGSTOP);
+    let report = probe::in_cgroup(
+        &cgroup,
+        &["udp", "127.0.0.2", "9", "--count", &SENDS.to_string()],
+    );
+    veil.signal_daemon(libc::SIGCONT);
+    assert_eq!(report["refused"], SENDS, "{report}");
+
+    let dropped = veil.wait_records("kernel_refusals_dropped", 1);
+    let dropped_total: u64 = dropped
+        .iter()
+        .map(|r| r["dropped"].as_u64().expect("a count"))
+        .sum();
+    assert!(dropped_total > 0, "{dropped:?}");
+    let refusals = veil.wait_records("kernel_refusal", (SENDS - dropped_total) as usize);
+    assert_eq!(refusals.len() as u64 + dropped_total, SENDS);
+    assert!(refusals.iter().all(|r| r["pid"] == report["pid"]));
+    assert_eq!(dropped.last().expect("a record")["total"], dropped_total);
+}
+
+#[test]
+fn settings_and_refusals_outlive_the_daemon_and_leave_with_the_sandbox() {
+    let resolver = UdpEcho::start(&resolver_addr());
+    let resolver_ip = resolver.addr.ip().to_string();
+    let mut veil = instance();
+    veil.start_daemon(&[]);
+    let cgroup = veil.make_cgroup("agent");
+    let attach = veil.run_veil(&[
+        "attach",
+        cgroup.to_str().expect("utf-8"),
+        "--name",
+        "agent",
+        "--dns-resolvers",
+        &resolver_ip,
+    ]);
+    assert!(
+        attach.status.success(),
+        "{}",
+        String::from_utf8_lossy(&attach.stderr)
+    );
+    let id = veil.wait_records("sandbox_attached", 1)[0]["cgroup_id"].clone();
+    assert_eq!(veil.settings_keys(), vec![0, id.as_u64().expect("an id")]);
+
+    // While veil is down its settings still hold in the kernel, and refusals wait in the ring.
+    veil.stop_daemon(libc::SIGKILL);
+    let dns = probe::in_cgroup(&cgroup, &["udp", &resolver_ip, "53"]);
+    assert_eq!(dns["reply"], format!("{} query", resolver.addr), "{dns}");
+    let refused = probe::in_cgroup(&cgroup, &["udp", "127.0.0.2", "9"]);
+    assert_refused(&refused, "send", "ECONNREFUSED");
+
+    veil.start_daemon(&[]);
+    let rec = record_of(&veil, "kernel_refusal", &refused["pid"]);
+    assert_eq!(rec["sandbox"], "agent");
+    let dns = probe::in_cgroup(&cgroup, &["udp", &resolver_ip, "53"]);
+    assert_eq!(dns["ok"], true, "{dns}");
+
+    let detach = veil.run_veil(&["detach", cgroup.to_str().expect("utf-8")]);
+    assert!(
+        detach.status.success(),
+        "{}",
+        String::from_utf8_lossy(&detach.stderr)
+    );
+    assert_eq!(veil.settings_keys(), vec![0], "only the defaults are left");
+}
+
+#[test]
+fn without_an_ipv6_listener_native_ipv6_is_refused() {
+    let mut veil = instance();
+    // ::2 is no address of this host: veil cannot listen there and carries on without IPv6.
+    let listen6 = format!("[::2]:{}", veil.listen6.port());
+    veil.start_daemon(&["--listen6", &listen6]);
+    let six = EchoServers::start(&["::1"], 1);
+    let four = EchoServers::start(&["127.0.0.2"], 1);
+
+    let report = probe::in_sandbox(
+        &veil,
+        &[],
+        &["tcp", "::1", &six.addrs[0].port().to_string(), "x"],
+    );
+    assert_refused(&report, "connect", "ECONNREFUSED");
+    assert_eq!(six.accepted(), 0);
+    let rec = record_of(&veil, "kernel_refusal", &report["pid"]);
+    assert!(
+        rec["reason"].as_str().unwrap_or("").contains("no listener"),
+        "{rec}"
+    );
+    assert!(veil.daemon_log().contains("no IPv6 listener"));
+
+    let mapped = probe::in_sandbox(
+        &veil,
+        &[],
+        &[
+            "tcp",
+            "127.0.0.2",
+            &four.addrs[0].port().to_string(),
+            "m",
+            "--v4-mapped",
+        ],
+    );
+    assert_eq!(mapped["ok"], true, "{mapped}");
+}
