@@ -220,3 +220,72 @@ fn connects_to_veils_own_listener_are_refused() {
         "{conns:?}"
     );
 }
+
+#[test]
+fn reset_undoes_steering_and_removes_sandboxes_but_keeps_the_audit_log() {
+    let mut veil = Instance::new();
+    veil.start_daemon(&[]);
+    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let dst = server.addrs[0].to_string();
+    let cgroup = veil.make_cgroup("container");
+    let attach = veil.run_veil(&["attach", cgroup.to_str().expect("utf-8 path")]);
+    assert!(
+        attach.status.success(),
+        "{}",
+        String::from_utf8_lossy(&attach.stderr)
+    );
+
+    let busy = veil.run_veil(&["reset"]);
+    assert!(!busy.status.success());
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("stop it first"));
+
+    veil.stop_daemon(libc::SIGTERM);
+    let refused = spawn_in_cgroup(
+        &cgroup,
+        Command::new(CLIENT)
+            .args(["echo", &dst, "down"])
+            .stdout(std::process::Stdio::piped()),
+    )
+    .wait_with_output()
+    .expect("client ran");
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "fail closed while veil is down"
+    );
+
+    let reset = veil.run_veil(&["reset"]);
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let said = String::from_utf8_lossy(&reset.stdout);
+    assert!(
+        said.contains(&format!(
+            "forgot 1 sandbox(es): {}",
+            cgroup.file_name().expect("a name").to_string_lossy()
+        )),
+        "{said}"
+    );
+    assert!(!veil.bpf_dir.exists());
+    assert!(!veil.cgroup_parent.exists());
+    let direct = spawn_in_cgroup(
+        &cgroup,
+        Command::new(CLIENT)
+            .args(["echo", &dst, "direct"])
+            .stdout(std::process::Stdio::piped()),
+    )
+    .wait_with_output()
+    .expect("client ran");
+    assert!(
+        direct.status.success(),
+        "after a reset the cgroup connects directly"
+    );
+    let kinds: Vec<String> = veil
+        .audit()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(kinds.last().map(String::as_str), Some("sandbox_detached"));
+}

@@ -85,6 +85,10 @@ pub enum Command {
     Audit(AuditArgs),
     /// Print veil's CA certificate (PEM), creating the CA if it does not exist yet.
     Ca,
+    /// Undo steering for this installation: detach every steered cgroup (they connect
+    /// directly again), delete veil's bpffs pins, and kill and remove `veil run` sandboxes.
+    /// The audit log and CA are kept. The daemon must be stopped first.
+    Reset,
 }
 
 /// Options for the proxy listener and the eBPF programs.

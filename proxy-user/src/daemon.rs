@@ -463,7 +463,8 @@ fn create_dir(dir: &Path, mode: u32) -> Result<(), DaemonError> {
         })
 }
 
-fn take_lock(path: &Path, run_dir: &Path) -> Result<Flock<File>, DaemonError> {
+/// Takes the exclusive lock that makes a process the one veil of its runtime directory.
+pub fn take_lock(path: &Path, run_dir: &Path) -> Result<Flock<File>, DaemonError> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)

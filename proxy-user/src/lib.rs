@@ -26,6 +26,7 @@
 //! - [`audit`]: the audit log (records, sled store, group-commit writer, formatting).
 //! - [`api`]: the control API on a Unix socket, server and client.
 //! - [`run`]: `veil run`, with or without a separately started daemon.
+//! - [`reset`]: `veil reset`, removing an installation's kernel state and sandboxes.
 
 pub mod api;
 pub mod audit;
@@ -40,6 +41,7 @@ pub mod policy;
 pub mod proxy;
 pub mod refusals;
 pub mod relay;
+pub mod reset;
 pub mod run;
 pub mod sandbox;
 pub mod serve;

@@ -55,6 +55,21 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Attach(args) => attach(&paths, args).await,
         Command::Detach(args) => detach(&paths, args).await,
         Command::Audit(args) => audit(&paths, args).await,
+        Command::Reset => {
+            let report = veil::reset::reset(&paths)?;
+            println!(
+                "detached {} steered cgroup(s), removed {} and forgot {} sandbox(es){}",
+                report.detached,
+                paths.bpf_dir.display(),
+                report.sandboxes.len(),
+                if report.sandboxes.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", report.sandboxes.join(", "))
+                }
+            );
+            Ok(0)
+        }
         Command::Ca => {
             let ca = veil::tls::ca::Ca::load_or_create(&paths.ca_dir())?;
             print!("{}", ca.cert_pem());

@@ -276,30 +276,7 @@ impl Steering {
     /// Stops steering the cgroup with this id: detaches its links at once and unpins them. A
     /// cgroup that was not steered is not an error.
     pub fn detach(&mut self, cgroup_id: u64) -> Result<(), SteeringError> {
-        let link_dir = self.link_dir(cgroup_id);
-        for hook in &HOOKS {
-            let path = link_dir.join(hook.pin);
-            match sys::obj_get(&path) {
-                Ok(link) => match sys::link_detach(link.as_fd()) {
-                    // ENOLINK: already detached (its cgroup was removed).
-                    Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(libc::ENOLINK) => {}
-                    Err(source) => return Err(io_err(&path, source)),
-                },
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => return Err(io_err(&path, source)),
-            }
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => return Err(io_err(&path, source)),
-            }
-        }
-        match fs::remove_dir(&link_dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(io_err(&link_dir, source)),
-        }
+        detach_links(&self.link_dir(cgroup_id))
     }
 
     /// Takes the record the kernel filed for a connection whose client end is `peer`: looks
@@ -432,6 +409,52 @@ impl Steering {
 
     fn link_dir(&self, cgroup_id: u64) -> PathBuf {
         self.dir.join("links").join(cgroup_id.to_string())
+    }
+}
+
+/// Removes everything veil pinned under `dir`: detaches every steered cgroup's links at
+/// once, then deletes the maps and the directory. Connects from formerly steered cgroups go
+/// direct again. For `veil reset`; the daemon must not be running.
+pub fn remove_all(dir: &Path) -> Result<usize, SteeringError> {
+    let links = dir.join("links");
+    let mut detached = 0;
+    if let Ok(entries) = fs::read_dir(&links) {
+        for entry in entries.flatten() {
+            detach_links(&entry.path())?;
+            detached += 1;
+        }
+    }
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(detached),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(detached),
+        Err(source) => Err(io_err(dir, source)),
+    }
+}
+
+/// Detaches the links pinned in `link_dir` at once and unpins them.
+fn detach_links(link_dir: &Path) -> Result<(), SteeringError> {
+    for hook in &HOOKS {
+        let path = link_dir.join(hook.pin);
+        match sys::obj_get(&path) {
+            Ok(link) => match sys::link_detach(link.as_fd()) {
+                // ENOLINK: already detached (its cgroup was removed).
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOLINK) => {}
+                Err(source) => return Err(io_err(&path, source)),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(io_err(&path, source)),
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(io_err(&path, source)),
+        }
+    }
+    match fs::remove_dir(link_dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(io_err(link_dir, source)),
     }
 }
 
