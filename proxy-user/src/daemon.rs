@@ -15,11 +15,14 @@ use nix::fcntl::{Flock, FlockArg};
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
 
 use crate::{
+    api::tcp::ApiKey,
     audit::{self, AuditError, AuditHandle, AuditStore, AuditWriter, Event, Filter, Record},
     cgroup::{self, CgroupError},
     config::Paths,
     policy::{self, config::ConfigError, Policy},
+    metrics::Metrics,
     sandbox::{Registry, RegistryError, Sandbox},
+    secrets::{keyfile, SecretError, SecretStore, SecretsConfig},
     steering::{Attached, Steering, SteeringConfig, SteeringError},
     tls::{ca::Ca, leaf::LeafMinter, upstream::Upstream, TlsError},
 };
@@ -35,6 +38,10 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// Extra root certificates (PEM files) trusted for upstream TLS.
     pub upstream_ca: Vec<PathBuf>,
+    /// Master key and placeholder prefix.
+    pub secrets: SecretsConfig,
+    /// Where the TCP control API listens, if anywhere.
+    pub api_listen: Option<SocketAddr>,
 }
 
 /// Errors from starting the daemon or from its operations.
@@ -79,6 +86,9 @@ pub enum DaemonError {
     /// TLS setup failed.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// A secrets store failure.
+    #[error(transparent)]
+    Secrets(#[from] SecretError),
     /// Any other I/O failure, with the path it concerned.
     #[error("{path}: {source}")]
     Io {
@@ -101,6 +111,9 @@ pub struct Daemon {
     registry: Registry,
     audit: AuditHandle,
     store: AuditStore,
+    secrets: SecretStore,
+    metrics: Metrics,
+    api_addr: Option<SocketAddr>,
     _lock: Flock<File>,
 }
 
@@ -110,6 +123,8 @@ pub struct Listeners {
     pub proxy: TcpListener,
     /// The control API.
     pub api: UnixListener,
+    /// The control API on TCP, and the key it demands.
+    pub api_tcp: Option<(TcpListener, ApiKey)>,
 }
 
 impl Daemon {
@@ -130,6 +145,17 @@ impl Daemon {
         let registry = Registry::open(&db)?;
         let store = AuditStore::open(&db)?;
         let (audit, writer) = AuditWriter::spawn(store.clone());
+        let key = keyfile::master_key(
+            &paths.master_key(),
+            options.secrets.master_key_file.as_deref(),
+        )?;
+        let secrets = SecretStore::open(
+            &db,
+            key,
+            options.secrets.prefix.clone(),
+            audit.clone(),
+            paths.secrets_profile(),
+        )?;
 
         let policy = load_policy(options.config.as_deref())?;
         let leaves = LeafMinter::new(Ca::load_or_create(&paths.ca_dir())?)?;
@@ -152,6 +178,17 @@ impl Daemon {
         );
         forget_vanished(&registry, &audit);
         let api = bind_api(&paths.socket())?;
+        let (api_tcp, api_addr) = match options.api_listen {
+            Some(addr) => {
+                let listener = bind_proxy(addr)?;
+                let bound = listener.local_addr().map_err(|source| DaemonError::Listen {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+                (Some((listener, ApiKey::load(&paths.api_key())?)), Some(bound))
+            }
+            None => (None, None),
+        };
         let daemon = Arc::new(Self {
             listen: options.steering.listen,
             config: options.config.clone(),
@@ -163,9 +200,20 @@ impl Daemon {
             registry,
             audit,
             store,
+            secrets,
+            metrics: Metrics::default(),
+            api_addr,
             _lock: lock,
         });
-        Ok((daemon, Listeners { proxy, api }, writer))
+        Ok((
+            daemon,
+            Listeners {
+                proxy,
+                api,
+                api_tcp,
+            },
+            writer,
+        ))
     }
 
     /// The egress policy in force now.
@@ -195,6 +243,21 @@ impl Daemon {
     /// The address steered connects are rewritten to.
     pub fn listen(&self) -> SocketAddr {
         self.listen
+    }
+
+    /// Where the TCP control API listens, if it does.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
+    }
+
+    /// The secrets store.
+    pub fn secrets(&self) -> &SecretStore {
+        &self.secrets
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Creates a sandbox cgroup called `name` under the sandbox parent (steered through it).
@@ -408,6 +471,7 @@ fn take_lock(path: &Path, run_dir: &Path) -> Result<Flock<File>, DaemonError> {
         .map_err(|_| DaemonError::Locked(run_dir.to_path_buf()))
 }
 
+/// Binds a TCP listener (the proxy's, or the control API's) with SO_REUSEADDR.
 fn bind_proxy(addr: SocketAddr) -> Result<TcpListener, DaemonError> {
     let listen_err = |source| DaemonError::Listen {
         addr: addr.to_string(),

@@ -22,20 +22,26 @@
 //! - [`audit`]: the audit log (records, sled store, group-commit writer, formatting).
 //! - [`api`]: the control API on a Unix socket, server and client.
 //! - [`run`]: `veil run`, with or without a separately started daemon.
+//! - [`secrets`]: the encrypted secrets store, the live set the proxy reads, the profile;
+//!   [`cli_secrets`]: `veil secrets ...` and `veil env`.
+//! - [`metrics`]: counters and a latency histogram for `GET /metrics`.
 
 pub mod api;
 pub mod audit;
 pub mod cgroup;
 pub mod classify;
 pub mod cli;
+pub mod cli_secrets;
 pub mod config;
 pub mod daemon;
 pub mod host_pattern;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod relay;
 pub mod run;
 pub mod sandbox;
+pub mod secrets;
 pub mod serve;
 pub mod steering;
 pub mod tls;

@@ -10,9 +10,10 @@ use tokio::signal::unix::{signal, SignalKind};
 use veil::{
     api::client::{ApiClient, ClientError},
     audit::AuditStore,
-    cli::{AttachArgs, AuditArgs, Cli, Command, DetachArgs, ProxyArgs},
+    cli::{AttachArgs, AuditArgs, Cli, Command, DetachArgs, ProxyArgs, SecretArgs},
     config::Paths,
     daemon::Options,
+    secrets::SecretsConfig,
     steering::{BpfLogLevel, SteeringConfig},
 };
 
@@ -41,9 +42,13 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> Result<i32> {
     let paths = Paths::from(cli.paths);
     match cli.command {
-        Command::Serve(args) => serve(options(paths, &args.proxy)).await,
+        Command::Serve(args) => {
+            let mut options = options(paths, &args.proxy, args.secrets);
+            options.api_listen = args.api_listen;
+            serve(options).await
+        }
         Command::Run(args) => {
-            let options = options(paths, &args.proxy);
+            let options = options(paths, &args.proxy, args.secrets);
             Ok(veil::run::run(&options, args.sandbox, args.user.as_deref(), &args.command).await?)
         }
         Command::Attach(args) => attach(&paths, args).await,
@@ -54,10 +59,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             print!("{}", ca.cert_pem());
             Ok(0)
         }
+        Command::Secrets(command) => Ok(veil::cli_secrets::secrets(&paths, command).await?),
+        Command::Env(args) => Ok(veil::cli_secrets::env(&paths, args).await?),
     }
 }
 
-fn options(paths: Paths, proxy: &ProxyArgs) -> Options {
+fn options(paths: Paths, proxy: &ProxyArgs, secrets: SecretArgs) -> Options {
     Options {
         config: proxy.config.clone(),
         upstream_ca: proxy.upstream_ca.clone(),
@@ -67,6 +74,11 @@ fn options(paths: Paths, proxy: &ProxyArgs) -> Options {
             log_level: proxy.bpf_log,
         },
         paths,
+        secrets: SecretsConfig {
+            master_key_file: secrets.master_key_file,
+            prefix: secrets.placeholder_prefix,
+        },
+        api_listen: None,
     }
 }
 

@@ -2,7 +2,11 @@
 //! where it was going, refuse loops and connections without a record, and hand the rest to
 //! [`crate::proxy`].
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio::net::{TcpListener, TcpStream};
 use veil_ebpf::ConnRecord;
@@ -10,6 +14,7 @@ use veil_ebpf::ConnRecord;
 use crate::{
     audit::{Connection, Event, Verdict},
     daemon::Daemon,
+    metrics::ErrorKind,
     proxy::{self, Steered},
     steering,
 };
@@ -33,42 +38,80 @@ pub async fn accept_loop(listener: TcpListener, daemon: Arc<Daemon>) {
 
 /// Handles one steered connection from `peer` (the client's own address).
 async fn handle(daemon: Arc<Daemon>, client: TcpStream, peer: SocketAddr) {
+    let accepted = Instant::now();
     let Some(record) = daemon.take_record(peer) else {
         log::warn!("refusing {peer}: no original-destination record (not a steered connect)");
+        daemon.metrics().error(ErrorKind::NoRecord);
+        daemon
+            .metrics()
+            .connection(Verdict::Refused, accepted.elapsed());
         daemon.audit().record(Event::Connection(unknown(peer)));
         return;
     };
     let _ = client.set_nodelay(true);
     let mut event = describe(&daemon, &record, peer);
-    match decide(&record, daemon.listen()) {
+    match decide(&record, daemon.listen(), daemon.api_addr()) {
         Ok(dst) => {
             proxy::serve(Steered {
                 daemon,
                 client,
                 dst,
                 event,
+                accepted,
             })
             .await
         }
         Err(reason) => {
             log::warn!("refusing {peer} (pid {}): {reason}", record.pid);
             event.reason = reason;
+            daemon.metrics().denial();
+            daemon
+                .metrics()
+                .connection(Verdict::Refused, accepted.elapsed());
             daemon.audit().record(Event::Connection(event));
         }
     }
 }
 
 /// Where a steered connection may go: its original destination, unless that is veil's own
-/// listener (a loop). The egress policy decides the rest.
-fn decide(record: &ConnRecord, listen: SocketAddr) -> Result<SocketAddr, String> {
+/// listener (a loop) or its TCP control API (`api`). The egress policy decides the rest.
+fn decide(
+    record: &ConnRecord,
+    listen: SocketAddr,
+    api: Option<SocketAddr>,
+) -> Result<SocketAddr, String> {
     let dst = steering::socket_addr(&record.dst)
         .ok_or_else(|| format!("unknown address family {}", record.dst.family))?;
-    let to_listener = dst.port() == listen.port()
-        && (dst.ip() == listen.ip() || dst.ip().is_unspecified() || dst.ip().is_loopback());
-    if to_listener {
+    if reaches(dst, listen) {
         return Err("loop: the destination is veil's own listener".into());
     }
+    if api.is_some_and(|api| reaches(dst, api)) {
+        return Err("the destination is veil's control API".into());
+    }
     Ok(dst)
+}
+
+/// Whether connecting to `dst` would reach a socket of this machine bound to `bound`.
+fn reaches(dst: SocketAddr, bound: SocketAddr) -> bool {
+    let ip = dst.ip().to_canonical();
+    dst.port() == bound.port()
+        && (ip == bound.ip().to_canonical()
+            || ip.is_unspecified()
+            || ip.is_loopback()
+            || (bound.ip().is_unspecified() && is_local(ip)))
+}
+
+/// Whether `ip` is an address of one of this machine's interfaces.
+fn is_local(ip: IpAddr) -> bool {
+    // Without the list, assume it is: refusing is the safe answer.
+    nix::ifaddrs::getifaddrs().map_or(true, |mut addrs| {
+        addrs.any(|a| {
+            a.address.is_some_and(|addr| {
+                addr.as_sockaddr_in().map(|v4| IpAddr::from(v4.ip())) == Some(ip)
+                    || addr.as_sockaddr_in6().map(|v6| IpAddr::from(v6.ip())) == Some(ip)
+            })
+        })
+    })
 }
 
 /// The audit event for a connection with a kernel record, refused until decided otherwise.
@@ -124,11 +167,11 @@ mod tests {
     fn relays_to_the_original_destination() {
         let listen = "127.0.0.1:15001".parse().unwrap();
         assert_eq!(
-            decide(&record_to("127.0.0.2:8080"), listen),
+            decide(&record_to("127.0.0.2:8080"), listen, None),
             Ok("127.0.0.2:8080".parse().unwrap())
         );
         // Same port on another host is not a loop.
-        assert!(decide(&record_to("192.0.2.1:15001"), listen).is_ok());
+        assert!(decide(&record_to("192.0.2.1:15001"), listen, None).is_ok());
     }
 
     #[test]
@@ -136,7 +179,7 @@ mod tests {
         let listen = "127.0.0.1:15001".parse().unwrap();
         for dst in ["127.0.0.1:15001", "127.0.0.9:15001", "0.0.0.0:15001"] {
             assert!(
-                decide(&record_to(dst), listen)
+                decide(&record_to(dst), listen, None)
                     .unwrap_err()
                     .contains("loop"),
                 "{dst}"
@@ -145,8 +188,28 @@ mod tests {
     }
 
     #[test]
+    fn refuses_the_control_api() {
+        let listen = "127.0.0.1:15001".parse().unwrap();
+        let api = Some("127.0.0.1:15002".parse().unwrap());
+        for dst in ["127.0.0.1:15002", "127.0.0.5:15002", "0.0.0.0:15002"] {
+            assert!(
+                decide(&record_to(dst), listen, api)
+                    .unwrap_err()
+                    .contains("control API"),
+                "{dst}"
+            );
+        }
+        assert!(decide(&record_to("192.0.2.1:15002"), listen, api).is_ok());
+        assert!(decide(&record_to("127.0.0.1:15003"), listen, api).is_ok());
+        // An API on every address is reached through any local one, not through others.
+        let everywhere = Some("0.0.0.0:15002".parse().unwrap());
+        assert!(decide(&record_to("127.0.0.3:15002"), listen, everywhere).is_err());
+        assert!(decide(&record_to("192.0.2.1:15002"), listen, everywhere).is_ok());
+    }
+
+    #[test]
     fn refuses_unknown_family() {
         let listen = "127.0.0.1:15001".parse().unwrap();
-        assert!(decide(&ConnRecord::default(), listen).is_err());
+        assert!(decide(&ConnRecord::default(), listen, None).is_err());
     }
 }

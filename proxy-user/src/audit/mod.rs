@@ -1,5 +1,6 @@
 //! The audit log: a durable, ordered record of every connection decision
-//! veil makes and of every sandbox it starts or stops watching.
+//! veil makes, of every sandbox it starts or stops watching, and of every change to a
+//! secret (never its value).
 //!
 //! The module is split by concern:
 //!
@@ -22,7 +23,7 @@ mod writer;
 use std::sync::Arc;
 
 pub use format::{json_line, table};
-pub use record::{Connection, Event, EventKind, Record, SandboxChange, Verdict};
+pub use record::{Connection, Event, EventKind, Record, SandboxChange, SecretChange, Verdict};
 pub use store::{AuditStore, Filter};
 pub use writer::{AuditHandle, AuditWriter};
 

@@ -128,7 +128,11 @@ impl Filter {
                 Event::Connection(c) => c
                     .destination
                     .is_some_and(|dest| dest.ip().to_string() == host),
-                Event::SandboxAttached(_) | Event::SandboxDetached(_) => false,
+                Event::SandboxAttached(_)
+                | Event::SandboxDetached(_)
+                | Event::SecretCreated(_)
+                | Event::SecretUpdated(_)
+                | Event::SecretDeleted(_) => false,
             })
             && self.since_ms.is_none_or(|since| record.time_ms >= since)
             && self.until_ms.is_none_or(|until| record.time_ms < until)
