@@ -183,7 +183,10 @@ fn read_value(source: &ValueSource) -> Result<SecretValue, CliError> {
         (None, Some(var)) => {
             let from = format!("environment variable {var}");
             let value = std::env::var_os(var).ok_or_else(|| {
-                read_err(from.clone(), io::Error::new(io::ErrorKind::NotFound, "not set"))
+                read_err(
+                    from.clone(),
+                    io::Error::new(io::ErrorKind::NotFound, "not set"),
+                )
             })?;
             (from, value.into_vec())
         }
@@ -253,19 +256,18 @@ fn table(all: &[SecretInfo]) -> String {
     if all.is_empty() {
         return "no secrets\n".to_owned();
     }
-    let rows: Vec<[String; 5]> = std::iter::once(
-        ["ID", "NAME", "ENV_VAR", "PROXY_VALUE", "HOSTS"].map(str::to_owned),
-    )
-    .chain(all.iter().map(|s| {
-        [
-            s.id.clone(),
-            s.name.clone(),
-            s.env_var.clone(),
-            s.proxy_value.clone(),
-            s.hosts.join(","),
-        ]
-    }))
-    .collect();
+    let rows: Vec<[String; 5]> =
+        std::iter::once(["ID", "NAME", "ENV_VAR", "PROXY_VALUE", "HOSTS"].map(str::to_owned))
+            .chain(all.iter().map(|s| {
+                [
+                    s.id.clone(),
+                    s.name.clone(),
+                    s.env_var.clone(),
+                    s.proxy_value.clone(),
+                    s.hosts.join(","),
+                ]
+            }))
+            .collect();
     let mut widths = [0; 5];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -334,7 +336,10 @@ mod tests {
             from_file: None,
             from_env: Some("VEIL_TEST_NO_SUCH_VARIABLE".into()),
         };
-        assert!(read_value(&unset).unwrap_err().to_string().contains("not set"));
+        assert!(read_value(&unset)
+            .unwrap_err()
+            .to_string()
+            .contains("not set"));
     }
 
     #[test]

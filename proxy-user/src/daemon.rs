@@ -19,8 +19,8 @@ use crate::{
     audit::{self, AuditError, AuditHandle, AuditStore, AuditWriter, Event, Filter, Record},
     cgroup::{self, CgroupError},
     config::Paths,
-    policy::{self, config::ConfigError, Policy},
     metrics::Metrics,
+    policy::{self, config::ConfigError, Policy},
     sandbox::{Registry, RegistryError, Sandbox},
     secrets::{keyfile, SecretError, SecretStore, SecretsConfig},
     steering::{Attached, Steering, SteeringConfig, SteeringError},
@@ -181,11 +181,16 @@ impl Daemon {
         let (api_tcp, api_addr) = match options.api_listen {
             Some(addr) => {
                 let listener = bind_proxy(addr)?;
-                let bound = listener.local_addr().map_err(|source| DaemonError::Listen {
-                    addr: addr.to_string(),
-                    source,
-                })?;
-                (Some((listener, ApiKey::load(&paths.api_key())?)), Some(bound))
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| DaemonError::Listen {
+                        addr: addr.to_string(),
+                        source,
+                    })?;
+                (
+                    Some((listener, ApiKey::load(&paths.api_key())?)),
+                    Some(bound),
+                )
             }
             None => (None, None),
         };

@@ -158,20 +158,33 @@ mod tests {
         m.injection();
         m.error(ErrorKind::Upstream);
         let text = m.render();
-        assert_eq!(value(&text, "veil_connections_total{verdict=\"allowed\"}"), "2");
-        assert_eq!(value(&text, "veil_connections_total{verdict=\"refused\"}"), "1");
+        assert_eq!(
+            value(&text, "veil_connections_total{verdict=\"allowed\"}"),
+            "2"
+        );
+        assert_eq!(
+            value(&text, "veil_connections_total{verdict=\"refused\"}"),
+            "1"
+        );
         assert_eq!(value(&text, "veil_denials_total"), "1");
         assert_eq!(value(&text, "veil_injections_total"), "2");
         assert_eq!(value(&text, "veil_errors_total{kind=\"upstream\"}"), "1");
         assert_eq!(value(&text, "veil_errors_total{kind=\"api\"}"), "0");
-        let bucket = |le: &str| value(&text, &format!("veil_connection_setup_seconds_bucket{{le=\"{le}\"}}"));
+        let bucket = |le: &str| {
+            value(
+                &text,
+                &format!("veil_connection_setup_seconds_bucket{{le=\"{le}\"}}"),
+            )
+        };
         assert_eq!(bucket("0.0005"), "0");
         assert_eq!(bucket("0.001"), "1");
         assert_eq!(bucket("0.05"), "2");
         assert_eq!(bucket("10"), "2");
         assert_eq!(bucket("+Inf"), "3");
         assert_eq!(value(&text, "veil_connection_setup_seconds_count"), "3");
-        let sum: f64 = value(&text, "veil_connection_setup_seconds_sum").parse().unwrap();
+        let sum: f64 = value(&text, "veil_connection_setup_seconds_sum")
+            .parse()
+            .unwrap();
         assert!((sum - 20.0308).abs() < 1e-6, "{sum}");
     }
 

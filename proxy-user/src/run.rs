@@ -5,6 +5,7 @@ use std::{
     ffi::CString,
     io,
     os::unix::{ffi::OsStrExt, process::ExitStatusExt},
+    path::Path,
     process::ExitStatus,
 };
 
@@ -19,6 +20,7 @@ use crate::{
     cgroup::{self, CgroupError},
     daemon::{DaemonError, Options},
     sandbox::Sandbox,
+    secrets::SecretInfo,
     serve::{self, Running},
 };
 
@@ -91,11 +93,16 @@ pub async fn run(
     let name = name.unwrap_or_else(|| format!("run-{}", std::process::id()));
     cgroup::validate_name(&name)?;
     let backend = backend(options).await?;
+    let secrets = match &backend {
+        Backend::Remote(client) => client.secrets().await?,
+        Backend::Embedded(running) => running.daemon().secrets().list(),
+    };
+    let env = secrets_env(&secrets, &options.paths.secrets_profile());
     let sandbox = match &backend {
         Backend::Remote(client) => client.create_sandbox(&name).await?,
         Backend::Embedded(running) => running.daemon().create_sandbox(&name).await?,
     };
-    let status = run_in(&sandbox, identity.as_ref(), command).await;
+    let status = run_in(&sandbox, identity.as_ref(), command, &env).await;
     let removed = match &backend {
         Backend::Remote(client) => client
             .remove_sandbox(&name)
@@ -140,10 +147,24 @@ async fn backend(options: &Options) -> Result<Backend, RunError> {
     }
 }
 
+/// The variables that carry secrets into a sandbox: each secret's `env_var` set to its
+/// placeholder, and `VEIL_SECRETS_PROFILE` naming the profile that reloads them.
+fn secrets_env(secrets: &[SecretInfo], profile: &Path) -> Vec<(String, String)> {
+    secrets
+        .iter()
+        .map(|s| (s.env_var.clone(), s.proxy_value.clone()))
+        .chain([(
+            "VEIL_SECRETS_PROFILE".to_owned(),
+            profile.display().to_string(),
+        )])
+        .collect()
+}
+
 async fn run_in(
     sandbox: &Sandbox,
     identity: Option<&Identity>,
     command: &[String],
+    env: &[(String, String)],
 ) -> Result<ExitStatus, RunError> {
     let spawn_err = |source| RunError::Spawn {
         cmd: command.join(" "),
@@ -153,6 +174,7 @@ async fn run_in(
         .map_err(|e| spawn_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     let ids = identity.map(|id| (id.uid.as_raw(), id.gid.as_raw(), id.groups.clone()));
     if let Some(id) = identity {
         cmd.env("HOME", &id.home)

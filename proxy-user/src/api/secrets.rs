@@ -22,9 +22,7 @@ pub(super) async fn route(
     let store = daemon.secrets();
     let answer = match (method, rest) {
         (&Method::GET, []) => return server::json(StatusCode::OK, &store.list()),
-        (&Method::POST, []) => create(store, req)
-            .await
-            .map(|s| (StatusCode::CREATED, s)),
+        (&Method::POST, []) => create(store, req).await.map(|s| (StatusCode::CREATED, s)),
         (&Method::GET, [id]) => store.get(id).map(|s| (StatusCode::OK, s)),
         (&Method::PATCH, [id]) => update(store, id, req).await.map(|s| (StatusCode::OK, s)),
         (&Method::DELETE, [id]) => store.delete(id).await.map(|s| (StatusCode::OK, s)),

@@ -105,7 +105,11 @@ pub(super) async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<F
         }
         (
             _,
-            ["healthz"] | ["metrics"] | ["v1", "sandboxes"] | ["v1", "sandboxes", _] | ["v1", "audit"],
+            ["healthz"]
+            | ["metrics"]
+            | ["v1", "sandboxes"]
+            | ["v1", "sandboxes", _]
+            | ["v1", "audit"],
         ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),

@@ -7,8 +7,7 @@ use std::{convert::Infallible, path::Path, sync::Arc};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{
-    body::Incoming, header, server::conn::http1, service::service_fn, Request, Response,
-    StatusCode,
+    body::Incoming, header, server::conn::http1, service::service_fn, Request, Response, StatusCode,
 };
 use hyper_util::rt::TokioIo;
 use ring::hmac;
@@ -69,7 +68,9 @@ pub async fn serve(listener: TcpListener, key: ApiKey, daemon: Arc<Daemon>) {
                     if key.admits(&req) {
                         Ok::<_, Infallible>(server::route(&daemon, req).await)
                     } else {
-                        log::info!("TCP control API: refused a request from {peer} without the API key");
+                        log::info!(
+                            "TCP control API: refused a request from {peer} without the API key"
+                        );
                         Ok(unauthorized())
                     }
                 }

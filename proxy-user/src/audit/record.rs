@@ -356,7 +356,9 @@ mod tests {
             event: Event::SecretCreated(secret_change(&[])),
             ..record
         };
-        assert!(!String::from_utf8(created.encode()).unwrap().contains("changed"));
+        assert!(!String::from_utf8(created.encode())
+            .unwrap()
+            .contains("changed"));
     }
 
     #[test]

@@ -213,7 +213,9 @@ async fn tls(mut conn: Steered, buf: Vec<u8>, hello: ClientHello, policy: &Arc<P
         ..
     } = conn;
     event.verdict = Verdict::Allowed;
-    daemon.metrics().connection(event.verdict, accepted.elapsed());
+    daemon
+        .metrics()
+        .connection(event.verdict, accepted.elapsed());
     event.rule = decision.rule;
     event.reason = "intercepted".into();
     daemon.audit().record(Event::Connection(event));

@@ -104,14 +104,20 @@ mod tests {
     fn detects_tampering() {
         let sealed = key(1).seal("sec_1", &value("ghp_token")).unwrap();
         assert!(key(2).open("sec_1", &sealed).is_err(), "wrong key");
-        assert!(key(1).open("sec_2", &sealed).is_err(), "wrong associated data");
+        assert!(
+            key(1).open("sec_2", &sealed).is_err(),
+            "wrong associated data"
+        );
         for i in 0..sealed.len() {
             let mut flipped = sealed.clone();
             flipped[i] ^= 0x01;
             assert!(key(1).open("sec_1", &flipped).is_err(), "flipped byte {i}");
         }
         for len in 0..sealed.len() {
-            assert!(key(1).open("sec_1", &sealed[..len]).is_err(), "cut to {len}");
+            assert!(
+                key(1).open("sec_1", &sealed[..len]).is_err(),
+                "cut to {len}"
+            );
         }
     }
 

@@ -27,7 +27,10 @@ pub fn master_key(default: &Path, supplied: Option<&Path>) -> Result<MasterKey, 
 
 /// Reads the key in `path`, creating the file with a fresh random key (mode 0600) if it does
 /// not exist yet. Refuses a file that group or others may access.
-pub fn read_or_create(path: &Path, what: &'static str) -> Result<Zeroizing<[u8; LEN]>, SecretError> {
+pub fn read_or_create(
+    path: &Path,
+    what: &'static str,
+) -> Result<Zeroizing<[u8; LEN]>, SecretError> {
     match read(path, what) {
         Err(SecretError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
             create(path, what)
@@ -88,9 +91,7 @@ fn create(path: &Path, what: &'static str) -> Result<Zeroizing<[u8; LEN]>, Secre
     file.write_all(text.as_bytes()).map_err(io_err)?;
     file.sync_all().map_err(io_err)?;
     if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err)?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
     }
     log::info!("created the {what} in {}", path.display());
     Ok(key)

@@ -113,7 +113,10 @@ mod tests {
         let set = SecretSet::default()
             .with(live("B", "P_b"))
             .with(live("A", "P_a'x"));
-        assert_eq!(exports(set.iter().map(|s| &s.info)), "export A='P_a'\\''x'\nexport B='P_b'\n");
+        assert_eq!(
+            exports(set.iter().map(|s| &s.info)),
+            "export A='P_a'\\''x'\nexport B='P_b'\n"
+        );
         assert!(!render(&set, &[]).contains("real-value"));
     }
 

@@ -5,11 +5,7 @@
 //! drop them from running shells. Every change is one sled transaction, flushed, then audited
 //! durably, then published; if the audit record cannot be written the change is undone.
 
-use std::{
-    path::PathBuf,
-    sync::Arc,
-    time::SystemTime,
-};
+use std::{path::PathBuf, sync::Arc, time::SystemTime};
 
 use serde::{Deserialize, Serialize};
 use sled::{
@@ -143,8 +139,11 @@ impl SecretStore {
             record: Some(self.encode(&secret)?),
             retire: None,
         };
-        self.apply(change, Event::SecretCreated(audited(&secret.info, Vec::new())))
-            .await?;
+        self.apply(
+            change,
+            Event::SecretCreated(audited(&secret.info, Vec::new())),
+        )
+        .await?;
         let info = secret.info.clone();
         self.publish(current.with(secret));
         Ok(info)
@@ -239,7 +238,10 @@ impl SecretStore {
                 retire: None,
             };
             if let Err(undo_err) = self.commit(&undo).await {
-                log::error!("undoing an unaudited change to secret {}: {undo_err}", change.id);
+                log::error!(
+                    "undoing an unaudited change to secret {}: {undo_err}",
+                    change.id
+                );
             }
             return Err(e.into());
         }
@@ -345,7 +347,8 @@ fn live(key: &MasterKey, stored: &Stored) -> Result<LiveSecret, SecretError> {
         .iter()
         .map(|h| HostPattern::parse(h).map_err(|e| corrupt(e.to_string())))
         .collect::<Result<_, _>>()?;
-    let sealed = hex::decode(&stored.sealed).ok_or_else(|| corrupt("sealed value is not hex".into()))?;
+    let sealed =
+        hex::decode(&stored.sealed).ok_or_else(|| corrupt("sealed value is not hex".into()))?;
     Ok(LiveSecret {
         info: info.clone(),
         hosts,
@@ -368,4 +371,267 @@ fn parse_retired(key: &[u8]) -> Option<Retired> {
 /// Now, RFC 3339 in seconds.
 fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditStore, AuditWriter, EventKind, Filter};
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        db: sled::Db,
+        audit: AuditStore,
+        writer: Option<AuditWriter>,
+        store: SecretStore,
+    }
+
+    impl Fixture {
+        /// Stops the audit writer, so every further change fails to be audited.
+        async fn stop_audit(&mut self) {
+            if let Some(writer) = self.writer.take() {
+                writer.shutdown().await;
+            }
+        }
+
+        /// Closes everything and hands back the directory, to reopen it.
+        async fn close(mut self) -> tempfile::TempDir {
+            self.stop_audit().await;
+            self.dir
+        }
+    }
+
+    fn open(dir: tempfile::TempDir) -> Fixture {
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let audit = AuditStore::open(&db).unwrap();
+        let (handle, writer) = AuditWriter::spawn(audit.clone());
+        let store = SecretStore::open(
+            &db,
+            MasterKey::new(&[7; 32]).unwrap(),
+            Prefix::default(),
+            handle,
+            dir.path().join("secrets.sh"),
+        )
+        .unwrap();
+        Fixture {
+            dir,
+            db,
+            audit,
+            writer: Some(writer),
+            store,
+        }
+    }
+
+    fn new(name: &str, env_var: &str, value: &str) -> NewSecret {
+        NewSecret::from_json(
+            serde_json::json!({"name": name, "env_var": env_var, "secret": value})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    fn patch(json: serde_json::Value) -> SecretPatch {
+        SecretPatch::from_json(json.to_string().as_bytes()).unwrap()
+    }
+
+    fn value_of(store: &SecretStore, id: &str) -> String {
+        let set = store.subscribe().borrow().clone();
+        set.get(id).unwrap().value.expose().to_owned()
+    }
+
+    fn profile(f: &Fixture) -> String {
+        std::fs::read_to_string(f.dir.path().join("secrets.sh")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn lifecycle_is_live_audited_and_profiled() {
+        let f = open(tempfile::tempdir().unwrap());
+        let mut live = f.store.subscribe();
+        let gh = f.store.create(new("gh", "GH", "tok-1")).await.unwrap();
+        assert!(gh.id.starts_with("sec_") && gh.id.len() == 20, "{}", gh.id);
+        assert_eq!(gh.proxy_value, "IRONSH_PROXY_gh");
+        assert_eq!(gh.hosts, ["*"]);
+        assert!(live.has_changed().unwrap());
+        assert_eq!(live.borrow_and_update().iter().count(), 1);
+        assert_eq!(value_of(&f.store, &gh.id), "tok-1");
+        assert!(profile(&f).contains("export GH='IRONSH_PROXY_gh'\n"));
+
+        let rotated = f
+            .store
+            .update(
+                &gh.id,
+                patch(serde_json::json!({"secret": "tok-2", "hosts": ["a.com"]})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(rotated.proxy_value, gh.proxy_value);
+        assert_eq!(rotated.hosts, ["a.com"]);
+        assert_eq!(value_of(&f.store, &gh.id), "tok-2");
+        let moved = f
+            .store
+            .update(&gh.id, patch(serde_json::json!({"env_var": "GH2"})))
+            .await
+            .unwrap();
+        assert_eq!(moved.env_var, "GH2");
+        assert_eq!(value_of(&f.store, &gh.id), "tok-2", "value kept");
+        let text = profile(&f);
+        assert!(text.contains("export GH2='IRONSH_PROXY_gh'\n"), "{text}");
+        assert!(text.contains("then unset GH;"), "{text}");
+
+        let deleted = f.store.delete(&gh.id).await.unwrap();
+        assert_eq!(deleted.id, gh.id);
+        assert!(f.store.list().is_empty());
+        assert!(live.borrow_and_update().get(&gh.id).is_none());
+        assert!(!profile(&f).contains("export"));
+        assert!(profile(&f).contains("then unset GH2;"));
+
+        let kinds: Vec<EventKind> = f
+            .audit
+            .query(&Filter::default())
+            .unwrap()
+            .iter()
+            .map(|r| r.event.kind())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::SecretCreated,
+                EventKind::SecretUpdated,
+                EventKind::SecretUpdated,
+                EventKind::SecretDeleted
+            ]
+        );
+        let records = f.audit.query(&Filter::default()).unwrap();
+        let Event::SecretUpdated(change) = &records[1].event else {
+            panic!("{:?}", records[1]);
+        };
+        assert_eq!(change.changed, ["hosts", "secret"]);
+        f.close().await;
+    }
+
+    #[tokio::test]
+    async fn refuses_conflicts_and_unknown_ids_without_writing() {
+        let f = open(tempfile::tempdir().unwrap());
+        let a = f.store.create(new("a", "A", "tok-a")).await.unwrap();
+        f.store.create(new("b", "B", "tok-b")).await.unwrap();
+        assert!(matches!(
+            f.store.create(new("a", "OTHER", "x")).await,
+            Err(SecretError::NameTaken(_))
+        ));
+        assert!(matches!(
+            f.store.create(new("c", "A", "x")).await,
+            Err(SecretError::EnvVarTaken { .. })
+        ));
+        assert!(matches!(
+            f.store
+                .update(&a.id, patch(serde_json::json!({"env_var": "B"})))
+                .await,
+            Err(SecretError::EnvVarTaken { .. })
+        ));
+        assert!(matches!(
+            f.store
+                .update("sec_nope", patch(serde_json::json!({"secret": "x"})))
+                .await,
+            Err(SecretError::NotFound(_))
+        ));
+        assert!(matches!(
+            f.store.delete("sec_nope").await,
+            Err(SecretError::NotFound(_))
+        ));
+        assert_eq!(f.store.list().len(), 2);
+        assert_eq!(f.store.get(&a.id).unwrap(), a);
+        assert_eq!(f.audit.query(&Filter::default()).unwrap().len(), 2);
+        f.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_change_that_cannot_be_audited_is_undone() {
+        let mut f = open(tempfile::tempdir().unwrap());
+        let a = f.store.create(new("a", "A", "tok-a")).await.unwrap();
+        f.stop_audit().await;
+        assert!(matches!(
+            f.store.create(new("b", "B", "tok-b")).await,
+            Err(SecretError::Audit(_))
+        ));
+        assert!(matches!(
+            f.store
+                .update(&a.id, patch(serde_json::json!({"secret": "tok-2"})))
+                .await,
+            Err(SecretError::Audit(_))
+        ));
+        assert!(matches!(
+            f.store.delete(&a.id).await,
+            Err(SecretError::Audit(_))
+        ));
+        assert_eq!(f.store.list(), std::slice::from_ref(&a));
+        assert_eq!(value_of(&f.store, &a.id), "tok-a");
+        let reopened = open(f.close().await);
+        assert_eq!(reopened.store.list(), std::slice::from_ref(&a));
+        assert_eq!(value_of(&reopened.store, &a.id), "tok-a");
+        reopened.close().await;
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_everything_and_needs_the_same_key() {
+        let f = open(tempfile::tempdir().unwrap());
+        let a = f.store.create(new("a", "A", "tok-a")).await.unwrap();
+        let reopened = open(f.close().await);
+        assert_eq!(reopened.store.list(), std::slice::from_ref(&a));
+        assert_eq!(value_of(&reopened.store, &a.id), "tok-a");
+        let dir = reopened.close().await;
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let (handle, writer) = AuditWriter::spawn(AuditStore::open(&db).unwrap());
+        let wrong = SecretStore::open(
+            &db,
+            MasterKey::new(&[8; 32]).unwrap(),
+            Prefix::default(),
+            handle,
+            dir.path().join("secrets.sh"),
+        );
+        assert!(matches!(wrong, Err(SecretError::Undecryptable { id }) if id == a.id));
+        writer.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn nothing_on_disk_holds_a_value() {
+        let f = open(tempfile::tempdir().unwrap());
+        let a = f
+            .store
+            .create(new("a", "A", "plaintext-canary-4d1c"))
+            .await
+            .unwrap();
+        f.store
+            .update(
+                &a.id,
+                patch(serde_json::json!({"secret": "plaintext-canary-77e0"})),
+            )
+            .await
+            .unwrap();
+        f.db.flush().unwrap();
+        for entry in walk(f.dir.path()) {
+            let bytes = std::fs::read(&entry).unwrap();
+            for canary in [&b"plaintext-canary-4d1c"[..], b"plaintext-canary-77e0"] {
+                assert!(
+                    !bytes.windows(canary.len()).any(|w| w == canary),
+                    "{} holds a value",
+                    entry.display()
+                );
+            }
+        }
+        f.close().await;
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files.extend(walk(&path));
+            } else {
+                files.push(path);
+            }
+        }
+        files
+    }
 }

@@ -169,7 +169,10 @@ pub struct NewSecret {
 impl NewSecret {
     /// Parses `{name, secret, env_var, hosts?, inject_query?}`; any other field is refused.
     pub fn from_json(body: &[u8]) -> Result<Self, FieldError> {
-        let mut fields = object(body, &["name", "secret", "env_var", "hosts", "inject_query"])?;
+        let mut fields = object(
+            body,
+            &["name", "secret", "env_var", "hosts", "inject_query"],
+        )?;
         let name = SecretName::parse(&required_string(&mut fields, "name")?)?;
         let value = secret(required_string(&mut fields, "secret")?)?;
         let env_var = EnvVar::parse(&required_string(&mut fields, "env_var")?)?;
@@ -251,8 +254,7 @@ impl SecretPatch {
 /// Whether `s` is 1 to 64 of `A-Z a-z 0-9 _ . -`.
 fn name_like(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
@@ -266,10 +268,7 @@ fn object(body: &[u8], known: &[&str]) -> Result<Map<String, Value>, FieldError>
     if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(FieldError::new(
             "body",
-            format!(
-                "unknown field {unknown:?} (known: {})",
-                known.join(", ")
-            ),
+            format!("unknown field {unknown:?} (known: {})", known.join(", ")),
         ));
     }
     Ok(fields)
@@ -286,7 +285,10 @@ fn json_error(e: &serde_json::Error) -> String {
     .to_lowercase()
 }
 
-fn required_string(fields: &mut Map<String, Value>, field: &'static str) -> Result<String, FieldError> {
+fn required_string(
+    fields: &mut Map<String, Value>,
+    field: &'static str,
+) -> Result<String, FieldError> {
     match fields.remove(field) {
         Some(v) => string(v, field),
         None => Err(FieldError::new(field, "is required")),
@@ -322,7 +324,10 @@ fn hosts(value: Value) -> Result<Vec<HostPattern>, FieldError> {
     let Value::Array(items) = value else {
         return Err(FieldError::new(
             "hosts",
-            format!("must be an array of host patterns, not {}", type_name(&value)),
+            format!(
+                "must be an array of host patterns, not {}",
+                type_name(&value)
+            ),
         ));
     };
     if items.is_empty() {
@@ -334,7 +339,10 @@ fn hosts(value: Value) -> Result<Vec<HostPattern>, FieldError> {
     if items.len() > MAX_HOSTS {
         return Err(FieldError::new(
             "hosts",
-            format!("at most {MAX_HOSTS} patterns are allowed, not {}", items.len()),
+            format!(
+                "at most {MAX_HOSTS} patterns are allowed, not {}",
+                items.len()
+            ),
         ));
     }
     let mut patterns = Vec::with_capacity(items.len());
@@ -393,8 +401,17 @@ mod tests {
             assert_eq!(EnvVar::parse(ok).unwrap().as_str(), ok);
         }
         for bad in [
-            "", "1A", "A-B", "A B", "A=B", "Ä", &"A".repeat(129), "PATH", "HOME",
-            "SSL_CERT_FILE", "VEIL_SECRETS_PROFILE",
+            "",
+            "1A",
+            "A-B",
+            "A B",
+            "A=B",
+            "Ä",
+            &"A".repeat(129),
+            "PATH",
+            "HOME",
+            "SSL_CERT_FILE",
+            "VEIL_SECRETS_PROFILE",
         ] {
             assert_eq!(EnvVar::parse(bad).unwrap_err().field, "env_var", "{bad:?}");
         }
@@ -443,23 +460,47 @@ mod tests {
             ("{", "body"),
             ("[]", "body"),
             ("null", "body"),
-            (r#"{"name":"gh","secret":"tok","env_var":"GH","color":"red"}"#, "body"),
+            (
+                r#"{"name":"gh","secret":"tok","env_var":"GH","color":"red"}"#,
+                "body",
+            ),
             (r#"{"secret":"tok","env_var":"GH"}"#, "name"),
             (r#"{"name":"a b","secret":"tok","env_var":"GH"}"#, "name"),
             (r#"{"name":7,"secret":"tok","env_var":"GH"}"#, "name"),
             (r#"{"name":"gh","env_var":"GH"}"#, "secret"),
             (r#"{"name":"gh","secret":"","env_var":"GH"}"#, "secret"),
-            (r#"{"name":"gh","secret":"a\r\nb","env_var":"GH"}"#, "secret"),
-            (r#"{"name":"gh","secret":"a\u0000","env_var":"GH"}"#, "secret"),
+            (
+                r#"{"name":"gh","secret":"a\r\nb","env_var":"GH"}"#,
+                "secret",
+            ),
+            (
+                r#"{"name":"gh","secret":"a\u0000","env_var":"GH"}"#,
+                "secret",
+            ),
             (r#"{"name":"gh","secret":"a\tb","env_var":"GH"}"#, "secret"),
             (r#"{"name":"gh","secret":["tok"],"env_var":"GH"}"#, "secret"),
             (r#"{"name":"gh","secret":"tok"}"#, "env_var"),
             (r#"{"name":"gh","secret":"tok","env_var":"1GH"}"#, "env_var"),
-            (r#"{"name":"gh","secret":"tok","env_var":"GH","hosts":[]}"#, "hosts"),
-            (r#"{"name":"gh","secret":"tok","env_var":"GH","hosts":"*"}"#, "hosts"),
-            (r#"{"name":"gh","secret":"tok","env_var":"GH","hosts":[1]}"#, "hosts"),
-            (r#"{"name":"gh","secret":"tok","env_var":"GH","hosts":["a.*.com"]}"#, "hosts"),
-            (r#"{"name":"gh","secret":"tok","env_var":"GH","inject_query":"yes"}"#, "inject_query"),
+            (
+                r#"{"name":"gh","secret":"tok","env_var":"GH","hosts":[]}"#,
+                "hosts",
+            ),
+            (
+                r#"{"name":"gh","secret":"tok","env_var":"GH","hosts":"*"}"#,
+                "hosts",
+            ),
+            (
+                r#"{"name":"gh","secret":"tok","env_var":"GH","hosts":[1]}"#,
+                "hosts",
+            ),
+            (
+                r#"{"name":"gh","secret":"tok","env_var":"GH","hosts":["a.*.com"]}"#,
+                "hosts",
+            ),
+            (
+                r#"{"name":"gh","secret":"tok","env_var":"GH","inject_query":"yes"}"#,
+                "inject_query",
+            ),
         ];
         for (body, field) in cases {
             let err = create(body).unwrap_err();

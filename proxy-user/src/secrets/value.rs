@@ -93,10 +93,7 @@ fn check(bytes: &[u8]) -> Result<(), ValueError> {
     if bytes.len() > MAX_LEN {
         return Err(ValueError::TooLong(bytes.len()));
     }
-    match bytes
-        .iter()
-        .position(|&b| b.is_ascii_control())
-    {
+    match bytes.iter().position(|&b| b.is_ascii_control()) {
         Some(offset) => Err(ValueError::ControlByte {
             byte: bytes[offset],
             offset,
@@ -126,12 +123,42 @@ mod tests {
     fn refuses_what_cannot_go_in_a_header() {
         let cases = [
             ("", ValueError::Empty),
-            ("a\rb", ValueError::ControlByte { byte: b'\r', offset: 1 }),
-            ("ab\n", ValueError::ControlByte { byte: b'\n', offset: 2 }),
+            (
+                "a\rb",
+                ValueError::ControlByte {
+                    byte: b'\r',
+                    offset: 1,
+                },
+            ),
+            (
+                "ab\n",
+                ValueError::ControlByte {
+                    byte: b'\n',
+                    offset: 2,
+                },
+            ),
             ("\0", ValueError::ControlByte { byte: 0, offset: 0 }),
-            ("a\tb", ValueError::ControlByte { byte: b'\t', offset: 1 }),
-            ("a\x1bb", ValueError::ControlByte { byte: 0x1b, offset: 1 }),
-            ("a\x7f", ValueError::ControlByte { byte: 0x7f, offset: 1 }),
+            (
+                "a\tb",
+                ValueError::ControlByte {
+                    byte: b'\t',
+                    offset: 1,
+                },
+            ),
+            (
+                "a\x1bb",
+                ValueError::ControlByte {
+                    byte: 0x1b,
+                    offset: 1,
+                },
+            ),
+            (
+                "a\x7f",
+                ValueError::ControlByte {
+                    byte: 0x7f,
+                    offset: 1,
+                },
+            ),
         ];
         for (value, want) in cases {
             assert_eq!(
