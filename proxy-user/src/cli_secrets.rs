@@ -39,20 +39,20 @@ pub enum CliError {
     #[error("no sandbox named {0:?}")]
     NoSandbox(String),
     /// Reading the value failed.
-    #[error("reading the secret value from {from}: {source}")]
+    #[error("reading the secret value from {from}: {cause}")]
     Read {
         /// Where from.
         from: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The value is unusable.
-    #[error("the secret value from {from} is unusable: {source}")]
+    #[error("the secret value from {from} is unusable: {cause}")]
     Value {
         /// Where it came from.
         from: String,
         /// What is wrong (never the value itself).
-        source: ValueError,
+        cause: ValueError,
     },
     /// A rotate that changes nothing.
     #[error(
@@ -196,7 +196,7 @@ fn read_value(source: &ValueSource) -> Result<SecretValue, CliError> {
     while bytes.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
         bytes.pop();
     }
-    SecretValue::from_bytes(bytes).map_err(|source| CliError::Value { from, source })
+    SecretValue::from_bytes(bytes).map_err(|cause| CliError::Value { from, cause })
 }
 
 /// Standard input to its end, or one line typed without echo when it is a terminal.
@@ -222,8 +222,8 @@ fn read_stdin() -> Result<Vec<u8>, CliError> {
     Ok(line.into_bytes())
 }
 
-fn read_err(from: String, source: io::Error) -> CliError {
-    CliError::Read { from, source }
+fn read_err(from: String, cause: io::Error) -> CliError {
+    CliError::Read { from, cause }
 }
 
 fn print_one(secret: &SecretInfo, json: bool) {

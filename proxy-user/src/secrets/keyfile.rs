@@ -32,7 +32,7 @@ pub fn read_or_create(
     what: &'static str,
 ) -> Result<Zeroizing<[u8; LEN]>, SecretError> {
     match read(path, what) {
-        Err(SecretError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+        Err(SecretError::Io { cause, .. }) if cause.kind() == io::ErrorKind::NotFound => {
             create(path, what)
         }
         other => other,
@@ -42,9 +42,9 @@ pub fn read_or_create(
 /// Reads the key in `path`. Refuses a file that group or others may access, or one that does
 /// not hold exactly 64 hex digits (surrounding whitespace aside).
 pub fn read(path: &Path, what: &'static str) -> Result<Zeroizing<[u8; LEN]>, SecretError> {
-    let io_err = |source| SecretError::Io {
+    let io_err = |cause| SecretError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let mut file = File::open(path).map_err(io_err)?;
     let mode = file.metadata().map_err(io_err)?.mode() & 0o777;
@@ -75,9 +75,9 @@ pub fn read(path: &Path, what: &'static str) -> Result<Zeroizing<[u8; LEN]>, Sec
 
 /// Creates `path` with a fresh random key, mode 0600, durably.
 fn create(path: &Path, what: &'static str) -> Result<Zeroizing<[u8; LEN]>, SecretError> {
-    let io_err = |source| SecretError::Io {
+    let io_err = |cause| SecretError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let key = Zeroizing::new(crypto::random::<LEN>()?);
     let mut text = Zeroizing::new(hex::encode(key.as_slice()));

@@ -74,12 +74,12 @@ pub enum SecretError {
         problem: String,
     },
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// A stored secret does not decrypt: another master key, or a damaged record.
     #[error(
