@@ -10,7 +10,6 @@ use crate::host_pattern::HostPattern;
 
 /// What the API shows about a secret: everything but its value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SecretInfo {
     /// `sec_` and 16 hex digits, random.
     pub id: String,

@@ -95,9 +95,11 @@ impl SecretStore {
         self.live.subscribe()
     }
 
-    /// Every secret, by id.
+    /// Every secret, by name.
     pub fn list(&self) -> Vec<SecretInfo> {
-        self.live.borrow().iter().map(|s| s.info.clone()).collect()
+        let mut all: Vec<SecretInfo> = self.live.borrow().iter().map(|s| s.info.clone()).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
     }
 
     /// The secret `id`.
