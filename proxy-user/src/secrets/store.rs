@@ -2,8 +2,9 @@
 //!
 //! sled tree `secrets` maps each id to a JSON record of the metadata and the sealed value;
 //! tree `secrets_retired` remembers the placeholders of deleted secrets so the profile can
-//! drop them from running shells. Every change is one sled transaction, flushed, then audited
-//! durably, then published; if the audit record cannot be written the change is undone.
+//! drop them from running shells. Every change is audited durably first, then written as one
+//! sled transaction and flushed, then published: a change that cannot be audited is not made,
+//! and even a crash cannot leave a stored change without its audit record.
 
 use std::{path::PathBuf, sync::Arc, time::SystemTime};
 
@@ -228,26 +229,10 @@ impl SecretStore {
         Ok(info)
     }
 
-    /// Writes `change` durably, then `event`; undoes the change if the event cannot be
-    /// written.
+    /// Writes `event` durably, then `change`.
     async fn apply(&self, change: Change<'_>, event: Event) -> Result<(), SecretError> {
-        let previous = self.tree.get(change.id)?;
-        self.commit(&change).await?;
-        if let Err(e) = self.audit.record_durable(event).await {
-            let undo = Change {
-                id: change.id,
-                record: previous.map(|v| v.to_vec()),
-                retire: None,
-            };
-            if let Err(undo_err) = self.commit(&undo).await {
-                log::error!(
-                    "undoing an unaudited change to secret {}: {undo_err}",
-                    change.id
-                );
-            }
-            return Err(e.into());
-        }
-        Ok(())
+        self.audit.record_durable(event).await?;
+        self.commit(&change).await
     }
 
     /// Applies `change` in one transaction and flushes it to disk.
@@ -548,7 +533,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_change_that_cannot_be_audited_is_undone() {
+    async fn a_change_that_cannot_be_audited_is_not_made() {
         let mut f = open(tempfile::tempdir().unwrap());
         let a = f.store.create(new("a", "A", "tok-a")).await.unwrap();
         f.stop_audit().await;
