@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{
     config::Paths,
+    secrets::Prefix,
     steering::{BpfLogLevel, Ipv6Policy, ResolverList, SettingsOverride},
 };
 
@@ -89,6 +90,12 @@ pub enum Command {
     /// directly again), delete veil's bpffs pins, and kill and remove `veil run` sandboxes.
     /// The audit log and CA are kept. The daemon must be stopped first.
     Reset,
+    /// Manage secrets. Values are read from standard input, a file or an environment
+    /// variable, never from the command line, and are never shown again.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Print `export VAR='placeholder'` for every secret, for `eval` in a shell.
+    Env(EnvArgs),
 }
 
 /// Options for the proxy listener and the eBPF programs.
@@ -135,6 +142,19 @@ impl From<SettingsArgs> for SettingsOverride {
     }
 }
 
+/// How secrets are kept.
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    /// File holding the master key secrets are encrypted under: 64 hex digits, readable by
+    /// its owner only (`openssl rand -hex 32`). Default: master.key in the state directory,
+    /// created on first start.
+    #[arg(long, env = "VEIL_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// Prefix of the placeholders of new secrets (existing ones keep theirs).
+    #[arg(long, default_value_t = Prefix::default(), value_name = "PREFIX")]
+    pub placeholder_prefix: Prefix,
+}
+
 /// `veil serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -144,6 +164,14 @@ pub struct ServeArgs {
     /// Default sandbox settings.
     #[command(flatten)]
     pub settings: SettingsArgs,
+    /// Secrets options.
+    #[command(flatten)]
+    pub secrets: SecretArgs,
+    /// Also serve the control API on this TCP address. Requests there need
+    /// `Authorization: Bearer <contents of api.key in the state directory>`; sandboxes cannot
+    /// connect to it.
+    #[arg(long, env = "VEIL_API_LISTEN", value_name = "ADDR")]
+    pub api_listen: Option<SocketAddr>,
 }
 
 /// `veil run`.
@@ -161,6 +189,9 @@ pub struct RunArgs {
     /// The sandbox's settings (unset ones come from the daemon's defaults).
     #[command(flatten)]
     pub settings: SettingsArgs,
+    /// Secrets options, used when no daemon is running.
+    #[command(flatten)]
+    pub secrets: SecretArgs,
     /// The command and its arguments.
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -195,4 +226,117 @@ pub struct AuditArgs {
     /// Show only the last N records.
     #[arg(long)]
     pub limit: Option<usize>,
+}
+
+/// `veil secrets ...`.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Store a secret; sandboxes get its placeholder in --env-var.
+    Create(CreateArgs),
+    /// List the secrets (never their values).
+    List(ListArgs),
+    /// Show one secret (never its value).
+    Show(ShowArgs),
+    /// Replace a secret's value (its placeholder stays), and/or change its hosts, variable or
+    /// query-string injection.
+    Rotate(RotateArgs),
+    /// Delete a secret: its placeholder is no longer replaced, and sandboxes started from now
+    /// on do not get its variable.
+    Delete(DeleteArgs),
+}
+
+/// Where a secret value comes from: standard input unless one of these is given. One trailing
+/// line break is not part of the value.
+#[derive(Debug, Args)]
+pub struct ValueSource {
+    /// Read the value from FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "from_env")]
+    pub from_file: Option<PathBuf>,
+    /// Read the value from environment variable VAR.
+    #[arg(long, value_name = "VAR")]
+    pub from_env: Option<String>,
+}
+
+/// `veil secrets create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Unique name (1-64 of A-Z a-z 0-9 _ . -); the placeholder is `<prefix><NAME>`.
+    pub name: String,
+    /// Environment variable sandboxes get the placeholder in.
+    #[arg(long, value_name = "VAR")]
+    pub env_var: String,
+    /// Host the value may be sent to: `api.github.com`, `*.github.com` (one label deeper) or
+    /// `*`; repeat for more. Default: `*`.
+    #[arg(long = "host", value_name = "PATTERN")]
+    pub hosts: Vec<String>,
+    /// Also replace the placeholder in URL query strings, not only in headers.
+    #[arg(long)]
+    pub inject_query: bool,
+    /// Where the value comes from.
+    #[command(flatten)]
+    pub value: ValueSource,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `veil secrets list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `veil secrets show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The secret's id or name.
+    pub secret: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `veil secrets rotate`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The secret's id or name.
+    pub secret: String,
+    /// Where the new value comes from.
+    #[command(flatten)]
+    pub value: ValueSource,
+    /// Keep the current value; change only what the other options say.
+    #[arg(long, conflicts_with_all = ["from_file", "from_env"])]
+    pub keep_value: bool,
+    /// Replace the host patterns with these; repeat for more.
+    #[arg(long = "host", value_name = "PATTERN")]
+    pub hosts: Vec<String>,
+    /// Put the placeholder in this variable instead.
+    #[arg(long, value_name = "VAR")]
+    pub env_var: Option<String>,
+    /// Replace the placeholder in URL query strings too.
+    #[arg(long, conflicts_with = "no_inject_query")]
+    pub inject_query: bool,
+    /// Replace the placeholder in headers only.
+    #[arg(long)]
+    pub no_inject_query: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `veil secrets delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The secret's id or name.
+    pub secret: String,
+}
+
+/// `veil env`.
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// Only if this sandbox exists (every sandbox gets every secret).
+    #[arg(long, value_name = "NAME")]
+    pub sandbox: Option<String>,
 }

@@ -37,6 +37,21 @@ impl Paths {
         self.state_dir.join("ca")
     }
 
+    /// The key secrets are encrypted under, unless the operator supplies one.
+    pub fn master_key(&self) -> PathBuf {
+        self.state_dir.join("master.key")
+    }
+
+    /// The bearer token of the TCP control API.
+    pub fn api_key(&self) -> PathBuf {
+        self.state_dir.join("api.key")
+    }
+
+    /// The secrets profile sandboxed shells can source (world-readable, placeholders only).
+    pub fn secrets_profile(&self) -> PathBuf {
+        self.run_dir.join("secrets.sh")
+    }
+
     /// The sled database.
     pub fn db(&self) -> PathBuf {
         self.state_dir.join("db")

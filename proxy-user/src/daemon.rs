@@ -15,11 +15,14 @@ use nix::fcntl::{Flock, FlockArg};
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
 
 use crate::{
+    api::tcp::ApiKey,
     audit::{self, AuditError, AuditHandle, AuditStore, AuditWriter, Event, Filter, Record},
     cgroup::{self, CgroupError},
     config::Paths,
+    metrics::Metrics,
     policy::{self, config::ConfigError, Policy},
     sandbox::{Registry, RegistryError, Sandbox},
+    secrets::{keyfile, SecretError, SecretStore, SecretsConfig},
     steering::{
         Attached, RefusalReader, SandboxSettings, SettingsOverride, Steering, SteeringConfig,
         SteeringError,
@@ -38,6 +41,10 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// Extra root certificates (PEM files) trusted for upstream TLS.
     pub upstream_ca: Vec<PathBuf>,
+    /// Master key and placeholder prefix.
+    pub secrets: SecretsConfig,
+    /// Where the TCP control API listens, if anywhere.
+    pub api_listen: Option<SocketAddr>,
 }
 
 /// Errors from starting the daemon or from its operations.
@@ -82,6 +89,9 @@ pub enum DaemonError {
     /// TLS setup failed.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// A secrets store failure.
+    #[error(transparent)]
+    Secrets(#[from] SecretError),
     /// Any other I/O failure, with the path it concerned.
     #[error("{path}: {source}")]
     Io {
@@ -106,6 +116,9 @@ pub struct Daemon {
     registry: Registry,
     audit: AuditHandle,
     store: AuditStore,
+    secrets: SecretStore,
+    metrics: Metrics,
+    api_addr: Option<SocketAddr>,
     _lock: Flock<File>,
 }
 
@@ -117,6 +130,8 @@ pub struct Listeners {
     pub proxy6: Option<TcpListener>,
     /// The control API.
     pub api: UnixListener,
+    /// The control API on TCP, and the key it demands.
+    pub api_tcp: Option<(TcpListener, ApiKey)>,
 }
 
 impl Daemon {
@@ -137,6 +152,17 @@ impl Daemon {
         let registry = Registry::open(&db)?;
         let store = AuditStore::open(&db)?;
         let (audit, writer) = AuditWriter::spawn(store.clone());
+        let key = keyfile::master_key(
+            &paths.master_key(),
+            options.secrets.master_key_file.as_deref(),
+        )?;
+        let secrets = SecretStore::open(
+            &db,
+            key,
+            options.secrets.prefix.clone(),
+            audit.clone(),
+            paths.secrets_profile(),
+        )?;
 
         let policy = load_policy(options.config.as_deref())?;
         let leaves = LeafMinter::new(Ca::load_or_create(&paths.ca_dir())?)?;
@@ -170,6 +196,22 @@ impl Daemon {
         forget_vanished(&registry, &audit);
         restore_settings(&registry, &mut steering)?;
         let api = bind_api(&paths.socket())?;
+        let (api_tcp, api_addr) = match options.api_listen {
+            Some(addr) => {
+                let listener = bind_proxy(addr)?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| DaemonError::Listen {
+                        addr: addr.to_string(),
+                        source,
+                    })?;
+                (
+                    Some((listener, ApiKey::load(&paths.api_key())?)),
+                    Some(bound),
+                )
+            }
+            None => (None, None),
+        };
         let daemon = Arc::new(Self {
             listen: steering_config.listen,
             listen6: steering_config.listen6,
@@ -183,9 +225,21 @@ impl Daemon {
             registry,
             audit,
             store,
+            secrets,
+            metrics: Metrics::default(),
+            api_addr,
             _lock: lock,
         });
-        Ok((daemon, Listeners { proxy, proxy6, api }, writer))
+        Ok((
+            daemon,
+            Listeners {
+                proxy,
+                proxy6,
+                api,
+                api_tcp,
+            },
+            writer,
+        ))
     }
 
     /// The egress policy in force now.
@@ -215,6 +269,21 @@ impl Daemon {
     /// Every address steered connects are rewritten to (IPv4, and IPv6 if there is one).
     pub fn listeners(&self) -> Vec<SocketAddr> {
         std::iter::once(self.listen).chain(self.listen6).collect()
+    }
+
+    /// Where the TCP control API listens, if it does.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
+    }
+
+    /// The secrets store.
+    pub fn secrets(&self) -> &SecretStore {
+        &self.secrets
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Creates a sandbox cgroup called `name` under the sandbox parent (steered through it),
@@ -478,6 +547,7 @@ pub fn take_lock(path: &Path, run_dir: &Path) -> Result<Flock<File>, DaemonError
         .map_err(|_| DaemonError::Locked(run_dir.to_path_buf()))
 }
 
+/// Binds a TCP listener (the proxy's, or the control API's) with SO_REUSEADDR.
 fn bind_proxy(addr: SocketAddr) -> Result<TcpListener, DaemonError> {
     let listen_err = |source| DaemonError::Listen {
         addr: addr.to_string(),

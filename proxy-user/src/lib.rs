@@ -27,16 +27,21 @@
 //! - [`api`]: the control API on a Unix socket, server and client.
 //! - [`run`]: `veil run`, with or without a separately started daemon.
 //! - [`reset`]: `veil reset`, removing an installation's kernel state and sandboxes.
+//! - [`secrets`]: the encrypted secrets store, the live set the proxy reads, the profile;
+//!   [`cli_secrets`]: `veil secrets ...` and `veil env`.
+//! - [`metrics`]: counters and a latency histogram for `GET /metrics`.
 
 pub mod api;
 pub mod audit;
 pub mod cgroup;
 pub mod classify;
 pub mod cli;
+pub mod cli_secrets;
 pub mod config;
 pub mod daemon;
 pub mod host_pattern;
 pub mod inject;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod refusals;
@@ -44,6 +49,7 @@ pub mod relay;
 pub mod reset;
 pub mod run;
 pub mod sandbox;
+pub mod secrets;
 pub mod serve;
 pub mod steering;
 pub mod tls;

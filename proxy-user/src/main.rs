@@ -10,9 +10,10 @@ use tokio::signal::unix::{signal, SignalKind};
 use veil::{
     api::client::{ApiClient, ClientError},
     audit::AuditStore,
-    cli::{AttachArgs, AuditArgs, Cli, Command, DetachArgs, ProxyArgs},
+    cli::{AttachArgs, AuditArgs, Cli, Command, DetachArgs, ProxyArgs, SecretArgs},
     config::Paths,
     daemon::Options,
+    secrets::SecretsConfig,
     steering::{BpfLogLevel, SandboxSettings, SettingsOverride, SteeringConfig},
 };
 
@@ -44,10 +45,17 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Serve(args) => {
             let defaults =
                 SettingsOverride::from(args.settings).apply(&SandboxSettings::host_defaults());
-            serve(options(paths, &args.proxy, defaults)).await
+            let mut options = options(paths, &args.proxy, defaults, args.secrets);
+            options.api_listen = args.api_listen;
+            serve(options).await
         }
         Command::Run(args) => {
-            let options = options(paths, &args.proxy, SandboxSettings::host_defaults());
+            let options = options(
+                paths,
+                &args.proxy,
+                SandboxSettings::host_defaults(),
+                args.secrets,
+            );
             let settings = SettingsOverride::from(args.settings);
             let user = args.user.as_deref();
             Ok(veil::run::run(&options, args.sandbox, user, &settings, &args.command).await?)
@@ -75,10 +83,17 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             print!("{}", ca.cert_pem());
             Ok(0)
         }
+        Command::Secrets(command) => Ok(veil::cli_secrets::secrets(&paths, command).await?),
+        Command::Env(args) => Ok(veil::cli_secrets::env(&paths, args).await?),
     }
 }
 
-fn options(paths: Paths, proxy: &ProxyArgs, defaults: SandboxSettings) -> Options {
+fn options(
+    paths: Paths,
+    proxy: &ProxyArgs,
+    defaults: SandboxSettings,
+    secrets: SecretArgs,
+) -> Options {
     Options {
         config: proxy.config.clone(),
         upstream_ca: proxy.upstream_ca.clone(),
@@ -90,6 +105,11 @@ fn options(paths: Paths, proxy: &ProxyArgs, defaults: SandboxSettings) -> Option
             log_level: proxy.bpf_log,
         },
         paths,
+        secrets: SecretsConfig {
+            master_key_file: secrets.master_key_file,
+            prefix: secrets.placeholder_prefix,
+        },
+        api_listen: None,
     }
 }
 

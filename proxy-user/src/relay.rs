@@ -2,7 +2,11 @@
 //! where it was going, refuse loops and connections without a record, and hand the rest to
 //! [`crate::proxy`].
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio::net::{TcpListener, TcpStream};
 use veil_ebpf::ConnRecord;
@@ -10,6 +14,7 @@ use veil_ebpf::ConnRecord;
 use crate::{
     audit::{Connection, Event, Verdict},
     daemon::Daemon,
+    metrics::ErrorKind,
     proxy::{self, Steered},
     steering,
 };
@@ -33,44 +38,80 @@ pub async fn accept_loop(listener: TcpListener, daemon: Arc<Daemon>) {
 
 /// Handles one steered connection from `peer` (the client's own address).
 async fn handle(daemon: Arc<Daemon>, client: TcpStream, peer: SocketAddr) {
+    let accepted = Instant::now();
     let Some(record) = daemon.take_record(peer) else {
         log::warn!("refusing {peer}: no original-destination record (not a steered connect)");
+        daemon.metrics().error(ErrorKind::NoRecord);
+        daemon
+            .metrics()
+            .connection(Verdict::Refused, accepted.elapsed());
         daemon.audit().record(Event::Connection(unknown(peer)));
         return;
     };
     let _ = client.set_nodelay(true);
     let mut event = describe(&daemon, &record, peer);
-    match decide(&record, &daemon.listeners()) {
+    match decide(&record, &daemon.listeners(), daemon.api_addr()) {
         Ok(dst) => {
             proxy::serve(Steered {
                 daemon,
                 client,
                 dst,
                 event,
+                accepted,
             })
             .await
         }
         Err(reason) => {
             log::warn!("refusing {peer} (pid {}): {reason}", record.pid);
             event.reason = reason;
+            daemon.metrics().denial();
+            daemon
+                .metrics()
+                .connection(Verdict::Refused, accepted.elapsed());
             daemon.audit().record(Event::Connection(event));
         }
     }
 }
 
 /// Where a steered connection may go: its original destination, unless that is one of veil's
-/// own listeners (a loop). The egress policy decides the rest.
-fn decide(record: &ConnRecord, listeners: &[SocketAddr]) -> Result<SocketAddr, String> {
+/// own listeners (a loop) or its TCP control API (`api`). The egress policy decides the rest.
+fn decide(
+    record: &ConnRecord,
+    listeners: &[SocketAddr],
+    api: Option<SocketAddr>,
+) -> Result<SocketAddr, String> {
     let dst = steering::socket_addr(&record.dst)
         .ok_or_else(|| format!("unknown address family {}", record.dst.family))?;
-    let to_listener = listeners.iter().any(|listen| {
-        dst.port() == listen.port()
-            && (dst.ip() == listen.ip() || dst.ip().is_unspecified() || dst.ip().is_loopback())
-    });
-    if to_listener {
+    if listeners.iter().any(|listen| reaches(dst, *listen)) {
         return Err("loop: the destination is veil's own listener".into());
     }
+    if api.is_some_and(|api| reaches(dst, api)) {
+        return Err("the destination is veil's control API".into());
+    }
     Ok(dst)
+}
+
+/// Whether connecting to `dst` would reach a socket of this machine bound to `bound`.
+fn reaches(dst: SocketAddr, bound: SocketAddr) -> bool {
+    let ip = dst.ip().to_canonical();
+    dst.port() == bound.port()
+        && (ip == bound.ip().to_canonical()
+            || ip.is_unspecified()
+            || ip.is_loopback()
+            || (bound.ip().is_unspecified() && is_local(ip)))
+}
+
+/// Whether `ip` is an address of one of this machine's interfaces.
+fn is_local(ip: IpAddr) -> bool {
+    // Without the list, assume it is: refusing is the safe answer.
+    nix::ifaddrs::getifaddrs().map_or(true, |mut addrs| {
+        addrs.any(|a| {
+            a.address.is_some_and(|addr| {
+                addr.as_sockaddr_in().map(|v4| IpAddr::from(v4.ip())) == Some(ip)
+                    || addr.as_sockaddr_in6().map(|v6| IpAddr::from(v6.ip())) == Some(ip)
+            })
+        })
+    })
 }
 
 /// The audit event for a connection with a kernel record, refused until decided otherwise.
@@ -135,12 +176,12 @@ mod tests {
     #[test]
     fn relays_to_the_original_destination() {
         assert_eq!(
-            decide(&record_to("127.0.0.2:8080"), &listeners()),
+            decide(&record_to("127.0.0.2:8080"), &listeners(), None),
             Ok("127.0.0.2:8080".parse().unwrap())
         );
         // Same port on another host is not a loop.
-        assert!(decide(&record_to("192.0.2.1:15001"), &listeners()).is_ok());
-        assert!(decide(&record_to("[2001:db8::1]:15002"), &listeners()).is_ok());
+        assert!(decide(&record_to("192.0.2.1:15001"), &listeners(), None).is_ok());
+        assert!(decide(&record_to("[2001:db8::1]:15002"), &listeners(), None).is_ok());
     }
 
     #[test]
@@ -154,7 +195,7 @@ mod tests {
             "127.0.0.1:15002",
         ] {
             assert!(
-                decide(&record_to(dst), &listeners())
+                decide(&record_to(dst), &listeners(), None)
                     .unwrap_err()
                     .contains("loop"),
                 "{dst}"
@@ -163,7 +204,27 @@ mod tests {
     }
 
     #[test]
+    fn refuses_the_control_api() {
+        let listen = ["127.0.0.1:15001".parse().unwrap()];
+        let api = Some("127.0.0.1:15003".parse().unwrap());
+        for dst in ["127.0.0.1:15003", "127.0.0.5:15003", "0.0.0.0:15003"] {
+            assert!(
+                decide(&record_to(dst), &listen, api)
+                    .unwrap_err()
+                    .contains("control API"),
+                "{dst}"
+            );
+        }
+        assert!(decide(&record_to("192.0.2.1:15003"), &listen, api).is_ok());
+        assert!(decide(&record_to("127.0.0.1:15004"), &listen, api).is_ok());
+        // An API on every address is reached through any local one, not through others.
+        let everywhere = Some("0.0.0.0:15003".parse().unwrap());
+        assert!(decide(&record_to("127.0.0.3:15003"), &listen, everywhere).is_err());
+        assert!(decide(&record_to("192.0.2.1:15003"), &listen, everywhere).is_ok());
+    }
+
+    #[test]
     fn refuses_unknown_family() {
-        assert!(decide(&ConnRecord::default(), &listeners()).is_err());
+        assert!(decide(&ConnRecord::default(), &listeners(), None).is_err());
     }
 }

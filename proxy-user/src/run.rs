@@ -5,6 +5,7 @@ use std::{
     ffi::CString,
     io,
     os::unix::{ffi::OsStrExt, process::ExitStatusExt},
+    path::Path,
     process::ExitStatus,
 };
 
@@ -19,6 +20,7 @@ use crate::{
     cgroup::{self, CgroupError},
     daemon::{DaemonError, Options},
     sandbox::Sandbox,
+    secrets::SecretInfo,
     serve::{self, Running},
     steering::SettingsOverride,
 };
@@ -96,6 +98,11 @@ pub async fn run(
     let name = name.unwrap_or_else(|| format!("run-{}", std::process::id()));
     cgroup::validate_name(&name)?;
     let backend = backend(options).await?;
+    let secrets = match &backend {
+        Backend::Remote(client) => client.secrets().await?,
+        Backend::Embedded(running) => running.daemon().secrets().list(),
+    };
+    let env = secrets_env(&secrets, &options.paths.secrets_profile());
     let sandbox = match &backend {
         Backend::Remote(client) => client.create_sandbox(&name, settings).await?,
         Backend::Embedded(running) => running.daemon().create_sandbox(&name, settings).await?,
@@ -104,6 +111,7 @@ pub async fn run(
         &sandbox,
         identity.as_ref(),
         command,
+        &env,
         &options.paths.ca_bundle(),
     )
     .await;
@@ -160,11 +168,24 @@ pub const CA_VARIABLES: [&str; 5] = [
     "NODE_EXTRA_CA_CERTS",
     "GIT_SSL_CAINFO",
 ];
+/// The variables that carry secrets into a sandbox: each secret's `env_var` set to its
+/// placeholder, and `VEIL_SECRETS_PROFILE` naming the profile that reloads them.
+fn secrets_env(secrets: &[SecretInfo], profile: &Path) -> Vec<(String, String)> {
+    secrets
+        .iter()
+        .map(|s| (s.env_var.clone(), s.proxy_value.clone()))
+        .chain([(
+            "VEIL_SECRETS_PROFILE".to_owned(),
+            profile.display().to_string(),
+        )])
+        .collect()
+}
 
 async fn run_in(
     sandbox: &Sandbox,
     identity: Option<&Identity>,
     command: &[String],
+    env: &[(String, String)],
     ca_bundle: &std::path::Path,
 ) -> Result<ExitStatus, RunError> {
     let spawn_err = |source| RunError::Spawn {
@@ -178,6 +199,7 @@ async fn run_in(
     for var in CA_VARIABLES {
         cmd.env(var, ca_bundle);
     }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     let ids = identity.map(|id| (id.uid.as_raw(), id.gid.as_raw(), id.groups.clone()));
     if let Some(id) = identity {
         cmd.env("HOME", &id.home)

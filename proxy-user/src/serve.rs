@@ -46,6 +46,18 @@ pub fn spawn(options: &Options) -> Result<Running, DaemonError> {
             Arc::clone(&daemon),
         )));
     }
+    if let Some((listener, key)) = listeners.api_tcp {
+        log::info!(
+            "control API also on {} (bearer token in {})",
+            daemon.api_addr().map(|a| a.to_string()).unwrap_or_default(),
+            options.paths.api_key().display()
+        );
+        tasks.push(tokio::spawn(api::tcp::serve(
+            listener,
+            key,
+            Arc::clone(&daemon),
+        )));
+    }
     if options.steering.log_level != BpfLogLevel::Off {
         let logger = daemon.bpf_logger()?;
         // SAFETY: the logger owns its ring buffer's fd, which stays open and unchanged until

@@ -180,6 +180,12 @@ impl Instance {
 
     /// Starts `veil serve EXTRA` and waits until its control API answers.
     pub fn start_daemon(&mut self, extra: &[&str]) {
+        self.start_daemon_with_env(extra, &[]);
+    }
+
+    /// Starts `veil serve EXTRA` with extra environment variables (such as `RUST_LOG`) and
+    /// waits until its control API answers.
+    pub fn start_daemon_with_env(&mut self, extra: &[&str], env: &[(&str, &str)]) {
         assert!(self.daemon.is_none(), "daemon already running");
         let log = fs::OpenOptions::new()
             .create(true)
@@ -190,6 +196,7 @@ impl Instance {
             .veil()
             .arg("serve")
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -235,6 +242,24 @@ impl Instance {
         let child = self.daemon.as_ref().expect("the daemon runs");
         // SAFETY: kill(2) on our own child, not yet reaped.
         unsafe { libc::kill(child.id() as i32, signal) };
+    }
+
+    /// The control API's Unix socket.
+    pub fn socket(&self) -> PathBuf {
+        self.tmp.path().join("run/veil.sock")
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.tmp.path().join("state")
+    }
+
+    /// Sends one request to the control API and returns the status and the body as JSON
+    /// (`null` when the body is not JSON).
+    pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        let (status, body) = api_request(&self.socket(), method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        (status, serde_json::from_str(&body).unwrap_or_default())
     }
 
     /// What the daemon has logged so far.
@@ -511,6 +536,36 @@ fn free_port(any: &str) -> SocketAddr {
     TcpListener::bind(any)
         .and_then(|l| l.local_addr())
         .expect("a free port")
+}
+
+/// Sends one HTTP/1.1 request over the Unix socket `socket` and returns the status and body.
+pub fn api_request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    use std::io::Read;
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: veil\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no response head in {response:?}")))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
+    Ok((status, body.to_owned()))
 }
 
 fn healthy(socket: &Path) -> bool {

@@ -6,11 +6,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{client::conn::http1, header, Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde::de::DeserializeOwned;
+use serde::{de::DeserializeOwned, Serialize};
 use tokio::net::UnixStream;
 
 use super::{ErrorBody, SandboxRequest};
-use crate::{audit::Record, sandbox::Sandbox, steering::SettingsOverride};
+use crate::{audit::Record, sandbox::Sandbox, secrets::SecretInfo, steering::SettingsOverride};
 
 /// Errors from talking to the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,39 @@ pub enum ClientError {
     /// The daemon's answer could not be decoded.
     #[error("unexpected answer from the veil daemon: {0}")]
     Decode(String),
+}
+
+/// Body of `POST /v1/secrets`.
+#[derive(Debug, Serialize)]
+pub struct NewSecretBody<'a> {
+    /// The name.
+    pub name: &'a str,
+    /// The value ([`crate::secrets::SecretValue::expose`]).
+    pub secret: &'a str,
+    /// The variable.
+    pub env_var: &'a str,
+    /// Host patterns; the daemon's default (`*`) when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<&'a [String]>,
+    /// Query-string injection.
+    pub inject_query: bool,
+}
+
+/// Body of `PATCH /v1/secrets/{id}`: only the fields that are set are sent.
+#[derive(Debug, Default, Serialize)]
+pub struct SecretPatchBody<'a> {
+    /// A new value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<&'a str>,
+    /// A new variable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env_var: Option<&'a str>,
+    /// New host patterns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<&'a [String]>,
+    /// New query-string injection setting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inject_query: Option<bool>,
 }
 
 /// A handle on the daemon's control socket.
@@ -98,6 +131,32 @@ impl ApiClient {
     /// Every sandbox.
     pub async fn sandboxes(&self) -> Result<Vec<Sandbox>, ClientError> {
         self.request(Method::GET, "/v1/sandboxes", None::<&()>)
+            .await
+    }
+
+    /// Every secret.
+    pub async fn secrets(&self) -> Result<Vec<SecretInfo>, ClientError> {
+        self.request(Method::GET, "/v1/secrets", None::<&()>).await
+    }
+
+    /// Stores a secret.
+    pub async fn create_secret(&self, body: &NewSecretBody<'_>) -> Result<SecretInfo, ClientError> {
+        self.request(Method::POST, "/v1/secrets", Some(body)).await
+    }
+
+    /// Changes secret `id`.
+    pub async fn update_secret(
+        &self,
+        id: &str,
+        body: &SecretPatchBody<'_>,
+    ) -> Result<SecretInfo, ClientError> {
+        self.request(Method::PATCH, &secret_path(id), Some(body))
+            .await
+    }
+
+    /// Deletes secret `id`.
+    pub async fn delete_secret(&self, id: &str) -> Result<SecretInfo, ClientError> {
+        self.request(Method::DELETE, &secret_path(id), None::<&()>)
             .await
     }
 
@@ -164,4 +223,8 @@ impl ApiClient {
             .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
         Err(ClientError::Api { status, message })
     }
+}
+
+fn secret_path(id: &str) -> String {
+    format!("/v1/secrets/{}", super::query::percent_encode(id))
 }

@@ -8,12 +8,22 @@
 //! | `POST /v1/sandboxes`       | `{name}` creates a managed sandbox; `{name, cgroup}` attaches; an optional `settings` object (`dns_resolvers`, `ipv6`) overrides the defaults |
 //! | `DELETE /v1/sandboxes/{n}` | removes (managed) or detaches (attached) sandbox `n`        |
 //! | `GET /v1/audit?limit=&kind=&sandbox=&host=&since=&until=` | matching records, JSON lines |
+//! | `GET /v1/secrets`          | every secret (never a value)                                |
+//! | `POST /v1/secrets`         | `{name, secret, env_var, hosts?, inject_query?}` creates one (201) |
+//! | `GET /v1/secrets/{id}`     | one secret                                                  |
+//! | `PATCH /v1/secrets/{id}`   | `{secret?, env_var?, hosts?, inject_query?}` rotates/changes it |
+//! | `DELETE /v1/secrets/{id}`  | deletes it                                                  |
+//! | `GET /metrics`             | counters and a latency histogram, Prometheus text format    |
 //!
-//! Errors are `{"error": "..."}` with a 4xx status for bad requests and 5xx for failures.
+//! Errors are `{"error": "..."}` with a 4xx status for bad requests and 5xx for failures; a
+//! refused secrets request also names the offending `field`. On TCP (`--api-listen`) every
+//! request needs `Authorization: Bearer <api key>` (401 otherwise).
 
 pub mod client;
 mod query;
+mod secrets;
 pub mod server;
+pub mod tcp;
 
 use std::path::PathBuf;
 
@@ -37,9 +47,15 @@ pub struct SandboxRequest {
     pub settings: SettingsOverride,
 }
 
+/// Largest request body the API reads.
+const MAX_BODY: usize = 64 * 1024;
+
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// What was wrong, for a person to read.
     pub error: String,
+    /// The request field that was wrong, when one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }

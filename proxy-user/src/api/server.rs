@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::UnixListener;
 
-use super::{parse_audit_query, ErrorBody, SandboxRequest};
+use super::{parse_audit_query, ErrorBody, SandboxRequest, MAX_BODY};
 use crate::{
     audit::{self, AuditError},
     cgroup::CgroupError,
@@ -20,9 +20,6 @@ use crate::{
     sandbox::RegistryError,
     steering::SteeringError,
 };
-
-/// Largest request body the API reads.
-const MAX_BODY: usize = 64 * 1024;
 
 /// Serves API connections until the task is dropped.
 pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
@@ -51,13 +48,22 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
     }
 }
 
-async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Answers one API request.
+pub(super) async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (&method, segments.as_slice()) {
         (&Method::GET, ["healthz"]) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        (_, ["v1", "secrets", rest @ ..]) => {
+            super::secrets::route(daemon, &method, rest, req).await
+        }
+        (&Method::GET, ["metrics"]) => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+            .body(Full::new(Bytes::from(daemon.metrics().render())))
+            .unwrap_or_else(|_| internal()),
         (&Method::GET, ["v1", "sandboxes"]) => json(StatusCode::OK, &daemon.sandboxes()),
         (&Method::POST, ["v1", "sandboxes"]) => {
             let request: SandboxRequest = match read_json(req).await {
@@ -102,7 +108,14 @@ async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<Full<Bytes>>
                 Err(e) => daemon_error(&e),
             }
         }
-        (_, ["healthz"] | ["v1", "sandboxes"] | ["v1", "sandboxes", _] | ["v1", "audit"]) => error(
+        (
+            _,
+            ["healthz"]
+            | ["metrics"]
+            | ["v1", "sandboxes"]
+            | ["v1", "sandboxes", _]
+            | ["v1", "audit"],
+        ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),
         ),
@@ -141,7 +154,8 @@ fn daemon_error(e: &DaemonError) -> Response<Full<Bytes>> {
     error(status, e.to_string())
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
+/// `value` as a JSON response.
+pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
     match serde_json::to_vec(value) {
         Ok(body) => Response::builder()
             .status(status)
@@ -152,8 +166,15 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
     }
 }
 
-fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
-    json(status, &ErrorBody { error: message })
+/// An error response.
+pub(super) fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
+    json(
+        status,
+        &ErrorBody {
+            error: message,
+            field: None,
+        },
+    )
 }
 
 fn internal() -> Response<Full<Bytes>> {

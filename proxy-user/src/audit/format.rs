@@ -11,7 +11,8 @@ use super::{Event, Record};
 /// milliseconds), KIND, SANDBOX, PID, COMM, DESTINATION, VERDICT, REASON and
 /// DETAIL. Absent values are shown as `-`. DETAIL holds the rest: the
 /// process's cgroup id, uid, gid and client address for connections, and the
-/// cgroup path and id for sandbox events. No records render as a single
+/// cgroup path and id for sandbox events, and the secret's name, id, variable, hosts and
+/// changed fields for secret events. No records render as a single
 /// `no audit records` line.
 pub fn table(records: &[Record]) -> String {
     if records.is_empty() {
@@ -147,6 +148,30 @@ fn row(record: &Record) -> [String; COLUMNS] {
             ABSENT.to_owned(),
             format!("cgroup={} cgroup_id={}", or_absent(&s.cgroup), s.cgroup_id),
         ],
+        Event::SecretCreated(s) | Event::SecretUpdated(s) | Event::SecretDeleted(s) => {
+            let mut detail = format!(
+                "secret={} id={} env_var={} hosts={}",
+                s.name,
+                s.id,
+                s.env_var,
+                s.hosts.join(",")
+            );
+            if !s.changed.is_empty() {
+                detail.push_str(&format!(" changed={}", s.changed.join(",")));
+            }
+            [
+                seq,
+                time,
+                kind,
+                sandbox,
+                ABSENT.to_owned(),
+                ABSENT.to_owned(),
+                ABSENT.to_owned(),
+                ABSENT.to_owned(),
+                ABSENT.to_owned(),
+                detail,
+            ]
+        }
     }
 }
 
@@ -188,7 +213,7 @@ fn rfc3339_millis(time_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{Connection, SandboxChange, Verdict};
+    use crate::audit::{Connection, SandboxChange, SecretChange, Verdict};
 
     fn connection() -> Record {
         Record {
@@ -248,6 +273,42 @@ mod tests {
 
     fn words(line: &str) -> Vec<&str> {
         line.split_whitespace().collect()
+    }
+
+    #[test]
+    fn secret_rows_show_who_and_what_changed() {
+        let record = Record {
+            seq: 4,
+            time_ms: 0,
+            event: Event::SecretUpdated(SecretChange {
+                id: "sec_01".into(),
+                name: "gh".into(),
+                env_var: "GH".into(),
+                hosts: vec!["a.com".into(), "*.b.com".into()],
+                changed: vec!["secret".into(), "hosts".into()],
+            }),
+        };
+        let out = table(&[record]);
+        let row = out.lines().nth(1).unwrap();
+        assert_eq!(
+            words(row),
+            [
+                "4",
+                "1970-01-01T00:00:00.000Z",
+                "secret_updated",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "secret=gh",
+                "id=sec_01",
+                "env_var=GH",
+                "hosts=a.com,*.b.com",
+                "changed=secret,hosts"
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The audit log: a durable, ordered record of every connection decision
-//! veil makes, of everything the kernel refuses a sandbox, and of every
-//! sandbox it starts or stops watching.
+//! veil makes, of everything the kernel refuses a sandbox, of every sandbox it starts
+//! or stops watching, and of every change to a secret (never its value).
 //!
 //! The module is split by concern:
 //!
@@ -24,7 +24,8 @@ use std::sync::Arc;
 
 pub use format::{json_line, table};
 pub use record::{
-    Connection, Event, EventKind, KernelRefusal, Record, RefusalsDropped, SandboxChange, Verdict,
+    Connection, Event, EventKind, KernelRefusal, Record, RefusalsDropped, SandboxChange,
+    SecretChange, Verdict,
 };
 pub use store::{AuditStore, Filter};
 pub use writer::{AuditHandle, AuditWriter};

@@ -55,6 +55,12 @@ pub enum Event {
     KernelRefusal(KernelRefusal),
     /// Kernel refusals happened that could not be recorded one by one (the ring was full).
     KernelRefusalsDropped(RefusalsDropped),
+    /// A secret was stored.
+    SecretCreated(SecretChange),
+    /// A secret was rotated or its settings changed.
+    SecretUpdated(SecretChange),
+    /// A secret was deleted.
+    SecretDeleted(SecretChange),
 }
 
 impl Event {
@@ -66,6 +72,9 @@ impl Event {
             Self::SandboxDetached(_) => EventKind::SandboxDetached,
             Self::KernelRefusal(_) => EventKind::KernelRefusal,
             Self::KernelRefusalsDropped(_) => EventKind::KernelRefusalsDropped,
+            Self::SecretCreated(_) => EventKind::SecretCreated,
+            Self::SecretUpdated(_) => EventKind::SecretUpdated,
+            Self::SecretDeleted(_) => EventKind::SecretDeleted,
         }
     }
 
@@ -75,7 +84,10 @@ impl Event {
             Self::Connection(c) => c.sandbox.as_deref(),
             Self::SandboxAttached(s) | Self::SandboxDetached(s) => Some(&s.name),
             Self::KernelRefusal(r) => r.sandbox.as_deref(),
-            Self::KernelRefusalsDropped(_) => None,
+            Self::KernelRefusalsDropped(_)
+            | Self::SecretCreated(_)
+            | Self::SecretUpdated(_)
+            | Self::SecretDeleted(_) => None,
         }
     }
 
@@ -86,7 +98,10 @@ impl Event {
             Self::KernelRefusal(r) => r.destination,
             Self::SandboxAttached(_)
             | Self::SandboxDetached(_)
-            | Self::KernelRefusalsDropped(_) => None,
+            | Self::KernelRefusalsDropped(_)
+            | Self::SecretCreated(_)
+            | Self::SecretUpdated(_)
+            | Self::SecretDeleted(_) => None,
         }
     }
 }
@@ -172,6 +187,23 @@ pub struct SandboxChange {
     pub cgroup_id: u64,
 }
 
+/// A change to a secret: who it is and where it may go, never its value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretChange {
+    /// The secret's id.
+    pub id: String,
+    /// The secret's name.
+    pub name: String,
+    /// The environment variable its placeholder is in (after the change).
+    pub env_var: String,
+    /// Its host patterns (after the change).
+    pub hosts: Vec<String>,
+    /// For updates, the fields that changed (`secret` for a new value, `env_var`, `hosts`,
+    /// `inject_query`); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
+}
+
 /// What veil decided about a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -205,16 +237,25 @@ pub enum EventKind {
     KernelRefusal,
     /// [`Event::KernelRefusalsDropped`].
     KernelRefusalsDropped,
+    /// [`Event::SecretCreated`].
+    SecretCreated,
+    /// [`Event::SecretUpdated`].
+    SecretUpdated,
+    /// [`Event::SecretDeleted`].
+    SecretDeleted,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 8] = [
         Self::Connection,
         Self::SandboxAttached,
         Self::SandboxDetached,
         Self::KernelRefusal,
         Self::KernelRefusalsDropped,
+        Self::SecretCreated,
+        Self::SecretUpdated,
+        Self::SecretDeleted,
     ];
 
     /// The kind's name, as serialized in the `kind` field.
@@ -225,6 +266,9 @@ impl EventKind {
             Self::SandboxDetached => "sandbox_detached",
             Self::KernelRefusal => "kernel_refusal",
             Self::KernelRefusalsDropped => "kernel_refusals_dropped",
+            Self::SecretCreated => "secret_created",
+            Self::SecretUpdated => "secret_updated",
+            Self::SecretDeleted => "secret_deleted",
         }
     }
 
@@ -326,6 +370,16 @@ mod tests {
         }
     }
 
+    fn secret_change(changed: &[&str]) -> SecretChange {
+        SecretChange {
+            id: "sec_0123456789abcdef".into(),
+            name: "github-main".into(),
+            env_var: "GITHUB_TOKEN".into(),
+            hosts: vec!["api.github.com".into(), "*.github.com".into()],
+            changed: changed.iter().map(|&c| c.to_owned()).collect(),
+        }
+    }
+
     #[test]
     fn round_trips_every_event_kind() {
         let events = [
@@ -338,6 +392,9 @@ mod tests {
                 dropped: 3,
                 total: 10,
             }),
+            Event::SecretCreated(secret_change(&[])),
+            Event::SecretUpdated(secret_change(&["secret", "hosts"])),
+            Event::SecretDeleted(secret_change(&[])),
         ];
         for (i, event) in events.into_iter().enumerate() {
             let record = Record {
@@ -371,6 +428,26 @@ mod tests {
     }
 
     #[test]
+    fn secret_events_are_flat_and_list_changes_only_for_updates() {
+        let record = Record {
+            seq: 3,
+            time_ms: 1,
+            event: Event::SecretUpdated(secret_change(&["secret"])),
+        };
+        let value: serde_json::Value = serde_json::from_slice(&record.encode()).unwrap();
+        assert_eq!(value["kind"], "secret_updated");
+        assert_eq!(value["name"], "github-main");
+        assert_eq!(value["changed"], serde_json::json!(["secret"]));
+        let created = Record {
+            event: Event::SecretCreated(secret_change(&[])),
+            ..record
+        };
+        assert!(!String::from_utf8(created.encode())
+            .unwrap()
+            .contains("changed"));
+    }
+
+    #[test]
     fn decoding_garbage_is_an_error() {
         for bytes in [
             &b""[..],
@@ -400,6 +477,11 @@ mod tests {
             kernel_refusal().destination(),
             Some("127.0.0.2:9999".parse().unwrap())
         );
+        assert_eq!(
+            Event::SecretUpdated(secret_change(&[])).kind(),
+            EventKind::SecretUpdated
+        );
+        assert_eq!(Event::SecretDeleted(secret_change(&[])).sandbox(), None);
         for kind in EventKind::ALL {
             assert_eq!(kind.to_string().parse::<EventKind>().unwrap(), kind);
         }
@@ -412,7 +494,7 @@ mod tests {
             err.to_string(),
             "unknown audit event kind \"connections\" \
              (expected one of: connection, sandbox_attached, sandbox_detached, kernel_refusal, \
-             kernel_refusals_dropped)"
+             kernel_refusals_dropped, secret_created, secret_updated, secret_deleted)"
         );
     }
 

@@ -15,7 +15,11 @@ pub mod headers;
 pub mod http;
 pub mod prefixed;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use rustls_pki_types::ServerName;
 use tokio::{
@@ -29,6 +33,7 @@ use crate::{
     audit::{Connection, Event, Verdict},
     classify::{classify, ClientHello, Protocol, RequestHead},
     daemon::Daemon,
+    metrics::ErrorKind,
     policy::{Decision, Policy},
     tls::leaf::LeafName,
 };
@@ -50,6 +55,8 @@ pub struct Steered {
     pub dst: SocketAddr,
     /// The audit record being filled in.
     pub event: Connection,
+    /// When veil accepted the connection, for the setup latency metric.
+    pub accepted: Instant,
 }
 
 /// Classifies, decides and proxies one steered connection.
@@ -71,6 +78,7 @@ async fn tcp(mut conn: Steered, buf: Vec<u8>, policy: &Policy) {
     conn.event.protocol = "tcp".into();
     let decision = policy.decide_addr(conn.dst);
     if !decision.allowed {
+        conn.daemon.metrics().denial();
         return conn.refuse(decision.reason);
     }
     splice(conn, buf, decision).await;
@@ -90,9 +98,14 @@ async fn plain_http(mut conn: Steered, buf: Vec<u8>, head: RequestHead, policy: 
             daemon,
             client,
             mut event,
+            accepted,
             ..
         } = conn;
         event.reason = decision.reason;
+        daemon.metrics().denial();
+        daemon
+            .metrics()
+            .connection(Verdict::Refused, accepted.elapsed());
         daemon.audit().record(Event::Connection(event));
         return deny::respond_plain(Prefixed::new(buf, client), message).await;
     }
@@ -135,9 +148,14 @@ async fn tls(mut conn: Steered, buf: Vec<u8>, hello: ClientHello, policy: &Arc<P
             daemon,
             client,
             mut event,
+            accepted,
             ..
         } = conn;
         event.reason = decision.reason;
+        daemon.metrics().denial();
+        daemon
+            .metrics()
+            .connection(Verdict::Refused, accepted.elapsed());
         daemon.audit().record(Event::Connection(event));
         return match config {
             Ok(config) => deny::respond_tls(Prefixed::new(buf, client), config, message).await,
@@ -185,6 +203,9 @@ async fn tls(mut conn: Steered, buf: Vec<u8>, hello: ClientHello, policy: &Arc<P
         Err(e) => {
             conn.event.reason = format!("sandbox TLS handshake failed: {e}");
             log::info!("{shown}: {}", conn.event.reason);
+            conn.daemon
+                .metrics()
+                .connection(Verdict::Refused, conn.accepted.elapsed());
             return conn.daemon.audit().record(Event::Connection(conn.event));
         }
     };
@@ -192,9 +213,13 @@ async fn tls(mut conn: Steered, buf: Vec<u8>, hello: ClientHello, policy: &Arc<P
         daemon,
         dst,
         mut event,
+        accepted,
         ..
     } = conn;
     event.verdict = Verdict::Allowed;
+    daemon
+        .metrics()
+        .connection(event.verdict, accepted.elapsed());
     event.rule = decision.rule;
     event.reason = "intercepted".into();
     daemon.audit().record(Event::Connection(event));
@@ -260,16 +285,26 @@ where
 }
 
 impl Steered {
+    /// Counts the connection under its verdict so far, with the time since it was accepted.
+    fn count(&self) {
+        self.daemon
+            .metrics()
+            .connection(self.event.verdict, self.accepted.elapsed());
+    }
+
     /// Records a refusal and drops the connection.
     fn refuse(mut self, reason: String) {
         log::info!("refusing {} to {}: {reason}", self.event.comm, self.dst);
         self.event.verdict = Verdict::Refused;
         self.event.reason = reason;
+        self.count();
         self.daemon.audit().record(Event::Connection(self.event));
     }
 
     /// Records the allowed connection and hands back the client's stream.
-    fn allow(self, decision: Decision) -> TcpStream {
+    fn allow(mut self, decision: Decision) -> TcpStream {
+        self.event.verdict = Verdict::Allowed;
+        self.count();
         let Self {
             daemon,
             client,
@@ -296,6 +331,8 @@ impl Steered {
         log::info!("{} to {}: {reason}", self.event.comm, self.dst);
         self.event.verdict = Verdict::Refused;
         self.event.reason = reason;
+        self.daemon.metrics().error(ErrorKind::Upstream);
+        self.count();
         self.daemon
             .audit()
             .record(Event::Connection(self.event.clone()));
