@@ -21,6 +21,7 @@ use crate::{
     config::Paths,
     metrics::Metrics,
     policy::{self, config::ConfigError, Policy},
+    proxy::injector::Injector,
     sandbox::{Registry, RegistryError, Sandbox},
     secrets::{keyfile, SecretError, SecretStore, SecretsConfig},
     steering::{
@@ -117,6 +118,7 @@ pub struct Daemon {
     audit: AuditHandle,
     store: AuditStore,
     secrets: SecretStore,
+    injector: Injector,
     metrics: Metrics,
     api_addr: Option<SocketAddr>,
     _lock: Flock<File>,
@@ -225,6 +227,7 @@ impl Daemon {
             registry,
             audit,
             store,
+            injector: Injector::new(secrets.subscribe()),
             secrets,
             metrics: Metrics::default(),
             api_addr,
@@ -274,6 +277,11 @@ impl Daemon {
     /// Where the TCP control API listens, if it does.
     pub fn api_addr(&self) -> Option<SocketAddr> {
         self.api_addr
+    }
+
+    /// The live placeholder engine.
+    pub fn injector(&self) -> &Injector {
+        &self.injector
     }
 
     /// The secrets store.

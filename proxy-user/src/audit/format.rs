@@ -136,6 +136,26 @@ fn row(record: &Record) -> [String; COLUMNS] {
             ),
             format!("total_dropped={}", d.total),
         ],
+        Event::SecretInjected(i) | Event::PlaceholderNotInjected(i) => [
+            seq,
+            time,
+            kind,
+            sandbox,
+            i.pid.to_string(),
+            or_absent(&i.comm),
+            format!("{} ({})", i.host, i.destination),
+            if i.reason.is_some() {
+                "kept"
+            } else {
+                "injected"
+            }
+            .to_owned(),
+            i.reason.clone().unwrap_or_else(|| "in scope".to_owned()),
+            format!(
+                "secret={} id={} header={} protocol={} cgroup_id={}",
+                i.secret_name, i.secret_id, i.header, i.protocol, i.cgroup_id
+            ),
+        ],
         Event::SandboxAttached(s) | Event::SandboxDetached(s) => [
             seq,
             time,

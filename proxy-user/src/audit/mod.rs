@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 pub use format::{json_line, table};
 pub use record::{
-    Connection, Event, EventKind, KernelRefusal, Record, RefusalsDropped, SandboxChange,
+    Connection, Event, EventKind, Injection, KernelRefusal, Record, RefusalsDropped, SandboxChange,
     SecretChange, Verdict,
 };
 pub use store::{AuditStore, Filter};

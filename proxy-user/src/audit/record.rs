@@ -61,6 +61,10 @@ pub enum Event {
     SecretUpdated(SecretChange),
     /// A secret was deleted.
     SecretDeleted(SecretChange),
+    /// A placeholder in a request was replaced by its secret.
+    SecretInjected(Injection),
+    /// A placeholder in a request was left as it was (out of scope, not TLS, or unusable).
+    PlaceholderNotInjected(Injection),
 }
 
 impl Event {
@@ -75,6 +79,8 @@ impl Event {
             Self::SecretCreated(_) => EventKind::SecretCreated,
             Self::SecretUpdated(_) => EventKind::SecretUpdated,
             Self::SecretDeleted(_) => EventKind::SecretDeleted,
+            Self::SecretInjected(_) => EventKind::SecretInjected,
+            Self::PlaceholderNotInjected(_) => EventKind::PlaceholderNotInjected,
         }
     }
 
@@ -84,6 +90,7 @@ impl Event {
             Self::Connection(c) => c.sandbox.as_deref(),
             Self::SandboxAttached(s) | Self::SandboxDetached(s) => Some(&s.name),
             Self::KernelRefusal(r) => r.sandbox.as_deref(),
+            Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => i.sandbox.as_deref(),
             Self::KernelRefusalsDropped(_)
             | Self::SecretCreated(_)
             | Self::SecretUpdated(_)
@@ -96,6 +103,7 @@ impl Event {
         match self {
             Self::Connection(c) => c.destination,
             Self::KernelRefusal(r) => r.destination,
+            Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => Some(i.destination),
             Self::SandboxAttached(_)
             | Self::SandboxDetached(_)
             | Self::KernelRefusalsDropped(_)
@@ -104,6 +112,36 @@ impl Event {
             | Self::SecretDeleted(_) => None,
         }
     }
+}
+
+/// A placeholder found in a request: replaced by its secret, or left alone and why. Never the
+/// value, never the whole header.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Injection {
+    /// The secret's id.
+    pub secret_id: String,
+    /// The secret's name.
+    pub secret_name: String,
+    /// The host the request went to: the verified SNI (or address), or the unverified Host of
+    /// plain HTTP.
+    pub host: String,
+    /// The original destination.
+    pub destination: SocketAddr,
+    /// `http/1.1`, `h2` or `websocket` (over TLS), or `http` (plain).
+    pub protocol: String,
+    /// The header the placeholder was in, or `(query)`.
+    pub header: String,
+    /// Why it was not injected (`out_of_scope`, `not_tls`, `illegal_bytes`); absent when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Sandbox name, `None` when the cgroup is not a known sandbox.
+    pub sandbox: Option<String>,
+    /// cgroup v2 id of the requesting process.
+    pub cgroup_id: u64,
+    /// Process id of the requesting process.
+    pub pid: u32,
+    /// Command name of the requesting process.
+    pub comm: String,
 }
 
 /// A connection decision.
@@ -243,11 +281,15 @@ pub enum EventKind {
     SecretUpdated,
     /// [`Event::SecretDeleted`].
     SecretDeleted,
+    /// [`Event::SecretInjected`].
+    SecretInjected,
+    /// [`Event::PlaceholderNotInjected`].
+    PlaceholderNotInjected,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Connection,
         Self::SandboxAttached,
         Self::SandboxDetached,
@@ -256,6 +298,8 @@ impl EventKind {
         Self::SecretCreated,
         Self::SecretUpdated,
         Self::SecretDeleted,
+        Self::SecretInjected,
+        Self::PlaceholderNotInjected,
     ];
 
     /// The kind's name, as serialized in the `kind` field.
@@ -269,6 +313,8 @@ impl EventKind {
             Self::SecretCreated => "secret_created",
             Self::SecretUpdated => "secret_updated",
             Self::SecretDeleted => "secret_deleted",
+            Self::SecretInjected => "secret_injected",
+            Self::PlaceholderNotInjected => "placeholder_not_injected",
         }
     }
 
@@ -494,7 +540,8 @@ mod tests {
             err.to_string(),
             "unknown audit event kind \"connections\" \
              (expected one of: connection, sandbox_attached, sandbox_detached, kernel_refusal, \
-             kernel_refusals_dropped, secret_created, secret_updated, secret_deleted)"
+             kernel_refusals_dropped, secret_created, secret_updated, secret_deleted, \
+             secret_injected, placeholder_not_injected)"
         );
     }
 

@@ -2,8 +2,10 @@
 //! on both (HTTP/1.1 or HTTP/2, whatever upstream selected), bodies streamed both ways.
 //!
 //! Every request passes [`Forwarder::forward`]: the Host / `:authority` check against the
-//! verified SNI, the per-request egress check for plain HTTP, hop-by-hop headers, and
-//! protocol switches (WebSocket) after the upgrade request went through the request path.
+//! verified SNI (421 on a mismatch, so fronting cannot redirect a secret), the per-request
+//! egress check for plain HTTP, hop-by-hop headers, placeholder replacement
+//! ([`super::inject_request`]), and protocol switches (WebSocket) after the upgrade request
+//! went through the request path.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -23,14 +25,21 @@ use tokio::{
     sync::Mutex,
 };
 
-use super::headers::{is_upgrade, strip_hop_by_hop};
-use crate::{classify::strip_port, host_pattern::normalize, policy::Policy};
+use super::{
+    headers::{is_upgrade, strip_hop_by_hop},
+    inject_request::{inject, Destination, Origin},
+};
+use crate::{classify::strip_port, daemon::Daemon, host_pattern::normalize, policy::Policy};
 
 /// A response body: streamed from upstream, or made by veil.
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
 /// What a forwarded request needs to know about its connection.
 pub struct Forwarder {
+    /// The daemon (placeholder engine, audit log, metrics).
+    pub daemon: Arc<Daemon>,
+    /// Who opened the connection.
+    pub origin: Origin,
     /// The original destination.
     pub dst: SocketAddr,
     /// How the upstream leg is secured.
@@ -138,6 +147,29 @@ impl Forwarder {
         let upgrade = version == Version::HTTP_11 && is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         strip_hop_by_hop(req.headers_mut(), upgrade);
+        let verified_ip = self.dst.ip().to_string();
+        let destination = match &self.leg {
+            Leg::Tls(sni) => Destination {
+                host: sni.as_deref().unwrap_or(&verified_ip),
+                verified: true,
+                addr: self.dst,
+                protocol: match (upgrade, version) {
+                    (true, _) => "websocket",
+                    (false, Version::HTTP_2) => "h2",
+                    (false, _) => "http/1.1",
+                },
+            },
+            Leg::Plain => Destination {
+                host: &host,
+                verified: false,
+                addr: self.dst,
+                protocol: "http",
+            },
+        };
+        if let Err(e) = inject(&self.daemon, &self.origin, &mut req, &destination).await {
+            log::error!("not forwarding a request to {}: {e}", destination.host);
+            return answer(StatusCode::SERVICE_UNAVAILABLE, format!("veil: {e}\n"));
+        }
         if let Err(message) = set_target(&mut req, version, &host) {
             return answer(StatusCode::BAD_REQUEST, message);
         }

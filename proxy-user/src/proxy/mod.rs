@@ -13,6 +13,8 @@
 pub mod deny;
 pub mod headers;
 pub mod http;
+pub mod inject_request;
+pub mod injector;
 pub mod prefixed;
 
 use std::{
@@ -38,6 +40,7 @@ use crate::{
     tls::leaf::LeafName,
 };
 use http::{Forwarder, Leg};
+use inject_request::Origin;
 use prefixed::Prefixed;
 
 /// How long veil waits for an upstream TCP handshake.
@@ -113,8 +116,12 @@ async fn plain_http(mut conn: Steered, buf: Vec<u8>, head: RequestHead, policy: 
         return;
     };
     let dst = conn.dst;
+    let origin = conn.origin();
+    let daemon = Arc::clone(&conn.daemon);
     let client = conn.allow(decision);
     let forwarder = Forwarder {
+        daemon,
+        origin,
         dst,
         leg: Leg::Plain,
         policy,
@@ -216,6 +223,7 @@ async fn tls(mut conn: Steered, buf: Vec<u8>, hello: ClientHello, policy: &Arc<P
         accepted,
         ..
     } = conn;
+    let origin = Origin::of(&event);
     event.verdict = Verdict::Allowed;
     daemon
         .metrics()
@@ -224,6 +232,8 @@ async fn tls(mut conn: Steered, buf: Vec<u8>, hello: ClientHello, policy: &Arc<P
     event.reason = "intercepted".into();
     daemon.audit().record(Event::Connection(event));
     let forwarder = Forwarder {
+        daemon,
+        origin,
         dst,
         leg: Leg::Tls(hello.sni),
         policy: Arc::clone(policy),
@@ -285,6 +295,11 @@ where
 }
 
 impl Steered {
+    /// Who opened the connection, for the records of its requests.
+    fn origin(&self) -> Origin {
+        Origin::of(&self.event)
+    }
+
     /// Counts the connection under its verdict so far, with the time since it was accepted.
     fn count(&self) {
         self.daemon

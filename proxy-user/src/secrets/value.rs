@@ -74,6 +74,12 @@ impl SecretValue {
     }
 }
 
+impl AsRef<[u8]> for SecretValue {
+    fn as_ref(&self) -> &[u8] {
+        self.expose().as_bytes()
+    }
+}
+
 impl fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
