@@ -14,8 +14,11 @@ use crate::{
 /// Hands out the engine for the current secrets.
 pub struct Injector {
     secrets: watch::Receiver<Arc<SecretSet>>,
-    cached: Mutex<Option<(Arc<SecretSet>, Arc<Engine<SecretValue>>)>>,
+    cached: Mutex<Option<Built>>,
 }
+
+/// An engine and the set it was built from.
+type Built = (Arc<SecretSet>, Arc<Engine<SecretValue>>);
 
 impl Injector {
     /// An injector following `secrets`.
