@@ -3,90 +3,16 @@
 //! and upstream verification failures. Upstreams are local TLS servers with certificates
 //! from a test CA made at run time.
 
-use std::{fs, path::PathBuf, process::Output, time::Duration};
+use std::{fs, time::Duration};
 
 use veil_tests::{
     eventually,
     pki::TestCa,
+    tls_env::{assert_ok, policy, stdout, Env, HOST},
     upstream::{hex, pattern, TlsUpstream},
-    Instance,
 };
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_veil-test-client");
-const HOST: &str = "api.example.test";
-
-/// A veil instance trusting a test CA, with one upstream on 127.0.0.2 for `api.example.test`.
-struct Env {
-    veil: Instance,
-    ca: TestCa,
-    ca_file: PathBuf,
-    upstream: TlsUpstream,
-}
-
-impl Env {
-    fn new(policy: &str) -> Self {
-        let mut veil = Instance::new();
-        let ca = TestCa::new("veil test upstream CA");
-        let ca_file = veil.tmp.path().join("upstream-ca.pem");
-        fs::write(&ca_file, &ca.cert_pem).expect("writing the test CA");
-        let cert = ca.server_cert(&[HOST, "other.example.test", "127.0.0.2"]);
-        let upstream = TlsUpstream::start("127.0.0.2", &cert, &[b"h2", b"http/1.1"]);
-        veil.set_policy(policy);
-        veil.start_daemon(&["--upstream-ca", ca_file.to_str().expect("utf-8 path")]);
-        Self {
-            veil,
-            ca,
-            ca_file,
-            upstream,
-        }
-    }
-
-    fn url(&self, host: &str, path: &str) -> String {
-        format!("https://{host}:{}{path}", self.upstream.addr.port())
-    }
-
-    fn resolve(&self, host: &str) -> String {
-        format!("{host}:{}:127.0.0.2", self.upstream.addr.port())
-    }
-
-    /// Runs curl in a sandbox (it trusts veil's CA through the variables veil run sets).
-    fn curl(&self, args: &[&str]) -> Output {
-        let mut full = vec!["run", "--", "curl", "-sS", "--max-time", "60"];
-        full.extend_from_slice(args);
-        self.veil.run_veil(&full)
-    }
-
-    fn tls_args(&self, host: &str) -> Vec<String> {
-        vec![
-            "--connect".into(),
-            self.upstream.addr.to_string(),
-            "--sni".into(),
-            host.into(),
-            "--ca".into(),
-            self.veil.ca_bundle().display().to_string(),
-        ]
-    }
-}
-
-fn policy(allow: &[&str]) -> String {
-    let quoted: Vec<String> = allow.iter().map(|a| format!("{a:?}")).collect();
-    format!("[egress]\nallow = [{}]\n", quoted.join(", "))
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn assert_ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed ({}): {}{}",
-        out.status,
-        stdout(out),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout(out)
-}
 
 #[test]
 fn curl_over_http1_and_http2_is_intercepted_and_audited() {

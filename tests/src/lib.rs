@@ -28,6 +28,7 @@ use std::{
 };
 
 pub mod pki;
+pub mod tls_env;
 pub mod upstream;
 
 use aya::maps::{HashMap, Map, MapData};

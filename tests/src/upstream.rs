@@ -85,7 +85,15 @@ impl TlsUpstream {
         .with_single_cert(certs, key)
         .expect("server certificate");
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        Self::spawn(ip, Some(TlsAcceptor::from(Arc::new(config))))
+    }
+
+    /// Starts a plain-HTTP server (HTTP/1.1) on `ip` with the same behaviour.
+    pub fn start_plain(ip: &str) -> Self {
+        Self::spawn(ip, None)
+    }
+
+    fn spawn(ip: &str, acceptor: Option<TlsAcceptor>) -> Self {
         let std_listener = std::net::TcpListener::bind((ip, 0)).expect("binding the upstream");
         std_listener.set_nonblocking(true).expect("nonblocking");
         let addr = std_listener.local_addr().expect("local address");
@@ -140,7 +148,7 @@ impl Drop for TlsUpstream {
 
 async fn accept_loop(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     seen: Arc<Mutex<Vec<Seen>>>,
     connections: Arc<AtomicUsize>,
 ) {
@@ -154,17 +162,26 @@ async fn accept_loop(
             Arc::clone(&connections),
         );
         tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                return;
-            };
-            connections.fetch_add(1, Ordering::SeqCst);
             let service = service_fn(move |req| {
                 let seen = Arc::clone(&seen);
                 async move { Ok::<_, Infallible>(respond(req, &seen).await) }
             });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await;
+            let builder = auto::Builder::new(TokioExecutor::new());
+            match acceptor {
+                Some(acceptor) => {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    connections.fetch_add(1, Ordering::SeqCst);
+                    let io = TokioIo::new(tls);
+                    let _ = builder.serve_connection_with_upgrades(io, service).await;
+                }
+                None => {
+                    connections.fetch_add(1, Ordering::SeqCst);
+                    let io = TokioIo::new(tcp);
+                    let _ = builder.serve_connection_with_upgrades(io, service).await;
+                }
+            }
         });
     }
 }

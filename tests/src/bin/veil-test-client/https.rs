@@ -28,6 +28,17 @@ struct Target {
     connect: SocketAddr,
     sni: String,
     ca: String,
+    /// `Authorization: Bearer` with this environment variable's value, on every request.
+    bearer: Option<String>,
+}
+
+impl Target {
+    fn authorization(&self) -> Option<String> {
+        let value = |var: &String| std::env::var(var).unwrap_or_default();
+        self.bearer
+            .as_ref()
+            .map(|var| format!("Bearer {}", value(var)))
+    }
 }
 
 /// Runs subcommand `cmd` with its arguments.
@@ -58,16 +69,23 @@ fn target(args: &[&str]) -> Target {
     let mut connect = None;
     let mut sni = None;
     let mut ca = None;
+    let mut bearer = None;
     for pair in args.chunks(2) {
         match pair {
             ["--connect", v] => connect = v.parse().ok(),
             ["--sni", v] => sni = Some(v.to_string()),
             ["--ca", v] => ca = Some(v.to_string()),
+            ["--bearer-env", v] => bearer = Some(v.to_string()),
             _ => super::usage(),
         }
     }
     match (connect, sni, ca) {
-        (Some(connect), Some(sni), Some(ca)) => Target { connect, sni, ca },
+        (Some(connect), Some(sni), Some(ca)) => Target {
+            connect,
+            sni,
+            ca,
+            bearer,
+        },
         _ => super::usage(),
     }
 }
@@ -113,10 +131,13 @@ async fn h2_streams(n: usize, target: &Target) -> Result<(), Failure> {
         .map(|i| {
             let mut sender = sender.clone();
             let uri = format!("https://{}/stream/{i}", target.sni);
+            let authorization = target.authorization();
             tokio::spawn(async move {
-                let req = Request::get(uri)
-                    .body(Empty::<Bytes>::new())
-                    .map_err(|e| e.to_string())?;
+                let mut req = Request::get(uri);
+                if let Some(value) = authorization {
+                    req = req.header("authorization", value);
+                }
+                let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
                 let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
                 let body = resp
                     .into_body()
@@ -147,9 +168,14 @@ async fn h2_streams(n: usize, target: &Target) -> Result<(), Failure> {
 
 async fn websocket(target: &Target) -> Result<(), Failure> {
     let mut stream = tls(target, connect(target).await?, &[b"http/1.1"]).await?;
+    let authorization = target
+        .authorization()
+        .map(|value| format!("Authorization: {value}\r\n"))
+        .unwrap_or_default();
     let request = format!(
         "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         {authorization}\r\n",
         target.sni
     );
     stream

@@ -12,7 +12,8 @@
 //! veil-test-client split-hello TLSARGS an HTTP/1.1 GET whose ClientHello goes out in two
 //!                                      TCP segments; prints the response body
 //! ```
-//! TLSARGS are `--connect IP:PORT --sni NAME --ca FILE`.
+//! TLSARGS are `--connect IP:PORT --sni NAME --ca FILE [--bearer-env VAR]`; with
+//! `--bearer-env`, requests carry `Authorization: Bearer $VAR`.
 //!
 //! Exit codes: 0 success, 2 usage, 3 connect failed, 4 wrong reply.
 

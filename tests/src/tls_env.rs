@@ -1,0 +1,99 @@
+//! A veil instance with a local TLS upstream and the test CA it trusts, as the data-plane
+//! and injection tests use it.
+
+use std::{fs, path::PathBuf, process::Output};
+
+use crate::{pki::TestCa, upstream::TlsUpstream, Instance};
+
+/// The name the upstream serves.
+pub const HOST: &str = "api.example.test";
+
+/// A veil instance trusting a test CA, with one upstream on 127.0.0.2 for `api.example.test`.
+pub struct Env {
+    /// The veil installation.
+    pub veil: Instance,
+    /// The CA the upstreams' certificates come from.
+    pub ca: TestCa,
+    /// That CA's certificate, trusted by veil with --upstream-ca.
+    pub ca_file: PathBuf,
+    /// The upstream on 127.0.0.2.
+    pub upstream: TlsUpstream,
+}
+
+impl Env {
+    /// veil with `policy`, trusting a fresh test CA, and an upstream on 127.0.0.2 for
+    /// api.example.test, other.example.test and 127.0.0.2.
+    pub fn new(policy: &str) -> Self {
+        Self::with_names(policy, &[HOST, "other.example.test", "127.0.0.2"])
+    }
+
+    /// As [`Env::new`], with the upstream's certificate for `names`.
+    pub fn with_names(policy: &str, names: &[&str]) -> Self {
+        let mut veil = Instance::new();
+        let ca = TestCa::new("veil test upstream CA");
+        let ca_file = veil.tmp.path().join("upstream-ca.pem");
+        fs::write(&ca_file, &ca.cert_pem).expect("writing the test CA");
+        let cert = ca.server_cert(names);
+        let upstream = TlsUpstream::start("127.0.0.2", &cert, &[b"h2", b"http/1.1"]);
+        veil.set_policy(policy);
+        veil.start_daemon(&["--upstream-ca", ca_file.to_str().expect("utf-8 path")]);
+        Self {
+            veil,
+            ca,
+            ca_file,
+            upstream,
+        }
+    }
+
+    /// `https://host:port/path` for the upstream.
+    pub fn url(&self, host: &str, path: &str) -> String {
+        format!("https://{host}:{}{path}", self.upstream.addr.port())
+    }
+
+    /// A curl `--resolve` value sending `host` to the upstream.
+    pub fn resolve(&self, host: &str) -> String {
+        format!("{host}:{}:127.0.0.2", self.upstream.addr.port())
+    }
+
+    /// Runs curl in a sandbox (it trusts veil's CA through the variables veil run sets).
+    pub fn curl(&self, args: &[&str]) -> Output {
+        let mut full = vec!["run", "--", "curl", "-sS", "--max-time", "60"];
+        full.extend_from_slice(args);
+        self.veil.run_veil(&full)
+    }
+
+    /// `--connect --sni --ca` for veil-test-client, trusting veil's CA bundle.
+    pub fn tls_args(&self, host: &str) -> Vec<String> {
+        vec![
+            "--connect".into(),
+            self.upstream.addr.to_string(),
+            "--sni".into(),
+            host.into(),
+            "--ca".into(),
+            self.veil.ca_bundle().display().to_string(),
+        ]
+    }
+}
+
+/// A policy allowing `allow`.
+pub fn policy(allow: &[&str]) -> String {
+    let quoted: Vec<String> = allow.iter().map(|a| format!("{a:?}")).collect();
+    format!("[egress]\nallow = [{}]\n", quoted.join(", "))
+}
+
+/// A command's standard output.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts a command succeeded and returns its standard output.
+pub fn assert_ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed ({}): {}{}",
+        out.status,
+        stdout(out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(out)
+}
