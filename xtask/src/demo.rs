@@ -1,30 +1,47 @@
-//! `cargo xtask demo`: a live demo of veil steering a sandboxed curl through itself, on a
-//! private instance (its own bpffs dir, cgroup parent, state and run dirs) that is removed
-//! afterwards, whatever happens.
+//! `cargo xtask demo`: a live demo of what veil is for. An operator stores an API token in veil;
+//! a sandboxed client sees only a placeholder for it and sends that; veil intercepts the
+//! client's TLS, swaps the placeholder for the token on the way to the API (a local stand-in
+//! with a throwaway test PKI), and audits the swap. It runs on a private instance (its own
+//! bpffs dir, cgroup parent, state and run dirs) that is removed afterwards, whatever happens.
 
 use std::{
-    ffi::OsString,
-    fs::{self, File},
-    io::ErrorKind,
-    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    env, fs,
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-    thread,
-    time::{Duration, Instant},
+    process::{Command, Output},
 };
 
 use anyhow::{bail, Context, Result};
 
-use crate::{build_cmd, process, setup, Workspace};
+use crate::{
+    build_cmd,
+    demo_check::{self, Evidence},
+    demo_cleanup::Cleanup,
+    demo_pki,
+    demo_support::{
+        free_port, make_temp_dir, output, output_with_input, print_indented, print_log, print_text,
+        say, spawn_logged, stdout, step, wait_until,
+    },
+    demo_upstream, process, setup, Workspace,
+};
 
-/// The sandboxed client dials this address; nothing else about it is special.
-const UPSTREAM_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+/// The stand-in API listens here; the names below resolve to it (with curl's `--resolve`).
+pub const UPSTREAM_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
 /// veil's listener address in the demo.
 const LISTEN_IP: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
-/// How long to wait for a server to come up.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The API the secret is for.
+pub const API_HOST: &str = "api.demo.test";
+
+/// A host the egress policy allows but the secret's scope does not include.
+pub const OTHER_HOST: &str = "other.demo.test";
+
+/// The secret's name.
+const SECRET: &str = "github-main";
+/// The variable sandboxes get the secret's placeholder in.
+pub const ENV_VAR: &str = "GITHUB_TOKEN";
 
 /// Runs the demo.
 pub fn run(ws: &Workspace) -> Result<()> {
@@ -41,421 +58,277 @@ pub fn run(ws: &Workspace) -> Result<()> {
     let tmp = make_temp_dir(&name)?;
     // From here on, everything the demo creates is removed when `cleanup` drops.
     let mut cleanup = Cleanup {
+        veil: veil.clone(),
         serve: None,
         upstream: None,
         bpf_dir: Path::new("/sys/fs/bpf").join(&name),
         cgroup_parent: setup.cgroup2.join(&name),
         tmp: tmp.clone(),
     };
-    let instance = Instance {
-        veil,
-        globals: vec![
-            "--bpf-dir".into(),
-            cleanup.bpf_dir.clone().into(),
-            "--cgroup-parent".into(),
-            name.clone().into(),
-            "--run-dir".into(),
-            tmp.join("run").into(),
-            "--state-dir".into(),
-            tmp.join("state").into(),
-        ],
-    };
-    for dir in ["run", "state", "www"] {
+    for dir in ["run", "state", "pki"] {
         fs::create_dir(tmp.join(dir)).with_context(|| format!("creating {dir} in the temp dir"))?;
     }
+    let listen = SocketAddr::from((LISTEN_IP, free_port(LISTEN_IP)?));
+    // Without IPv6 on the host veil binds no IPv6 listener (and refuses sandboxes' IPv6), so
+    // the default is harmless then; otherwise the demo's must not be a real installation's.
+    let listen6 = free_port(Ipv6Addr::LOCALHOST)
+        .ok()
+        .map(|port| SocketAddr::from((Ipv6Addr::LOCALHOST, port)));
+    // Every veil command reads these, so the demo's commands read like an operator's. Other
+    // VEIL_* settings of the caller's (VEIL_TOOLS_DIR is xtask's own) must not leak into the
+    // demo's instance. xtask is single-threaded here.
+    let inherited: Vec<_> = env::vars_os()
+        .map(|(var, _)| var)
+        .filter(|var| var.to_string_lossy().starts_with("VEIL_") && var != "VEIL_TOOLS_DIR")
+        .collect();
+    for var in inherited {
+        env::remove_var(var);
+    }
+    let mut instance: Vec<(&str, PathBuf)> = vec![
+        ("VEIL_STATE_DIR", tmp.join("state")),
+        ("VEIL_RUN_DIR", tmp.join("run")),
+        ("VEIL_BPF_DIR", cleanup.bpf_dir.clone()),
+        ("VEIL_CGROUP_PARENT", name.clone().into()),
+        ("VEIL_LISTEN", listen.to_string().into()),
+    ];
+    instance.extend(listen6.map(|addr| ("VEIL_LISTEN6", addr.to_string().into())));
+    for (var, value) in &instance {
+        env::set_var(var, value);
+    }
 
-    step("Starting a stand-in \"remote\" server: python3's http.server");
-    let upstream = SocketAddr::new(IpAddr::V4(UPSTREAM_IP), free_port(UPSTREAM_IP)?);
-    fs::write(
-        tmp.join("www/index.html"),
-        format!("hello from the upstream on {upstream}\n"),
-    )
-    .context("writing index.html")?;
-    let upstream_log = tmp.join("upstream.log");
-    let mut python = Command::new("python3");
-    python
-        .args(["-u", "-m", "http.server", &upstream.port().to_string()])
-        .args(["--bind", &UPSTREAM_IP.to_string(), "--directory"])
-        .arg(tmp.join("www"));
-    let child = spawn_logged(&mut python, &upstream_log)?;
-    let upstream_child = cleanup.upstream.insert(child);
-    wait_for_tcp(
-        upstream,
-        upstream_child,
-        &upstream_log,
-        "the upstream server",
-    )?;
+    step("Making a throwaway test PKI for the stand-in API (openssl)");
+    let pki = demo_pki::make(&tmp.join("pki"), &[API_HOST, OTHER_HOST], UPSTREAM_IP)?;
     say(&format!(
-        "The upstream serves http://{upstream}/. There is no internet here, so a second \
-         loopback address plays the remote host."
+        "A CA, and a certificate it issued for {API_HOST}, {OTHER_HOST} and {UPSTREAM_IP}. veil \
+         will trust this CA for upstream TLS (--upstream-ca), as it trusts the public roots for \
+         real APIs. The keys live only in {}.",
+        tmp.join("pki").display()
+    ));
+
+    step("Starting the stand-in remote API: HTTPS with python3's ssl and http.server");
+    let token = demo_pki::random_token()?;
+    let token_file = tmp.join("api-token");
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&token_file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, token.as_bytes()))
+        .context("writing the API's token file")?;
+    let upstream =
+        demo_upstream::start(&tmp, UPSTREAM_IP, &pki, &token_file, &mut cleanup.upstream)?;
+    let port = upstream.addr.port();
+    // The log's first line says where it listens; what follows is what it received.
+    let mut upstream_seen = 0;
+    new_lines(&upstream.log, &mut upstream_seen);
+    say(&format!(
+        "It plays {API_HOST}, the API the token is for: it accepts exactly one bearer token, \
+         {token} (a fake one made just now from /dev/urandom), and answers 401 to anything else. \
+         There is no DNS here: the clients below reach both names at {} with curl's --resolve.",
+        upstream.addr
     ));
 
     step("Starting the veil daemon (veil serve) on a private instance");
-    say(&format!(
-        "It loads veil's eBPF programs, pins them under {}, and steers the TCP connects of \
-         sandboxes under the cgroup {} to its listener. The paths are private to this demo, so \
-         a real veil installation is not touched.",
-        cleanup.bpf_dir.display(),
-        cleanup.cgroup_parent.display()
-    ));
-    let listen = SocketAddr::new(IpAddr::V4(LISTEN_IP), free_port(LISTEN_IP)?);
+    println!("Every veil command below runs on this demo's own instance, set in the environment:");
+    for (var, value) in &instance {
+        println!("    export {var}={}", value.display());
+    }
+    let config = tmp.join("veil.toml");
+    let policy = format!("[egress]\nallow = [\"{API_HOST}\", \"{OTHER_HOST}\"]\n");
+    fs::write(&config, &policy).context("writing veil.toml")?;
+    println!("{}:", config.display());
+    print_text(&policy);
     let serve_log = tmp.join("veil-serve.log");
-    let mut serve = instance.command("serve");
-    serve.arg("--listen").arg(listen.to_string());
-    let child = spawn_logged(&mut serve, &serve_log)?;
-    let serve_child = cleanup.serve.insert(child);
-    wait_for_socket(&tmp.join("run/veil.sock"), serve_child, &serve_log)?;
+    let mut serve = Command::new(&veil);
+    serve
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--upstream-ca")
+        .arg(&pki.ca);
+    let child = cleanup.serve.insert(spawn_logged(&mut serve, &serve_log)?);
+    let socket = tmp.join("run/veil.sock");
+    wait_until("veil serve", child, &serve_log, || socket.exists())?;
     say(&format!(
-        "veil is listening on {listen}; its control socket is ready."
+        "veil loaded its eBPF programs (pinned under {bpf}) and attached them to the cgroup \
+         {cg}: every TCP connect from a sandbox below it is steered in the kernel to veil's \
+         listener {listen}. veil completes sandboxes' TLS with certificates from its own CA, \
+         and lets through only what the egress policy allows: {API_HOST} and {OTHER_HOST}.",
+        bpf = cleanup.bpf_dir.display(),
+        cg = cleanup.cgroup_parent.display(),
     ));
 
-    step("Running curl inside a sandbox (veil run --sandbox demo)");
-    let url = format!("http://{upstream}/");
-    let mut run = instance.command("run");
-    run.args(["--sandbox", "demo", "--listen", &listen.to_string(), "--"])
-        .args(["curl", "-sS", "--max-time", "10", &url]);
-    let out = output(&mut run)?;
-    if !out.status.success() {
-        print_indented(&out);
+    step("The operator stores the token in veil (veil secrets create)");
+    let mut create = Command::new(&veil);
+    create.args([
+        "secrets",
+        "create",
+        SECRET,
+        "--env-var",
+        ENV_VAR,
+        "--host",
+        API_HOST,
+    ]);
+    let created = output_with_input(&mut create, &token)?;
+    print_indented(&created);
+    if !created.status.success() {
+        bail!("veil secrets create failed ({})", created.status);
+    }
+    let placeholder = field(&stdout(&created), "proxy_value")
+        .context("veil secrets create printed no proxy_value")?;
+    say(&format!(
+        "veil keeps the value encrypted in its state dir and hands out only the placeholder \
+         {placeholder}: sandboxes get it in ${ENV_VAR}. --host {API_HOST} scopes the secret: \
+         veil puts the real value only into requests whose TLS-verified host is {API_HOST}."
+    ));
+
+    step("A client in a sandbox calls the API with its $GITHUB_TOKEN (veil run)");
+    let client = sandboxed(
+        &veil,
+        &[
+            format!("echo \"inside the sandbox: {ENV_VAR}=${ENV_VAR}\""),
+            curl(API_HOST, port, true),
+        ],
+    )?;
+    print_indented(&client);
+    let api_saw = new_lines(&upstream.log, &mut upstream_seen);
+    if !client.status.success() {
         print_log("veil serve's log", &serve_log);
-        print_log("the upstream's log", &upstream_log);
-        bail!("the sandboxed curl failed ({})", out.status);
+        bail!("the sandboxed client failed ({})", client.status);
     }
     say(&format!(
-        "curl ran inside the sandbox cgroup {}/demo and connected to {upstream}, with no proxy \
-         settings. veil's eBPF program steered that connect() in the kernel to veil's listener \
-         {listen}; veil connected to {upstream} itself and relayed the response. curl printed:",
-        cleanup.cgroup_parent.display()
+        "The sandbox only ever had the placeholder, and sent it. veil's eBPF program steered \
+         curl's connect to veil, which completed curl's TLS handshake with a certificate from \
+         veil's CA (veil run points curl at it: SSL_CERT_FILE, CURL_CA_BUNDLE), read the \
+         request, found the placeholder in its Authorization header and, {API_HOST} being in \
+         the secret's scope, swapped in the token, recorded the swap durably, and forwarded the \
+         request over TLS verified against the demo CA. Outside the sandbox, the API logged:"
     ));
-    print_indented(&out);
-    print_log("the upstream's access log", &upstream_log);
+    print_text(&api_saw);
+
+    step("For contrast: the placeholder sent elsewhere");
+    let contrast = sandboxed(
+        &veil,
+        &[
+            curl(OTHER_HOST, port, true),
+            curl(&UPSTREAM_IP.to_string(), port, false),
+        ],
+    )?;
+    print_indented(&contrast);
+    let other_saw = new_lines(&upstream.log, &mut upstream_seen);
+    say(&format!(
+        "{OTHER_HOST} is allowed by the egress policy but outside the secret's scope: veil left \
+         the placeholder alone, so the server got nothing it could use (401). {UPSTREAM_IP} by \
+         address is allowed by no egress rule: veil answered 403 itself and connected nowhere. \
+         The API logged:"
+    ));
+    print_text(&other_saw);
 
     step("Reading the audit log (veil audit)");
-    let table = output(&mut instance.command("audit"))?;
+    let table = output(Command::new(&veil).arg("audit"))?;
     print_indented(&table);
-    let mut json = instance.command("audit");
-    json.arg("--json");
+    let mut json = Command::new(&veil);
+    json.args(["audit", "--json"]);
+    if audit_has_kind_flag(&veil) {
+        json.args(["--kind", "secret_injected"]);
+    }
     let json = output(&mut json)?;
     print_indented(&json);
     if !table.status.success() || !json.status.success() {
         print_log("veil serve's log", &serve_log);
         bail!("veil audit failed");
     }
-    println!();
     say(&format!(
-        "What the audit log shows: `veil run` created the sandbox cgroup {cg}/demo and veil \
-         attached its eBPF programs to it (sandbox_attached), then removed it when curl exited \
-         (sandbox_detached). In between is curl's connection: when curl called connect() to \
-         {upstream}, the eBPF program recorded who was connecting (pid, command, uid) and where \
-         to, and rewrote the connect to veil's listener {listen}. veil matched the accepted \
-         connection to that record, decided (verdict, reason), and opened its own connection to \
-         {upstream}. curl had no way around veil. `--json` prints the same records as one JSON \
-         object per line, for scripts.",
-        cg = cleanup.cgroup_parent.display()
+        "The secret_injected row is the swap: which secret ({SECRET}), for which verified host \
+         ({API_HOST}) and header, from which sandbox (demo) and process (pid, command), never \
+         the value. placeholder_not_injected is {OTHER_HOST}, with why the placeholder was \
+         kept; the connection rows carry each decision of the egress policy, 403 included. The \
+         operator's secret_created is there too. `--json` prints the same records as JSON \
+         lines, for scripts."
     ));
+
+    step("Checking what the demo showed");
+    demo_check::verify(&Evidence {
+        token: &token,
+        placeholder: &placeholder,
+        client: &client,
+        contrast: &contrast,
+        api_saw: &api_saw,
+        other_saw: &other_saw,
+        audit: &format!("{}{}", stdout(&table), stdout(&json)),
+    })?;
     drop(cleanup);
     println!("\nDemo finished.");
     Ok(())
 }
 
-/// One veil instance: its binary and the global options that make it private.
-struct Instance {
-    veil: PathBuf,
-    globals: Vec<OsString>,
-}
-
-impl Instance {
-    /// `veil <globals> <subcommand>`.
-    fn command(&self, subcommand: &str) -> Command {
-        let mut cmd = Command::new(&self.veil);
-        cmd.args(&self.globals).arg(subcommand);
-        cmd
-    }
-}
-
-/// Removes everything the demo created, in reverse order, when dropped.
-struct Cleanup {
-    serve: Option<Child>,
-    upstream: Option<Child>,
-    bpf_dir: PathBuf,
-    cgroup_parent: PathBuf,
-    tmp: PathBuf,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        step("Cleaning up");
-        if let Some(child) = self.serve.take() {
-            println!("Stopping veil serve (SIGTERM) and waiting for it to exit");
-            warn(stop(child, Duration::from_secs(10)));
-        }
-        if let Some(mut child) = self.upstream.take() {
-            println!("Stopping the upstream server");
-            warn(
-                child
-                    .kill()
-                    .and_then(|()| child.wait())
-                    .map(drop)
-                    .map_err(Into::into),
-            );
-        }
-        if self.bpf_dir.exists() {
-            println!("Removing {}", self.bpf_dir.display());
-            warn(fs::remove_dir_all(&self.bpf_dir).map_err(Into::into));
-        }
-        if self.cgroup_parent.exists() {
-            println!("Removing the cgroup {}", self.cgroup_parent.display());
-            warn(remove_cgroup(&self.cgroup_parent));
-        }
-        println!("Removing {}", self.tmp.display());
-        warn(fs::remove_dir_all(&self.tmp).map_err(Into::into));
-    }
-}
-
-/// Prints a cleanup failure without stopping the rest of the cleanup.
-fn warn(result: Result<()>) {
-    if let Err(e) = result {
-        eprintln!("warning: cleanup step failed: {e:#}");
-    }
-}
-
-/// Prints a paragraph of explanation, wrapped to [`WIDTH`] columns.
-fn say(text: &str) {
-    for line in wrap(text, WIDTH) {
-        println!("{line}");
-    }
-}
-
-/// The width explanations are wrapped to.
-const WIDTH: usize = 96;
-
-/// Splits `text` into lines of at most `width` characters at spaces (longer words stay whole).
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines
-}
-
-/// Prints a step header.
-fn step(text: &str) {
-    println!("\n==> {text}");
-}
-
-/// Creates a fresh directory `<temp>/<name>-<n>`.
-fn make_temp_dir(name: &str) -> Result<PathBuf> {
-    for n in 0..100 {
-        let dir = std::env::temp_dir().join(format!("{name}-{n}"));
-        match fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
-        }
-    }
-    bail!(
-        "could not create a temp dir {name}-N in {}",
-        std::env::temp_dir().display()
+/// `curl` in the sandbox, sending `$GITHUB_TOKEN` as a bearer token to `https://HOST:PORT/repos`
+/// (resolving `host` to the stand-in API when `resolve`), and printing the HTTP status.
+fn curl(host: &str, port: u16, resolve: bool) -> String {
+    let resolve = if resolve {
+        format!(" --resolve {host}:{port}:{UPSTREAM_IP}")
+    } else {
+        String::new()
+    };
+    format!(
+        "curl -sS --max-time 10{resolve} -H \"Authorization: Bearer ${ENV_VAR}\" \
+         -w \"HTTP %{{http_code}}\\n\" https://{host}:{port}/repos"
     )
 }
 
-/// A TCP port that is free on `ip` right now.
-fn free_port(ip: Ipv4Addr) -> Result<u16> {
-    let listener = TcpListener::bind((ip, 0)).with_context(|| format!("binding {ip}:0"))?;
-    Ok(listener.local_addr()?.port())
+/// Runs `lines` as one `sh -c` script in the sandbox `demo`.
+fn sandboxed(veil: &Path, lines: &[String]) -> Result<Output> {
+    let mut run = Command::new(veil);
+    run.args(["run", "--sandbox", "demo", "--", "sh", "-c"])
+        .arg(lines.join("; "));
+    output(&mut run)
 }
 
-/// Prints `cmd` and starts it with stdout and stderr going to `log`.
-fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
-    let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let line = process::show(cmd);
-    println!("$ {line} &");
-    cmd.stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file)
-        .spawn()
-        .with_context(|| format!("starting `{line}`"))
-}
-
-/// Prints `cmd`, runs it, and returns its output.
-fn output(cmd: &mut Command) -> Result<Output> {
-    let line = process::show(cmd);
-    println!("$ {line}");
-    cmd.stdin(Stdio::null())
+/// Whether this veil's `audit` filters by record kind (`--kind`).
+fn audit_has_kind_flag(veil: &Path) -> bool {
+    Command::new(veil)
+        .args(["audit", "--help"])
         .output()
-        .with_context(|| format!("running `{line}`"))
+        .is_ok_and(|out| stdout(&out).contains("--kind"))
 }
 
-/// Waits until `check` holds, failing with `what`'s log if `child` exits or time runs out.
-fn wait_until(
-    what: &str,
-    child: &mut Child,
-    log: &Path,
-    mut check: impl FnMut() -> bool,
-) -> Result<()> {
-    let started = Instant::now();
-    loop {
-        if check() {
-            return Ok(());
-        }
-        if let Some(status) = child.try_wait()? {
-            print_log(&format!("{what}'s output"), log);
-            bail!("{what} exited during startup ({status})");
-        }
-        if started.elapsed() > STARTUP_TIMEOUT {
-            print_log(&format!("{what}'s output"), log);
-            bail!("{what} did not come up within {STARTUP_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Waits until something accepts TCP connections at `addr`.
-fn wait_for_tcp(addr: SocketAddr, child: &mut Child, log: &Path, what: &str) -> Result<()> {
-    wait_until(what, child, log, || {
-        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+/// The value of `key` in `key   value` lines (veil's plain output of one secret).
+fn field(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(char::is_whitespace)?;
+        (k == key).then(|| v.trim().to_owned())
     })
 }
 
-/// Waits until veil's control socket exists.
-fn wait_for_socket(socket: &Path, child: &mut Child, log: &Path) -> Result<()> {
-    wait_until("veil serve", child, log, || socket.exists())
-}
-
-/// Sends SIGTERM to `child` and waits for it; SIGKILL after `grace`.
-fn stop(mut child: Child, grace: Duration) -> Result<()> {
-    let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
-    if child.try_wait()?.is_none() {
-        // SAFETY: kill has no memory-safety preconditions; `child` is not reaped yet, so the
-        // pid still names it.
-        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("sending SIGTERM");
-        }
-    }
-    let started = Instant::now();
-    while started.elapsed() < grace {
-        if let Some(status) = child.try_wait()? {
-            println!("veil serve exited ({status})");
-            return Ok(());
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    child.kill()?;
-    child.wait()?;
-    bail!("it did not exit within {grace:?} of SIGTERM; killed it")
-}
-
-/// Removes a cgroup and its descendants, killing any processes left in them first.
-fn remove_cgroup(dir: &Path) -> Result<()> {
-    let populated = || {
-        fs::read_to_string(dir.join("cgroup.events"))
-            .map(|events| events.lines().any(|l| l == "populated 1"))
-            .unwrap_or(false)
-    };
-    if populated() {
-        println!("Processes remain in it: killing them (cgroup.kill)");
-        fs::write(dir.join("cgroup.kill"), "1").context("writing cgroup.kill")?;
-        let started = Instant::now();
-        while populated() && started.elapsed() < Duration::from_secs(5) {
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-    remove_cgroup_dirs(dir)
-}
-
-/// rmdir's `dir` after its child cgroups, retrying while the kernel still releases them.
-fn remove_cgroup_dirs(dir: &Path) -> Result<()> {
-    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            remove_cgroup_dirs(&entry.path())?;
-        }
-    }
-    let mut tries = 0;
-    loop {
-        match fs::remove_dir(dir) {
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 50 => {
-                tries += 1;
-                thread::sleep(Duration::from_millis(100));
-            }
-            result => return result.with_context(|| format!("rmdir {}", dir.display())),
-        }
-    }
-}
-
-/// Prints a command's stdout and stderr, indented.
-fn print_indented(out: &Output) {
-    for stream in [&out.stdout, &out.stderr] {
-        for line in String::from_utf8_lossy(stream).lines() {
-            println!("    {line}");
-        }
-    }
-}
-
-/// Prints a log file, indented, under a title.
-fn print_log(title: &str, path: &Path) {
-    match fs::read_to_string(path) {
-        Ok(text) if !text.trim().is_empty() => {
-            println!("--- {title} ({}):", path.display());
-            for line in text.lines() {
-                println!("    {line}");
-            }
-        }
-        Ok(_) => println!("--- {title}: (empty)"),
-        Err(e) => println!("--- {title}: cannot read {}: {e}", path.display()),
-    }
+/// The lines of the log at `path` after the first `seen`; advances `seen` past them.
+fn new_lines(path: &Path, seen: &mut usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let new: Vec<&str> = text.lines().skip(*seen).collect();
+    *seen += new.len();
+    new.iter().map(|line| format!("{line}\n")).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mounts;
 
     #[test]
-    fn wraps_at_spaces() {
-        assert_eq!(wrap("aa bb cc", 5), ["aa bb", "cc"]);
-        assert_eq!(wrap("  a   verylongword b ", 4), ["a", "verylongword", "b"]);
-        assert!(wrap("", 10).is_empty());
+    fn field_reads_key_value_lines() {
+        let text = "id           abc\nproxy_value  IRONSH_PROXY_x\nhosts        a, b\n";
+        assert_eq!(
+            field(text, "proxy_value").as_deref(),
+            Some("IRONSH_PROXY_x")
+        );
+        assert_eq!(field(text, "hosts").as_deref(), Some("a, b"));
+        assert_eq!(field(text, "nope"), None);
     }
 
-    /// remove_cgroup kills what is left in a cgroup tree and removes it (needs root and cgroup2;
-    /// skipped otherwise).
     #[test]
-    fn remove_cgroup_kills_and_removes_a_populated_tree() -> Result<()> {
-        let mounts = mounts::read()?;
-        let Some(cgroup2) = mounts::cgroup2(&mounts).filter(|_| process::is_root()) else {
-            eprintln!("skipped: needs root and a cgroup2 mount");
-            return Ok(());
-        };
-        let top = cgroup2.join(format!("xtask-test-{}", std::process::id()));
-        let leaf = top.join("a/b");
-        fs::create_dir_all(&leaf)?;
-        let mut sleeper = Command::new("sleep").arg("60").spawn()?;
-        fs::write(leaf.join("cgroup.procs"), sleeper.id().to_string())?;
-        let removed = remove_cgroup(&top);
-        if top.exists() {
-            // Leave nothing behind even when the code under test failed.
-            let _ = sleeper.kill();
-            let _ = sleeper.wait();
-            let _ = remove_cgroup_dirs(&top);
-        }
-        removed?;
-        assert!(!top.exists());
-        // cgroup.kill sends SIGKILL.
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&sleeper.wait()?),
-            Some(libc::SIGKILL)
-        );
-        Ok(())
+    fn curl_sends_the_placeholder_variable() {
+        let line = curl("api.demo.test", 8443, true);
+        assert!(line.contains(" --resolve api.demo.test:8443:127.0.0.2 "));
+        assert!(line.contains("-H \"Authorization: Bearer $GITHUB_TOKEN\""));
+        assert!(line.ends_with(" https://api.demo.test:8443/repos"));
+        assert!(!curl("127.0.0.2", 1, false).contains("--resolve"));
     }
 }

@@ -3,6 +3,11 @@
 
 mod build_cmd;
 mod demo;
+mod demo_check;
+mod demo_cleanup;
+mod demo_pki;
+mod demo_support;
+mod demo_upstream;
 mod ebpf;
 mod mounts;
 mod process;
@@ -47,7 +52,8 @@ enum Command {
         #[arg(last = true, value_name = "CARGO_TEST_ARGS")]
         args: Vec<String>,
     },
-    /// Set up, build, and show veil steering a sandboxed curl through itself; needs root.
+    /// Set up, build, and show veil swapping a sandboxed client's placeholder for a real token
+    /// on the way to an API, and auditing it; needs root.
     Demo,
 }
 

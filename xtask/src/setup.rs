@@ -21,7 +21,10 @@ pub const PACKAGES: &[&str] = &[
     "curl",
     "git",
     "python3",
+    "openssl",
     "iproute2",
+    "nodejs",
+    "util-linux",
 ];
 
 /// The bpf-linker release the eBPF build is verified with.

@@ -238,10 +238,9 @@ impl Sender {
     }
 }
 
-/// The host a request names: `:authority` (the URI) first, then `Host`, without the port.
-fn request_host(req: &Request<Incoming>) -> Option<String> {
-    let authority = req
-        .uri()
+/// The authority a request names: `:authority` (the URI) first, then `Host`.
+fn authority(req: &Request<Incoming>) -> Option<String> {
+    req.uri()
         .authority()
         .map(|a| a.as_str().to_owned())
         .or_else(|| {
@@ -249,7 +248,12 @@ fn request_host(req: &Request<Incoming>) -> Option<String> {
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_owned)
-        })?;
+        })
+}
+
+/// The host a request names, without userinfo or port.
+fn request_host(req: &Request<Incoming>) -> Option<String> {
+    let authority = authority(req)?;
     let host = strip_port(authority.rsplit_once('@').map_or(&authority, |(_, h)| h)).trim();
     (!host.is_empty()).then(|| host.to_owned())
 }
@@ -262,17 +266,7 @@ fn set_target(req: &mut Request<Incoming>, version: Version, host: &str) -> Resu
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    let authority = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| host.to_owned());
+    let authority = authority(req).unwrap_or_else(|| host.to_owned());
     let uri = if version == Version::HTTP_2 {
         format!("https://{authority}{path}")
     } else {

@@ -81,8 +81,14 @@ async fn tcp(mut conn: Steered, buf: Vec<u8>, policy: &Policy) {
     conn.event.protocol = "tcp".into();
     let decision = policy.decide_addr(conn.dst);
     if !decision.allowed {
-        conn.daemon.metrics().denial();
-        return conn.refuse(decision.reason);
+        log::info!(
+            "denying {} to {}: {}",
+            conn.event.comm,
+            conn.dst,
+            decision.reason
+        );
+        drop(conn.deny(decision.reason));
+        return;
     }
     splice(conn, buf, decision).await;
 }
@@ -97,19 +103,7 @@ async fn plain_http(mut conn: Steered, buf: Vec<u8>, head: RequestHead, policy: 
     let shown = head.host.unwrap_or_else(|| conn.dst.to_string());
     if !decision.allowed {
         let message = format!("veil: egress to {shown} is denied: {}\n", decision.reason);
-        let Steered {
-            daemon,
-            client,
-            mut event,
-            accepted,
-            ..
-        } = conn;
-        event.reason = decision.reason;
-        daemon.metrics().denial();
-        daemon
-            .metrics()
-            .connection(Verdict::Refused, accepted.elapsed());
-        daemon.audit().record(Event::Connection(event));
+        let client = conn.deny(decision.reason);
         return deny::respond_plain(Prefixed::new(buf, client), message).await;
     }
     let Some(upstream) = conn.connect().await else {
@@ -151,19 +145,7 @@ async fn tls(mut conn: Steered, buf: Vec<u8>, hello: ClientHello, policy: &Arc<P
             .daemon
             .tls()
             .server_config(&leaf_name, deny::alpn_for_denial(&hello.alpn));
-        let Steered {
-            daemon,
-            client,
-            mut event,
-            accepted,
-            ..
-        } = conn;
-        event.reason = decision.reason;
-        daemon.metrics().denial();
-        daemon
-            .metrics()
-            .connection(Verdict::Refused, accepted.elapsed());
-        daemon.audit().record(Event::Connection(event));
+        let client = conn.deny(decision.reason);
         return match config {
             Ok(config) => deny::respond_tls(Prefixed::new(buf, client), config, message).await,
             Err(e) => log::error!("minting a certificate for {shown}: {e}"),
@@ -314,6 +296,26 @@ impl Steered {
         self.event.reason = reason;
         self.count();
         self.daemon.audit().record(Event::Connection(self.event));
+    }
+
+    /// Records a denial by the egress policy and hands back the client's stream, to be told
+    /// why.
+    fn deny(self, reason: String) -> TcpStream {
+        let Self {
+            daemon,
+            client,
+            mut event,
+            accepted,
+            ..
+        } = self;
+        event.verdict = Verdict::Refused;
+        event.reason = reason;
+        daemon.metrics().denial();
+        daemon
+            .metrics()
+            .connection(Verdict::Refused, accepted.elapsed());
+        daemon.audit().record(Event::Connection(event));
+        client
     }
 
     /// Records the allowed connection and hands back the client's stream.
