@@ -403,3 +403,66 @@ fn veil_ca_prints_the_ca_sandboxes_trust() {
         0o600
     );
 }
+
+#[test]
+fn the_egress_policy_is_read_and_changed_through_the_api_and_cli() {
+    let env = Env::new(&policy(&["127.0.0.3/32"]));
+    let code = |env: &Env| {
+        let out = env.curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--resolve",
+            &env.resolve(HOST),
+            &env.url(HOST, "/policy"),
+        ]);
+        assert_ok(&out)
+    };
+    assert_eq!(code(&env), "403");
+
+    let allow = env.veil.run_veil(&["egress", "allow", HOST]);
+    let listed = assert_ok(&allow);
+    assert!(
+        listed.contains(&format!("allow:       127.0.0.3/32, {HOST}")),
+        "{listed}"
+    );
+    assert_eq!(
+        code(&env),
+        "200",
+        "a new rule applies to the next connection, no reload needed"
+    );
+    let file = fs::read_to_string(env.veil.config_path()).expect("the config file");
+    assert!(
+        file.contains(HOST),
+        "the rule is written to the config file: {file}"
+    );
+
+    let (status, body) = env
+        .veil
+        .api("PUT", "/v1/egress", Some(r#"{"allow": ["10.0.0.1/8"]}"#));
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("10.0.0.1/8"),
+        "{body}"
+    );
+    let (_, state) = env.veil.api("GET", "/v1/egress", None);
+    assert_eq!(
+        state["allow"],
+        serde_json::json!(["127.0.0.3/32", HOST]),
+        "a bad policy changes nothing"
+    );
+
+    assert_ok(&env.veil.run_veil(&["egress", "deny", HOST]));
+    assert_eq!(code(&env), "403");
+    let missing = env.veil.run_veil(&["egress", "deny", "never.example.test"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not in the list"));
+
+    let (status, _) = env.veil.api("GET", "/v1/ca", None);
+    assert_eq!(status, 200);
+    let pem = assert_ok(&env.veil.run_veil(&["ca"]));
+    let out =
+        veil_tests::api_request(&env.veil.socket(), "GET", "/v1/ca", None).expect("GET /v1/ca");
+    assert_eq!(out.1, pem);
+}

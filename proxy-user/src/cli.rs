@@ -96,6 +96,9 @@ pub enum Command {
     Secrets(SecretsCommand),
     /// Print `export VAR='placeholder'` for every secret, for `eval` in a shell.
     Env(EnvArgs),
+    /// Show or change the egress policy (the daemon writes it to its configuration file).
+    #[command(subcommand)]
+    Egress(EgressCommand),
 }
 
 /// Options for the proxy listener and the eBPF programs.
@@ -339,4 +342,26 @@ pub struct EnvArgs {
     /// Only if this sandbox exists (every sandbox gets every secret).
     #[arg(long, value_name = "NAME")]
     pub sandbox: Option<String>,
+}
+
+/// `veil egress`.
+#[derive(Debug, Subcommand)]
+pub enum EgressCommand {
+    /// Print the allow rules and passthrough patterns in force.
+    List,
+    /// Add allow rules (host patterns or CIDR blocks), or passthrough patterns.
+    Allow(EgressRules),
+    /// Remove allow rules, or passthrough patterns.
+    Deny(EgressRules),
+}
+
+/// Rules for `veil egress allow|deny`.
+#[derive(Debug, Args)]
+pub struct EgressRules {
+    /// `api.github.com`, `*.githubusercontent.com`, `*`, `10.0.0.0/8`, `127.0.0.3/32:5432`.
+    #[arg(required = true, value_name = "RULE")]
+    pub rules: Vec<String>,
+    /// Change the passthrough list (TLS relayed without interception) instead.
+    #[arg(long)]
+    pub passthrough: bool,
 }

@@ -20,7 +20,11 @@ use crate::{
     cgroup::{self, CgroupError},
     config::Paths,
     metrics::Metrics,
-    policy::{self, config::ConfigError, Policy},
+    policy::{
+        self,
+        config::{ConfigError, Egress},
+        Policy,
+    },
     proxy::injector::Injector,
     sandbox::{Registry, RegistryError, Sandbox},
     secrets::{keyfile, SecretError, SecretStore, SecretsConfig},
@@ -38,7 +42,8 @@ pub struct Options {
     pub paths: Paths,
     /// Listener and eBPF settings.
     pub steering: SteeringConfig,
-    /// The configuration file holding the egress policy; `None` denies all egress.
+    /// The configuration file holding the egress policy; `None` means `egress.toml` in the
+    /// state directory, which need not exist (then all egress is denied).
     pub config: Option<PathBuf>,
     /// Extra root certificates (PEM files) trusted for upstream TLS.
     pub upstream_ca: Vec<PathBuf>,
@@ -108,8 +113,9 @@ pub struct Daemon {
     listen: SocketAddr,
     listen6: Option<SocketAddr>,
     defaults: SandboxSettings,
-    config: Option<PathBuf>,
+    config: ConfigFile,
     policy: RwLock<Arc<Policy>>,
+    policy_write: Mutex<()>,
     leaves: LeafMinter,
     upstream: Upstream,
     parent: PathBuf,
@@ -166,7 +172,11 @@ impl Daemon {
             paths.secrets_profile(),
         )?;
 
-        let policy = load_policy(options.config.as_deref())?;
+        let config = match &options.config {
+            Some(path) => ConfigFile::Given(path.clone()),
+            None => ConfigFile::Default(paths.state_dir.join("egress.toml")),
+        };
+        let policy = load_policy(&config)?;
         let leaves = LeafMinter::new(Ca::load_or_create(&paths.ca_dir())?)?;
         write_ca_bundle(&paths.ca_bundle(), leaves.ca_pem())?;
         let upstream = Upstream::new(&options.upstream_ca)?;
@@ -218,8 +228,9 @@ impl Daemon {
             listen: steering_config.listen,
             listen6: steering_config.listen6,
             defaults: steering_config.defaults,
-            config: options.config.clone(),
+            config,
             policy: RwLock::new(Arc::new(policy)),
+            policy_write: Mutex::new(()),
             leaves,
             upstream,
             parent,
@@ -253,10 +264,36 @@ impl Daemon {
     /// Re-reads the configuration file and swaps in its policy; connections already
     /// accepted keep the policy they started with. On error the old policy stays.
     pub fn reload_policy(&self) -> Result<usize, DaemonError> {
-        let policy = load_policy(self.config.as_deref())?;
+        let _writing = self
+            .policy_write
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let policy = load_policy(&self.config)?;
         let rules = policy.allow.len();
         *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
         Ok(rules)
+    }
+
+    /// The egress rules in force, as written.
+    pub fn egress(&self) -> Egress {
+        policy::config::rules_of(&self.policy())
+    }
+
+    /// Replaces the egress rules: checks them, writes them to the configuration file, and
+    /// puts them in force for new connections. Nothing changes if they do not parse.
+    pub fn set_egress(&self, egress: &Egress) -> Result<Policy, DaemonError> {
+        let _writing = self
+            .policy_write
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let policy = policy::config::store(self.config.path(), egress)?;
+        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy.clone());
+        Ok(policy)
+    }
+
+    /// The configuration file the egress policy is read from and written to.
+    pub fn config_path(&self) -> &Path {
+        self.config.path()
     }
 
     /// Leaf certificates for sandbox-facing TLS.
@@ -481,13 +518,33 @@ fn forget_vanished(registry: &Registry, audit: &AuditHandle) {
     }
 }
 
-fn load_policy(config: Option<&Path>) -> Result<Policy, DaemonError> {
+/// Where the egress policy lives.
+enum ConfigFile {
+    /// `--config FILE`: it must exist.
+    Given(PathBuf),
+    /// The default file in the state directory, written by `PUT /v1/egress`; absent means an
+    /// empty policy.
+    Default(PathBuf),
+}
+
+impl ConfigFile {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Given(path) | Self::Default(path) => path,
+        }
+    }
+}
+
+fn load_policy(config: &ConfigFile) -> Result<Policy, DaemonError> {
     match config {
-        Some(path) => Ok(policy::config::load(path)?),
-        None => {
-            log::warn!("no --config: the egress policy is empty and every destination is denied");
+        ConfigFile::Default(path) if !path.exists() => {
+            log::warn!(
+                "no egress policy (no --config, and no {}): every destination is denied",
+                path.display()
+            );
             Ok(Policy::default())
         }
+        _ => Ok(policy::config::load(config.path())?),
     }
 }
 

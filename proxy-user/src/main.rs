@@ -10,9 +10,10 @@ use tokio::signal::unix::{signal, SignalKind};
 use veil::{
     api::client::{ApiClient, ClientError},
     audit::AuditStore,
-    cli::{AttachArgs, AuditArgs, Cli, Command, DetachArgs, ProxyArgs, SecretArgs},
+    cli::{AttachArgs, AuditArgs, Cli, Command, DetachArgs, EgressCommand, ProxyArgs, SecretArgs},
     config::Paths,
     daemon::Options,
+    policy::config::Egress,
     secrets::SecretsConfig,
     steering::{BpfLogLevel, SandboxSettings, SettingsOverride, SteeringConfig},
 };
@@ -85,6 +86,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Secrets(command) => Ok(veil::cli_secrets::secrets(&paths, command).await?),
         Command::Env(args) => Ok(veil::cli_secrets::env(&paths, args).await?),
+        Command::Egress(command) => egress(&paths, command).await,
     }
 }
 
@@ -194,6 +196,59 @@ async fn audit(paths: &Paths, args: AuditArgs) -> Result<i32> {
         print!("{}", veil::audit::table(&records));
     }
     Ok(0)
+}
+
+async fn egress(paths: &Paths, command: EgressCommand) -> Result<i32> {
+    let client = daemon_client(paths, "veil egress").await?;
+    let mut state = client.egress().await?;
+    let changed = match command {
+        EgressCommand::List => None,
+        EgressCommand::Allow(args) => {
+            let list = pick(&mut state.rules, args.passthrough);
+            for rule in args.rules {
+                if !list.contains(&rule) {
+                    list.push(rule);
+                }
+            }
+            Some(state.rules.clone())
+        }
+        EgressCommand::Deny(args) => {
+            let list = pick(&mut state.rules, args.passthrough);
+            for rule in &args.rules {
+                if !list.contains(rule) {
+                    bail!("{rule} is not in the list (see `veil egress list`)");
+                }
+            }
+            list.retain(|r| !args.rules.contains(r));
+            Some(state.rules.clone())
+        }
+    };
+    if let Some(rules) = changed {
+        state = client.set_egress(&rules).await?;
+    }
+    println!("egress policy ({}):", state.config);
+    println!(
+        "  allow:       {}",
+        shown(&state.rules.allow, "nothing: every destination is denied")
+    );
+    println!("  passthrough: {}", shown(&state.rules.passthrough, "none"));
+    Ok(0)
+}
+
+fn pick(rules: &mut Egress, passthrough: bool) -> &mut Vec<String> {
+    if passthrough {
+        &mut rules.passthrough
+    } else {
+        &mut rules.allow
+    }
+}
+
+fn shown(list: &[String], empty: &str) -> String {
+    if list.is_empty() {
+        empty.to_owned()
+    } else {
+        list.join(", ")
+    }
 }
 
 async fn daemon_client(paths: &Paths, what: &str) -> Result<ApiClient> {

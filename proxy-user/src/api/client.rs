@@ -9,8 +9,11 @@ use hyper_util::rt::TokioIo;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::net::UnixStream;
 
-use super::{ErrorBody, SandboxRequest};
-use crate::{audit::Record, sandbox::Sandbox, secrets::SecretInfo, steering::SettingsOverride};
+use super::{EgressState, ErrorBody, SandboxRequest};
+use crate::{
+    audit::Record, policy::config::Egress, sandbox::Sandbox, secrets::SecretInfo,
+    steering::SettingsOverride,
+};
 
 /// Errors from talking to the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +161,16 @@ impl ApiClient {
     pub async fn delete_secret(&self, id: &str) -> Result<SecretInfo, ClientError> {
         self.request(Method::DELETE, &secret_path(id), None::<&()>)
             .await
+    }
+
+    /// The egress rules in force.
+    pub async fn egress(&self) -> Result<EgressState, ClientError> {
+        self.request(Method::GET, "/v1/egress", None::<&()>).await
+    }
+
+    /// Replaces the egress rules.
+    pub async fn set_egress(&self, egress: &Egress) -> Result<EgressState, ClientError> {
+        self.request(Method::PUT, "/v1/egress", Some(egress)).await
     }
 
     /// Audit records matching `query` (the `/v1/audit` query string).

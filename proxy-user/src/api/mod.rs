@@ -14,12 +14,16 @@
 //! | `PATCH /v1/secrets/{id}`   | `{secret?, env_var?, hosts?, inject_query?}` rotates/changes it |
 //! | `DELETE /v1/secrets/{id}`  | deletes it                                                  |
 //! | `GET /metrics`             | counters and a latency histogram, Prometheus text format    |
+//! | `GET /v1/egress`           | `{allow, passthrough, config}`: the egress rules in force     |
+//! | `PUT /v1/egress`           | `{allow, passthrough}` replaces them (written to the config file) |
+//! | `GET /v1/ca`               | veil's CA certificate, PEM                                  |
 //!
 //! Errors are `{"error": "..."}` with a 4xx status for bad requests and 5xx for failures; a
 //! refused secrets request also names the offending `field`. On TCP (`--api-listen`) every
 //! request needs `Authorization: Bearer <api key>` (401 otherwise).
 
 pub mod client;
+mod egress;
 mod query;
 mod secrets;
 pub mod server;
@@ -31,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::steering::SettingsOverride;
 
+pub use egress::EgressState;
 pub use query::parse_audit_query;
 
 /// Body of `POST /v1/sandboxes`.

@@ -64,6 +64,9 @@ pub(super) async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<F
             .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
             .body(Full::new(Bytes::from(daemon.metrics().render())))
             .unwrap_or_else(|_| internal()),
+        (&Method::GET, ["v1", "egress"]) => super::egress::get(daemon),
+        (&Method::PUT, ["v1", "egress"]) => super::egress::put(daemon, req).await,
+        (&Method::GET, ["v1", "ca"]) => super::egress::ca(daemon),
         (&Method::GET, ["v1", "sandboxes"]) => json(StatusCode::OK, &daemon.sandboxes()),
         (&Method::POST, ["v1", "sandboxes"]) => {
             let request: SandboxRequest = match read_json(req).await {
@@ -114,6 +117,8 @@ pub(super) async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<F
             | ["metrics"]
             | ["v1", "sandboxes"]
             | ["v1", "sandboxes", _]
+            | ["v1", "egress"]
+            | ["v1", "ca"]
             | ["v1", "audit"],
         ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -123,7 +128,7 @@ pub(super) async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<F
     }
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(
+pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
 ) -> Result<T, Response<Full<Bytes>>> {
     let body = Limited::new(req.into_body(), MAX_BODY)
@@ -177,7 +182,7 @@ pub(super) fn error(status: StatusCode, message: String) -> Response<Full<Bytes>
     )
 }
 
-fn internal() -> Response<Full<Bytes>> {
+pub(super) fn internal() -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from_static(
         b"{\"error\":\"internal error\"}",
     )));

@@ -9,7 +9,7 @@
 
 use std::{fs, path::Path};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Policy, RuleError};
 
@@ -19,6 +19,14 @@ pub enum ConfigError {
     /// The file could not be read.
     #[error("reading {path}: {source}")]
     Read {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file could not be written.
+    #[error("writing {path}: {source}")]
+    Write {
         /// The file.
         path: String,
         /// The error.
@@ -42,20 +50,57 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
     egress: Egress,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The `[egress]` section as written: rule strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct Egress {
+pub struct Egress {
+    /// Allow rules.
     #[serde(default)]
-    allow: Vec<String>,
+    pub allow: Vec<String>,
+    /// Passthrough host patterns.
     #[serde(default)]
-    passthrough: Vec<String>,
+    pub passthrough: Vec<String>,
+}
+
+/// Writes `egress` as the configuration file at `path` (atomically: a temporary file renamed
+/// over it), after checking that it parses. Returns the parsed policy.
+pub fn store(path: &Path, egress: &Egress) -> Result<Policy, ConfigError> {
+    let shown = path.display().to_string();
+    let policy =
+        Policy::parse(&egress.allow, &egress.passthrough).map_err(|source| ConfigError::Rule {
+            path: shown.clone(),
+            source,
+        })?;
+    let text = toml::to_string(&File {
+        egress: egress.clone(),
+    })
+    .map_err(|e| ConfigError::Syntax {
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
+    let tmp = path.with_extension("tmp");
+    let write_err = |source| ConfigError::Write {
+        path: shown.clone(),
+        source,
+    };
+    fs::write(&tmp, text).map_err(write_err)?;
+    fs::rename(&tmp, path).map_err(write_err)?;
+    Ok(policy)
+}
+
+/// The rules of `policy`, as they would be written.
+pub fn rules_of(policy: &Policy) -> Egress {
+    Egress {
+        allow: policy.allow.iter().map(ToString::to_string).collect(),
+        passthrough: policy.passthrough.iter().map(ToString::to_string).collect(),
+    }
 }
 
 /// Reads the egress policy from the configuration file at `path`.
@@ -114,6 +159,25 @@ mod tests {
             panic!("rule")
         };
         assert!(e.to_string().contains("10.0.0.1/8"));
+    }
+
+    #[test]
+    fn stored_policies_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("veil.toml");
+        let egress = Egress {
+            allow: vec!["api.github.com".into(), "10.0.0.0/8:22".into()],
+            passthrough: vec!["*.pinned.test".into()],
+        };
+        let stored = store(&path, &egress).unwrap();
+        assert_eq!(load(&path).unwrap(), stored);
+        assert_eq!(rules_of(&stored), egress);
+        let bad = Egress {
+            allow: vec!["10.0.0.1/8".into()],
+            passthrough: vec![],
+        };
+        assert!(store(&path, &bad).is_err());
+        assert_eq!(load(&path).unwrap(), stored, "a bad policy is not written");
     }
 
     #[test]
