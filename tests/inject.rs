@@ -549,3 +549,42 @@ fn sigkill_under_injection_load_never_leaves_a_received_secret_unrecorded() {
         "every secret the upstream received must have a durable record: {recorded} records for {received} requests"
     );
 }
+
+#[test]
+fn a_trace_level_daemon_never_logs_an_injected_value() {
+    let mut env = Env::new(&policy(&[HOST]));
+    env.veil.stop_daemon(libc::SIGTERM);
+    let ca = env.ca_file.to_str().expect("utf-8").to_owned();
+    env.veil
+        .start_daemon_with_env(&["--upstream-ca", &ca, "-vv"], &[("RUST_LOG", "trace")]);
+    let secret = token();
+    create_secret(&env.veil, "github-main", &secret, "GITHUB_TOKEN", &[HOST]);
+    let basic = format!(
+        "curl -sS --resolve {} -u \"user:$GITHUB_TOKEN\" {}",
+        env.resolve(HOST),
+        env.url(HOST, "/basic")
+    );
+    let bearer = format!(
+        "curl -sS --http2 --resolve {} -H \"Authorization: Bearer $GITHUB_TOKEN\" {}",
+        env.resolve(HOST),
+        env.url(HOST, "/bearer")
+    );
+    sandboxed_sh(&env, &format!("{basic} && {bearer}"));
+    let seen = env.upstream.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[1].header("authorization"),
+        Some(format!("Bearer {secret}").as_str())
+    );
+    let log = env.veil.daemon_log();
+    assert!(
+        log.lines().count() > 100,
+        "the daemon logged at trace level"
+    );
+    assert!(
+        !log.contains(&secret),
+        "the secret value must never reach the log"
+    );
+    let basic_encoded = veil_tests::upstream::base64(format!("user:{secret}").as_bytes());
+    assert!(!log.contains(&basic_encoded), "nor its Basic-auth encoding");
+}
