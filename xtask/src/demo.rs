@@ -254,7 +254,7 @@ fn step(text: &str) {
 }
 
 /// Creates a fresh directory `<temp>/<name>-<n>`.
-fn make_temp_dir(name: &str) -> Result<PathBuf> {
+pub(crate) fn make_temp_dir(name: &str) -> Result<PathBuf> {
     for n in 0..100 {
         let dir = std::env::temp_dir().join(format!("{name}-{n}"));
         match fs::create_dir(&dir) {
@@ -270,7 +270,7 @@ fn make_temp_dir(name: &str) -> Result<PathBuf> {
 }
 
 /// A TCP port that is free on `ip` right now.
-fn free_port(ip: Ipv4Addr) -> Result<u16> {
+pub(crate) fn free_port(ip: Ipv4Addr) -> Result<u16> {
     let listener = TcpListener::bind((ip, 0)).with_context(|| format!("binding {ip}:0"))?;
     Ok(listener.local_addr()?.port())
 }
@@ -356,7 +356,7 @@ fn stop(mut child: Child, grace: Duration) -> Result<()> {
 }
 
 /// Removes a cgroup and its descendants, killing any processes left in them first.
-fn remove_cgroup(dir: &Path) -> Result<()> {
+pub(crate) fn remove_cgroup(dir: &Path) -> Result<()> {
     let populated = || {
         fs::read_to_string(dir.join("cgroup.events"))
             .map(|events| events.lines().any(|l| l == "populated 1"))
