@@ -6,6 +6,7 @@
 
 mod daemon;
 mod h2load;
+mod kernel;
 mod mitm;
 mod nginx;
 mod pki;

@@ -1,12 +1,13 @@
 //! The scenarios: each runs h2load for every target, interleaved run by run so that noise from
 //! the rest of the machine spreads evenly, and adds rows to the report.
 
-use std::fs;
+use std::{cell::Cell, fs};
 
 use anyhow::{bail, Result};
 
 use super::{
     h2load::{self, Summary},
+    kernel,
     report::{Row, TARGETS},
     Bench,
 };
@@ -17,6 +18,7 @@ pub fn run_all(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> R
     new_connections(bench, rows)?;
     h2_streams(bench, rows)?;
     large_transfers(bench, rows)?;
+    many_secrets(bench, rows, notes)?;
     notes.push(
         "Latency is measured at full load (closed loop, 64 connections), not at half of veil's \
          peak."
@@ -96,11 +98,25 @@ fn new_connections(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
         "2. HTTPS, new connection per request, 64 clients",
         "connections/s",
     );
+    let mut per_connect = Row::new(
+        "6. kernel: veil_connect4 per steered connect",
+        "ns (bpf_stats)",
+    );
+    let mut all_progs = Row::new(
+        "6. kernel: all veil programs per steered connect",
+        "ns (bpf_stats)",
+    );
+    let _stats = kernel::StatsEnabled::new()?;
+    let before = Cell::new(None);
+    let cgroup = &bench.veil.cgroup_parent;
     each_run(
         bench,
         "new connection per request",
         "/",
         |t, _| {
+            if t == 1 {
+                before.set(kernel::totals(cgroup).ok());
+            }
             // h2load hangs at the end of a timed run when the server closes every connection,
             // so this one counts requests: about `secs` seconds' worth for each target.
             let per_sec = if t == 2 { 100 } else { 1000 };
@@ -125,10 +141,19 @@ fn new_connections(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
         },
         |t, _, s| {
             cps.values[t].push(s.req_per_s);
+            if let (1, Some(a)) = (t, before.take()) {
+                let b = kernel::totals(cgroup)?;
+                let runs = b.connect4_runs.saturating_sub(a.connect4_runs);
+                if runs > 0 {
+                    per_connect.values[1]
+                        .push((b.connect4_ns - a.connect4_ns) as f64 / runs as f64);
+                    all_progs.values[1].push((b.all_ns - a.all_ns) as f64 / runs as f64);
+                }
+            }
             Ok(())
         },
     )?;
-    rows.push(cps);
+    rows.extend([cps, per_connect, all_progs]);
     Ok(())
 }
 
@@ -200,5 +225,49 @@ fn large_transfers(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
     )?;
     let _ = fs::remove_file(&upload);
     rows.extend([down, up]);
+    Ok(())
+}
+
+/// 4. requests/s through veil with 1, 100 and 10,000 (1,000 in quick mode) live secrets.
+fn many_secrets(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<()> {
+    let top = if bench.mode.name == "quick" {
+        1_000
+    } else {
+        10_000
+    };
+    let mut live = 1;
+    let mut first = None;
+    for count in [1, 100, top] {
+        let started = std::time::Instant::now();
+        while live < count {
+            let name = format!("bench-extra-{live}");
+            let host = format!("other-{live}.example.test");
+            bench
+                .veil
+                .create_secret(&name, &format!("BENCH_EXTRA_{live}"), &name, &host)?;
+            live += 1;
+        }
+        if started.elapsed().as_secs() > 0 {
+            println!("created secrets up to {count} in {:.1?}", started.elapsed());
+        }
+        let mut row = Row::new(
+            &format!("4. {count} live secrets, keep-alive, 64 conns"),
+            "requests/s",
+        );
+        for run in 0..bench.mode.runs {
+            println!("{count} secrets: veil, run {}/{}", run + 1, bench.mode.runs);
+            let args = timed(bench, &["--h1", "-c", "64"]);
+            row.values[1].push(h2load::run(&mut bench.h2load(1, &args, "/"))?.req_per_s);
+        }
+        if count == 1 {
+            first = row.median(1);
+        } else if let (Some(a), Some(b)) = (first, row.median(1)) {
+            notes.push(format!(
+                "Scenario 4: requests/s with {count} live secrets / with 1: {:.2}x.",
+                b / a
+            ));
+        }
+        rows.push(row);
+    }
     Ok(())
 }
