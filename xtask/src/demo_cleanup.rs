@@ -107,7 +107,7 @@ fn stop(mut child: Child, grace: Duration) -> Result<()> {
 }
 
 /// Removes a cgroup and its descendants, killing any processes left in them first.
-fn remove_cgroup(dir: &Path) -> Result<()> {
+pub fn remove_cgroup(dir: &Path) -> Result<()> {
     let populated = || {
         fs::read_to_string(dir.join("cgroup.events"))
             .map(|events| events.lines().any(|l| l == "populated 1"))

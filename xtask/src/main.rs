@@ -1,6 +1,7 @@
 //! `cargo xtask`: veil's developer tasks — install the eBPF toolchain, build the eBPF object and
 //! the workspace, run the tests, and show a live demo.
 
+mod bench;
 mod build_cmd;
 mod demo;
 mod demo_check;
@@ -55,6 +56,13 @@ enum Command {
     /// Set up, build, and show veil swapping a sandboxed client's placeholder for a real token
     /// on the way to an API, and auditing it; needs root.
     Demo,
+    /// Set up, build veil (release), and benchmark it side by side with a direct connection
+    /// and with mitmproxy; writes target/bench/results.{json,md}. Needs root.
+    Bench {
+        /// Run each scenario briefly, once (a smoke test; numbers are rough).
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 /// Where the project lives and where its tools go.
@@ -116,6 +124,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Build { release } => build_cmd::run(&ws, release)?,
         Command::Test { args } => return test_cmd::run(&ws, &args),
         Command::Demo => demo::run(&ws)?,
+        Command::Bench { quick } => bench::run(&ws, quick)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -48,7 +48,7 @@ pub fn run(ws: &Workspace) -> Result<Setup> {
     if !process::is_root() {
         bail!("cargo xtask setup must run as root (it installs apt packages and mounts bpffs)");
     }
-    let installed = ensure_packages()?;
+    let installed = ensure_packages(PACKAGES)?;
     let linker = ensure_bpf_linker(ws)?;
     let mounts = mounts::read()?;
     let Some(cgroup2) = mounts::cgroup2(&mounts).map(Path::to_path_buf) else {
@@ -73,8 +73,8 @@ pub fn run(ws: &Workspace) -> Result<Setup> {
     Ok(Setup { cgroup2 })
 }
 
-/// Installs the missing packages of [`PACKAGES`]; returns the ones it installed.
-fn ensure_packages() -> Result<Vec<&'static str>> {
+/// Installs the missing ones of `packages` with apt; returns the ones it installed.
+pub fn ensure_packages(packages: &[&'static str]) -> Result<Vec<&'static str>> {
     for tool in ["apt-get", "dpkg-query"] {
         if process::find_in_path(tool).is_none() {
             bail!(
@@ -84,7 +84,7 @@ fn ensure_packages() -> Result<Vec<&'static str>> {
         }
     }
     let mut missing = Vec::new();
-    for &package in PACKAGES {
+    for &package in packages {
         let out = Command::new("dpkg-query")
             .args(["-W", "-f=${Status}", package])
             .output()
@@ -95,7 +95,7 @@ fn ensure_packages() -> Result<Vec<&'static str>> {
         }
     }
     if missing.is_empty() {
-        println!("apt packages: all {} present", PACKAGES.len());
+        println!("apt packages: all {} present", packages.len());
         return Ok(missing);
     }
     println!("apt packages missing: {}", missing.join(" "));

@@ -1,0 +1,268 @@
+//! `cargo xtask bench [--quick]`: the same load generator (h2load) against a local nginx
+//! directly, from inside a veil sandbox (veil swaps a placeholder per request), and through
+//! mitmproxy doing the same rewrite in an addon; medians with min and max in
+//! target/bench/results.{json,md}. It reports; it never asserts speed (it does check that the
+//! upstream received the real secret).
+
+mod daemon;
+mod h2load;
+mod kernel;
+mod mitm;
+mod nginx;
+mod pki;
+mod report;
+mod scenarios;
+mod tools;
+mod veil;
+
+use std::{
+    env,
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    process::Command,
+};
+
+use anyhow::{bail, Result};
+
+use crate::{demo_support, process, setup, Workspace};
+
+/// The name the upstream's certificate is for; h2load sends it as SNI and `:authority`.
+pub const HOST: &str = "bench.example.test";
+
+/// The upstream's address (a second loopback address plays the remote host).
+pub const UPSTREAM_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// How long and how often to measure.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// `quick` or `full`.
+    pub name: &'static str,
+    /// Runs per scenario and target.
+    pub runs: usize,
+    /// Measured seconds of each timed run (after one second of warm-up).
+    pub secs: u32,
+    /// Size of the large download and upload.
+    pub big_bytes: u64,
+}
+
+impl Mode {
+    /// The mode `--quick` selects or not.
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                name: "quick",
+                runs: 1,
+                secs: 2,
+                big_bytes: 64 << 20,
+            }
+        } else {
+            Self {
+                name: "full",
+                runs: 5,
+                secs: 5,
+                big_bytes: 1 << 30,
+            }
+        }
+    }
+}
+
+/// Everything the scenarios run against.
+pub struct Bench {
+    /// How long and how often.
+    pub mode: Mode,
+    /// The upstream's address.
+    pub upstream: SocketAddr,
+    /// mitmproxy's listener.
+    pub mitm: SocketAddr,
+    /// The veil installation.
+    pub veil: veil::Veil,
+    /// The placeholder the requests carry.
+    pub placeholder: String,
+    /// The temporary directory (h2load logs, upload file).
+    pub tmp: PathBuf,
+}
+
+/// Runs the benchmarks.
+pub fn run(ws: &Workspace, quick: bool) -> Result<()> {
+    let mode = Mode::new(quick);
+    let setup = setup::run(ws)?;
+    let tools = tools::ensure(ws)?;
+    let veil_bin = build_veil(ws)?;
+
+    let name = format!("veil-bench-{}", std::process::id());
+    let tmp = demo_support::make_temp_dir(&name)?;
+    let result = run_in(ws, mode, &tools, &veil_bin, &setup.cgroup2, &name, &tmp);
+    if let Err(e) = std::fs::remove_dir_all(&tmp) {
+        eprintln!("warning: removing {}: {e}", tmp.display());
+    }
+    result
+}
+
+/// Builds the release `veil` (`VEIL_BIN` skips this; `VEIL_BPF_OBJECT` skips the eBPF build).
+fn build_veil(ws: &Workspace) -> Result<PathBuf> {
+    if let Some(bin) = env::var_os("VEIL_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    if env::var_os("VEIL_BPF_OBJECT").is_none() {
+        crate::ebpf::build(ws)?;
+    }
+    let mut cmd = process::cargo();
+    cmd.current_dir(&ws.root)
+        .args(["build", "--release", "-p", "veil", "--bin", "veil"]);
+    process::run(&mut cmd)?;
+    let bin = ws.root.join("target/release/veil");
+    if !process::is_executable(&bin) {
+        bail!("the build succeeded but {} is missing", bin.display());
+    }
+    Ok(bin)
+}
+
+/// Starts the servers in `tmp`, runs the scenarios and writes the results; everything started
+/// here is stopped when this returns, also on error.
+fn run_in(
+    ws: &Workspace,
+    mode: Mode,
+    tools: &tools::Tools,
+    veil_bin: &std::path::Path,
+    cgroup2: &std::path::Path,
+    name: &str,
+    tmp: &std::path::Path,
+) -> Result<()> {
+    let pki = pki::make(&tmp.join("pki"), HOST, &UPSTREAM_IP.to_string())?;
+    let upstream = SocketAddr::from((UPSTREAM_IP, demo_support::free_port(UPSTREAM_IP)?));
+    let _nginx = nginx::start(&tmp.join("nginx"), upstream, &pki, mode.big_bytes)?;
+
+    let secret = format!("bench-real-secret-{}", std::process::id());
+    let mut veil = veil::Veil::new(veil_bin, &tmp.join("veil"), name, cgroup2)?;
+    veil.start(&[HOST, &format!("{UPSTREAM_IP}/32")], &pki.ca_cert)?;
+    let placeholder = veil.create_secret("bench", "BENCH_TOKEN", &secret, HOST)?;
+
+    let mitm = SocketAddr::from((
+        Ipv4Addr::LOCALHOST,
+        demo_support::free_port(Ipv4Addr::LOCALHOST)?,
+    ));
+    let mitm_dir = tmp.join("mitmproxy");
+    std::fs::create_dir_all(&mitm_dir)?;
+    let _mitm = mitm::start(
+        tools,
+        &mitm_dir,
+        mitm,
+        upstream,
+        &pki,
+        &placeholder,
+        &secret,
+    )?;
+
+    let bench = Bench {
+        mode,
+        upstream,
+        mitm,
+        veil,
+        placeholder,
+        tmp: tmp.to_path_buf(),
+    };
+    bench.check_injection(&secret)?;
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    scenarios::run_all(&bench, &mut rows, &mut notes)?;
+    if let Some(kib) = bench.veil.pid().and_then(peak_rss_kib) {
+        notes.push(format!(
+            "veil serve's peak RSS over the whole run: {} MiB.",
+            kib / 1024
+        ));
+    }
+    let md = report::write(
+        &ws.root.join("target/bench"),
+        &rows,
+        mode.name,
+        mode.runs,
+        &notes,
+    )?;
+    println!("\n{md}");
+    println!(
+        "wrote {}",
+        ws.root.join("target/bench/results.{json,md}").display()
+    );
+    Ok(())
+}
+
+impl Bench {
+    /// The h2load command for `target` (0 direct, 1 veil, 2 mitmproxy) with `args` before the
+    /// URL of `path`; veil's runs happen inside a sandbox.
+    pub fn h2load(&self, target: usize, args: &[String], path: &str) -> Command {
+        let dial = if target == 2 {
+            self.mitm
+        } else {
+            self.upstream
+        };
+        let mut full = vec!["h2load".to_string()];
+        full.extend_from_slice(args);
+        full.push(format!("--connect-to={dial}"));
+        full.push(format!("https://{HOST}:{}{path}", dial.port()));
+        if target == 1 {
+            self.veil.run_command(&full)
+        } else {
+            let mut cmd = Command::new(&full[0]);
+            cmd.args(&full[1..]);
+            cmd
+        }
+    }
+
+    /// The `Authorization` header every request carries.
+    pub fn auth_header(&self) -> String {
+        format!("authorization: Bearer {}", self.placeholder)
+    }
+
+    /// Checks that the upstream receives the real secret through veil and mitmproxy.
+    fn check_injection(&self, secret: &str) -> Result<()> {
+        let want = format!("Bearer {secret}");
+        let resolve = |addr: SocketAddr| format!("{HOST}:{}:{}", addr.port(), addr.ip());
+        let curl = |addr: SocketAddr| {
+            vec![
+                "curl".to_string(),
+                "-sS".into(),
+                "--max-time".into(),
+                "20".into(),
+                "--resolve".into(),
+                resolve(addr),
+                "-H".into(),
+                self.auth_header(),
+                format!("https://{HOST}:{}/auth", addr.port()),
+            ]
+        };
+        // Inside the sandbox curl trusts veil's CA through the variables `veil run` sets.
+        let through_veil = self.veil.run_command(&curl(self.upstream)).output()?;
+        let mut mitm_args = curl(self.mitm);
+        mitm_args.insert(1, "-k".into()); // mitmproxy's own CA is not the point here
+        let through_mitm = Command::new(&mitm_args[0]).args(&mitm_args[1..]).output()?;
+        for (what, out) in [("veil", through_veil), ("mitmproxy", through_mitm)] {
+            let body = String::from_utf8_lossy(&out.stdout);
+            if body != want {
+                bail!(
+                    "through {what}, the upstream received {body:?}, not the real secret ({}){}",
+                    String::from_utf8_lossy(&out.stderr),
+                    if what == "veil" {
+                        format!("\nveil's log:\n{}", self.veil.log())
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            println!("check: through {what}, the upstream received the real secret");
+        }
+        Ok(())
+    }
+}
+
+/// A process's peak resident memory (VmHWM), KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}

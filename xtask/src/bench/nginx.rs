@@ -1,0 +1,72 @@
+//! The upstream: nginx-light serving TLS with h1 and h2 on [`super::UPSTREAM_IP`]. `/` answers
+//! a small body, `/auth` echoes the `Authorization` header it received (the correctness check),
+//! `/big` is a large file, and `/upload` takes a request body of any size.
+
+use std::{
+    fs::{self, File},
+    net::SocketAddr,
+    path::Path,
+    process::Command,
+};
+
+use anyhow::{Context, Result};
+
+use super::{daemon::Daemon, pki::Pki};
+
+/// Starts nginx on `addr` with `pki`'s certificate; its files live in `dir`. `big_bytes` is
+/// the size of `/big`.
+pub fn start(dir: &Path, addr: SocketAddr, pki: &Pki, big_bytes: u64) -> Result<Daemon> {
+    let www = dir.join("www");
+    fs::create_dir_all(&www)?;
+    // A sparse file reads as zeros at memory speed: the disk never limits the download.
+    File::create(www.join("big"))
+        .and_then(|f| f.set_len(big_bytes))
+        .context("creating the large file")?;
+    let d = dir.display();
+    let conf = format!(
+        r#"user root;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 30000; }}
+worker_rlimit_nofile 65536;
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp-body;
+    proxy_temp_path {d}/tmp-proxy;
+    fastcgi_temp_path {d}/tmp-fastcgi;
+    uwsgi_temp_path {d}/tmp-uwsgi;
+    scgi_temp_path {d}/tmp-scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    http2_max_requests 1000000;
+    http2_max_concurrent_streams 256;
+    client_max_body_size 0;
+    server {{
+        listen {addr} ssl http2 backlog=4096;
+        server_name _;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache off;
+        ssl_session_tickets off;
+        root {www};
+        location = / {{ default_type text/plain; return 200 "ok\n"; }}
+        location = /auth {{ default_type text/plain; return 200 "$http_authorization"; }}
+        location = /upload {{ default_type text/plain; return 200 "uploaded\n"; }}
+        location = /big {{ }}
+    }}
+}}
+"#,
+        cert = pki.cert.display(),
+        key = pki.key.display(),
+        www = www.display(),
+    );
+    let conf_path = dir.join("nginx.conf");
+    fs::write(&conf_path, conf)?;
+    let mut cmd = Command::new("nginx");
+    cmd.arg("-c").arg(&conf_path).args(["-g", "daemon off;"]);
+    let mut nginx = Daemon::spawn("nginx", &mut cmd, &dir.join("nginx.log"))?;
+    nginx.wait_tcp(addr)?;
+    Ok(nginx)
+}

@@ -1,0 +1,273 @@
+//! The scenarios: each runs h2load for every target, interleaved run by run so that noise from
+//! the rest of the machine spreads evenly, and adds rows to the report.
+
+use std::{cell::Cell, fs};
+
+use anyhow::{bail, Result};
+
+use super::{
+    h2load::{self, Summary},
+    kernel,
+    report::{Row, TARGETS},
+    Bench,
+};
+
+/// Runs every scenario, in priority order.
+pub fn run_all(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<()> {
+    keep_alive(bench, rows)?;
+    new_connections(bench, rows)?;
+    h2_streams(bench, rows)?;
+    large_transfers(bench, rows)?;
+    many_secrets(bench, rows, notes)?;
+    notes.push(
+        "Latency is measured at full load (closed loop, 64 connections), not at half of veil's \
+         peak."
+            .to_string(),
+    );
+    Ok(())
+}
+
+/// The arguments of a timed run: one h2load thread, warm-up, the placeholder header.
+fn timed(bench: &Bench, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "-t".into(),
+        "1".into(),
+        "-D".into(),
+        bench.mode.secs.to_string(),
+        "--warm-up-time".into(),
+        "1".into(),
+        "-H".into(),
+        bench.auth_header(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Runs `args` against `path` for each target, `runs` times, calling `record` with each result.
+fn each_run(
+    bench: &Bench,
+    what: &str,
+    path: &str,
+    args: impl Fn(usize, usize) -> Vec<String>,
+    mut record: impl FnMut(usize, usize, &Summary) -> Result<()>,
+) -> Result<()> {
+    for run in 0..bench.mode.runs {
+        for (t, target) in TARGETS.iter().enumerate() {
+            println!("{what}: {target}, run {}/{}", run + 1, bench.mode.runs);
+            let summary = h2load::run(&mut bench.h2load(t, &args(t, run), path))?;
+            record(t, run, &summary)?;
+        }
+    }
+    Ok(())
+}
+
+/// 1. HTTPS keep-alive, small responses, 64 connections, one placeholder per request.
+fn keep_alive(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
+    let name = "1. HTTPS keep-alive, 64 conns, small responses";
+    let mut rps = Row::new(name, "requests/s");
+    let mut p50 = Row::new(name, "latency p50 (ms)");
+    let mut p99 = Row::new(name, "latency p99 (ms)");
+    let log = |t: usize, run: usize| bench.tmp.join(format!("keepalive-{t}-{run}.log"));
+    each_run(
+        bench,
+        "keep-alive",
+        "/",
+        |t, run| {
+            let log = log(t, run).display().to_string();
+            timed(bench, &["--h1", "-c", "64", "--log-file", &log])
+        },
+        |t, run, s| {
+            rps.values[t].push(s.req_per_s);
+            let lat = h2load::latencies_ms(&log(t, run))?;
+            let _ = fs::remove_file(log(t, run));
+            if let (Some(a), Some(b)) = (h2load::quantile(&lat, 0.5), h2load::quantile(&lat, 0.99))
+            {
+                p50.values[t].push(a);
+                p99.values[t].push(b);
+            }
+            Ok(())
+        },
+    )?;
+    rows.extend([rps, p50, p99]);
+    Ok(())
+}
+
+/// 2. HTTPS with a new connection (and a full TLS handshake on both legs) per request.
+fn new_connections(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
+    let mut cps = Row::new(
+        "2. HTTPS, new connection per request, 64 clients",
+        "connections/s",
+    );
+    let mut per_connect = Row::new(
+        "6. kernel: veil_connect4 per steered connect",
+        "ns (bpf_stats)",
+    );
+    let mut all_progs = Row::new(
+        "6. kernel: all veil programs per steered connect",
+        "ns (bpf_stats)",
+    );
+    let _stats = kernel::StatsEnabled::new()?;
+    let before = Cell::new(None);
+    let cgroup = &bench.veil.cgroup_parent;
+    each_run(
+        bench,
+        "new connection per request",
+        "/",
+        |t, _| {
+            if t == 1 {
+                before.set(kernel::totals(cgroup).ok());
+            }
+            // h2load hangs at the end of a timed run when the server closes every connection,
+            // so this one counts requests: about `secs` seconds' worth for each target.
+            let per_sec = if t == 2 { 100 } else { 1000 };
+            let n = (per_sec * bench.mode.secs).to_string();
+            let mut args: Vec<String> = [
+                "--h1",
+                "-c",
+                "64",
+                "-t",
+                "1",
+                "-n",
+                &n,
+                "-H",
+                "connection: close",
+                "-H",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.push(bench.auth_header());
+            args
+        },
+        |t, _, s| {
+            cps.values[t].push(s.req_per_s);
+            if let (1, Some(a)) = (t, before.take()) {
+                let b = kernel::totals(cgroup)?;
+                let runs = b.connect4_runs.saturating_sub(a.connect4_runs);
+                if runs > 0 {
+                    per_connect.values[1]
+                        .push((b.connect4_ns - a.connect4_ns) as f64 / runs as f64);
+                    all_progs.values[1].push((b.all_ns - a.all_ns) as f64 / runs as f64);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    rows.extend([cps, per_connect, all_progs]);
+    Ok(())
+}
+
+/// 7. HTTP/2, 100 concurrent streams on one connection.
+fn h2_streams(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
+    let mut rps = Row::new("7. HTTP/2, 100 streams on 1 connection", "requests/s");
+    each_run(
+        bench,
+        "h2 streams",
+        "/",
+        |_, _| timed(bench, &["-c", "1", "-m", "100"]),
+        |t, _, s| {
+            if s.protocol != "h2" {
+                bail!("{}: negotiated {:?}, not h2", TARGETS[t], s.protocol);
+            }
+            rps.values[t].push(s.req_per_s);
+            Ok(())
+        },
+    )?;
+    rows.push(rps);
+    Ok(())
+}
+
+/// 3. One large download and one large upload.
+fn large_transfers(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
+    let size = bench.mode.big_bytes;
+    let mib = size as f64 / f64::from(1 << 20);
+    let name = format!("3. one {} MiB transfer, HTTP/1.1", mib);
+    let mut down = Row::new(&name, "download MiB/s");
+    let mut up = Row::new(&name, "upload MiB/s");
+    let single = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["--h1", "-c", "1", "-n", "1", "-t", "1", "-H"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.push(bench.auth_header());
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    each_run(
+        bench,
+        "download",
+        "/big",
+        |_, _| single(&[]),
+        |t, _, s| {
+            if s.bytes < size {
+                bail!(
+                    "{}: received {} bytes, expected at least {size}",
+                    TARGETS[t],
+                    s.bytes
+                );
+            }
+            down.values[t].push(s.bytes as f64 / f64::from(1 << 20) / s.secs);
+            Ok(())
+        },
+    )?;
+    let upload = bench.tmp.join("upload.bin");
+    fs::File::create(&upload)?.set_len(size)?;
+    let upload_arg = upload.display().to_string();
+    each_run(
+        bench,
+        "upload",
+        "/upload",
+        |_, _| single(&["-d", &upload_arg]),
+        |t, _, s| {
+            up.values[t].push(mib / s.secs);
+            Ok(())
+        },
+    )?;
+    let _ = fs::remove_file(&upload);
+    rows.extend([down, up]);
+    Ok(())
+}
+
+/// 4. requests/s through veil with 1, 100 and 10,000 (1,000 in quick mode) live secrets.
+fn many_secrets(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<()> {
+    let top = if bench.mode.name == "quick" {
+        1_000
+    } else {
+        10_000
+    };
+    let mut live = 1;
+    let mut first = None;
+    for count in [1, 100, top] {
+        let started = std::time::Instant::now();
+        while live < count {
+            let name = format!("bench-extra-{live}");
+            let host = format!("other-{live}.example.test");
+            bench
+                .veil
+                .create_secret(&name, &format!("BENCH_EXTRA_{live}"), &name, &host)?;
+            live += 1;
+        }
+        if started.elapsed().as_secs() > 0 {
+            println!("created secrets up to {count} in {:.1?}", started.elapsed());
+        }
+        let mut row = Row::new(
+            &format!("4. {count} live secrets, keep-alive, 64 conns"),
+            "requests/s",
+        );
+        for run in 0..bench.mode.runs {
+            println!("{count} secrets: veil, run {}/{}", run + 1, bench.mode.runs);
+            let args = timed(bench, &["--h1", "-c", "64"]);
+            row.values[1].push(h2load::run(&mut bench.h2load(1, &args, "/"))?.req_per_s);
+        }
+        if count == 1 {
+            first = row.median(1);
+        } else if let (Some(a), Some(b)) = (first, row.median(1)) {
+            notes.push(format!(
+                "Scenario 4: requests/s with {count} live secrets / with 1: {:.2}x.",
+                b / a
+            ));
+        }
+        rows.push(row);
+    }
+    Ok(())
+}
