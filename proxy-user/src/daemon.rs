@@ -15,7 +15,10 @@ use nix::fcntl::{Flock, FlockArg};
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
 
 use crate::{
-    audit::{self, AuditError, AuditHandle, AuditStore, AuditWriter, Event, Filter, Record},
+    audit::{
+        self, AuditError, AuditHandle, AuditStore, AuditWriter, Event, Filter, Follow,
+        PolicyChange, PolicyTrigger, Record, RetentionPolicy,
+    },
     cgroup::{self, CgroupError},
     config::Paths,
     policy::{self, config::ConfigError, Policy},
@@ -38,6 +41,8 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// Extra root certificates (PEM files) trusted for upstream TLS.
     pub upstream_ca: Vec<PathBuf>,
+    /// How much of the audit log to keep.
+    pub audit_retention: RetentionPolicy,
 }
 
 /// Errors from starting the daemon or from its operations.
@@ -135,10 +140,15 @@ impl Daemon {
             source,
         })?;
         let registry = Registry::open(&db)?;
-        let store = AuditStore::open(&db)?;
+        let store = AuditStore::open(&db, &db_path)?;
         let (audit, writer) = AuditWriter::spawn(store.clone());
 
         let policy = load_policy(options.config.as_deref())?;
+        audit.record(policy_changed(
+            &policy,
+            options.config.as_deref(),
+            PolicyTrigger::Start,
+        ));
         let leaves = LeafMinter::new(Ca::load_or_create(&paths.ca_dir())?)?;
         write_ca_bundle(&paths.ca_bundle(), leaves.ca_pem())?;
         let upstream = Upstream::new(&options.upstream_ca)?;
@@ -198,7 +208,9 @@ impl Daemon {
     pub fn reload_policy(&self) -> Result<usize, DaemonError> {
         let policy = load_policy(self.config.as_deref())?;
         let rules = policy.allow.len();
+        let changed = policy_changed(&policy, self.config.as_deref(), PolicyTrigger::Reload);
         *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
+        self.audit.record(changed);
         Ok(rules)
     }
 
@@ -360,6 +372,17 @@ impl Daemon {
         &self.audit
     }
 
+    /// The audit log itself, for reading.
+    pub fn audit_store(&self) -> &AuditStore {
+        &self.store
+    }
+
+    /// The audit records matching `filter` committed so far, and a follower for the ones
+    /// committed from now on.
+    pub fn audit_follow(&self, filter: Filter) -> Result<(Vec<Record>, Follow), DaemonError> {
+        Ok(Follow::start(&self.store, &self.audit, filter)?)
+    }
+
     /// Takes the kernel's record for the connection whose client end is `peer`.
     pub fn take_record(&self, peer: SocketAddr) -> Option<veil_ebpf::ConnRecord> {
         self.lock_steering().take(peer)
@@ -402,6 +425,16 @@ fn forget_vanished(registry: &Registry, audit: &AuditHandle) {
             }));
         }
     }
+}
+
+/// The audit event for `policy`, read from `config`, coming into force.
+fn policy_changed(policy: &Policy, config: Option<&Path>, trigger: PolicyTrigger) -> Event {
+    Event::PolicyChanged(PolicyChange {
+        source: config.map(|path| path.display().to_string()),
+        allow_rules: policy.allow.len() as u64,
+        passthrough: policy.passthrough.len() as u64,
+        trigger,
+    })
 }
 
 fn load_policy(config: Option<&Path>) -> Result<Policy, DaemonError> {

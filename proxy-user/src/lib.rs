@@ -23,7 +23,8 @@
 //! - [`proxy`]: TLS interception, HTTP/1.1 and HTTP/2 proxying, denials, splicing.
 //! - [`inject`]: the placeholder engine, pure: placeholders in request headers become
 //!   secrets only for verified in-scope hosts.
-//! - [`audit`]: the audit log (records, sled store, group-commit writer, formatting).
+//! - [`audit`]: the audit log (records, hash chain, sled store, verification, retention,
+//!   group-commit writer, followers, formatting); [`cli_audit`]: `veil audit`.
 //! - [`api`]: the control API on a Unix socket, server and client.
 //! - [`run`]: `veil run`, with or without a separately started daemon.
 
@@ -32,6 +33,7 @@ pub mod audit;
 pub mod cgroup;
 pub mod classify;
 pub mod cli;
+pub mod cli_audit;
 pub mod config;
 pub mod daemon;
 pub mod host_pattern;

@@ -8,9 +8,9 @@ use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 
 use veil::{
-    api::client::{ApiClient, ClientError},
-    audit::AuditStore,
-    cli::{AttachArgs, AuditArgs, Cli, Command, DetachArgs, ProxyArgs},
+    api::client::ApiClient,
+    audit::RetentionPolicy,
+    cli::{AttachArgs, Cli, Command, DetachArgs, ProxyArgs},
     config::Paths,
     daemon::Options,
     steering::{BpfLogLevel, SandboxSettings, SettingsOverride, SteeringConfig},
@@ -44,7 +44,9 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Serve(args) => {
             let defaults =
                 SettingsOverride::from(args.settings).apply(&SandboxSettings::host_defaults());
-            serve(options(paths, &args.proxy, defaults)).await
+            let mut options = options(paths, &args.proxy, defaults);
+            options.audit_retention = args.retention.into();
+            serve(options).await
         }
         Command::Run(args) => {
             let options = options(paths, &args.proxy, SandboxSettings::host_defaults());
@@ -54,7 +56,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Attach(args) => attach(&paths, args).await,
         Command::Detach(args) => detach(&paths, args).await,
-        Command::Audit(args) => audit(&paths, args).await,
+        Command::Audit(args) => Ok(veil::cli_audit::audit(&paths, args).await?),
         Command::Ca => {
             let ca = veil::tls::ca::Ca::load_or_create(&paths.ca_dir())?;
             print!("{}", ca.cert_pem());
@@ -67,6 +69,7 @@ fn options(paths: Paths, proxy: &ProxyArgs, defaults: SandboxSettings) -> Option
     Options {
         config: proxy.config.clone(),
         upstream_ca: proxy.upstream_ca.clone(),
+        audit_retention: RetentionPolicy::default(),
         steering: SteeringConfig {
             dir: paths.bpf_dir.clone(),
             listen: proxy.listen,
@@ -128,36 +131,6 @@ async fn detach(paths: &Paths, args: DetachArgs) -> Result<i32> {
     };
     client.remove_sandbox(&sandbox.name).await?;
     println!("{} is no longer steered through veil", dir.display());
-    Ok(0)
-}
-
-async fn audit(paths: &Paths, args: AuditArgs) -> Result<i32> {
-    let query = args.limit.map(|n| format!("limit={n}")).unwrap_or_default();
-    let records = match ApiClient::connect(&paths.socket()).await {
-        Ok(client) => client.audit(&query).await?,
-        Err(ClientError::Connect { .. }) => {
-            // No daemon: read the database directly (sled allows one process at a time).
-            let db_path = paths.db();
-            if !db_path.exists() {
-                bail!(
-                    "no audit log in {} (has veil run with this --state-dir?)",
-                    paths.state_dir.display()
-                );
-            }
-            let db = sled::open(&db_path)
-                .with_context(|| format!("opening the audit log in {}", db_path.display()))?;
-            AuditStore::open(&db)?
-                .query(&veil::api::parse_audit_query(&query).map_err(anyhow::Error::msg)?)?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if args.json {
-        for record in &records {
-            println!("{}", veil::audit::json_line(record));
-        }
-    } else {
-        print!("{}", veil::audit::table(&records));
-    }
     Ok(0)
 }
 
