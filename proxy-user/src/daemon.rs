@@ -237,6 +237,7 @@ impl Daemon {
         overrides: &SettingsOverride,
     ) -> Result<Sandbox, DaemonError> {
         cgroup::validate_name(name)?;
+        self.require_audit()?;
         if self.registry.get(name).is_some() {
             return Err(RegistryError::NameTaken(name.to_owned()).into());
         }
@@ -281,6 +282,7 @@ impl Daemon {
         overrides: &SettingsOverride,
     ) -> Result<Sandbox, DaemonError> {
         cgroup::validate_name(name)?;
+        self.require_audit()?;
         let dir = fs::canonicalize(dir).map_err(|source| DaemonError::Io {
             path: dir.to_path_buf(),
             source,
@@ -397,6 +399,14 @@ impl Daemon {
     /// Starts forwarding the eBPF programs' log records into veil's log.
     pub fn bpf_logger(&self) -> Result<aya_log::EbpfLogger<&'static dyn log::Log>, DaemonError> {
         Ok(self.lock_steering().logger()?)
+    }
+
+    /// Fails when the audit log is failing: a sandbox is only confined with its record.
+    fn require_audit(&self) -> Result<(), DaemonError> {
+        match self.audit.failure() {
+            Some(reason) => Err(AuditError::Failing { reason }.into()),
+            None => Ok(()),
+        }
     }
 
     fn lock_steering(&self) -> std::sync::MutexGuard<'_, Steering> {

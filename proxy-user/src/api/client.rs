@@ -131,9 +131,10 @@ impl ApiClient {
     }
 
     /// Follows the audit records matching `query` (the `/v1/audit` query string, without
-    /// `follow`): calls `on_records` with the ones already there, then with each batch of new
-    /// ones as the daemon commits them, until `on_records` breaks (returned as `Break`) or the
-    /// daemon ends the stream because it stopped (`Continue`).
+    /// `follow`): calls `on_records` once with nothing as soon as the daemon has accepted the
+    /// request, then with the ones already there, then with each batch of new ones as the
+    /// daemon commits them, until `on_records` breaks (returned as `Break`) or the daemon ends
+    /// the stream because it stopped (`Continue`).
     pub async fn audit_follow(
         &self,
         query: &str,
@@ -149,6 +150,10 @@ impl ApiClient {
         if !status.is_success() {
             let bytes = body.collect().await?.to_bytes();
             return Err(api_error(status, &bytes));
+        }
+        // The daemon is following: say so before the first record, which may be a while.
+        if on_records(Vec::new()).is_break() {
+            return Ok(ControlFlow::Break(()));
         }
         let mut pending = Vec::new();
         while let Some(frame) = body.frame().await {

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::steering::SettingsOverride;
 
-pub use query::{encode_query, parse_audit_query, parse_time, AuditQuery};
+pub use query::{encode_query, parse_audit_query, AuditQuery};
 
 /// Body of `POST /v1/sandboxes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -33,11 +33,13 @@ impl Follow {
         filter: Filter,
     ) -> Result<(Vec<Record>, Self), AuditError> {
         let feed = audit.subscribe().ok_or(AuditError::WriterGone)?;
-        let cursor = audit.committed().seq;
+        let committed = audit.committed().seq;
         let existing = store.query(&Filter {
-            through_seq: Some(cursor),
+            through_seq: Some(committed),
             ..filter.clone()
         })?;
+        // Records up to `after_seq` are not wanted, even when they are still to come.
+        let cursor = committed.max(filter.after_seq.unwrap_or(0));
         let follow = Self {
             store: store.clone(),
             audit: audit.clone(),
@@ -181,6 +183,25 @@ mod tests {
         audit.record_durable(attached("b")).await.unwrap();
         assert_eq!(take(&mut early, 2).await, [1, 2]);
         assert_eq!(take(&mut late, 1).await, [2]);
+        writer.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn after_seq_holds_for_records_still_to_come() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, store) = open(&dir);
+        let (audit, writer) = AuditWriter::spawn(store.clone());
+        audit.record_durable(attached("a")).await.unwrap();
+        let filter = Filter {
+            after_seq: Some(3),
+            ..Filter::default()
+        };
+        let (existing, mut follow) = Follow::start(&store, &audit, filter).unwrap();
+        assert!(existing.is_empty());
+        for name in ["b", "c", "d"] {
+            audit.record(attached(name));
+        }
+        assert_eq!(take(&mut follow, 1).await, [4]);
         writer.shutdown().await;
     }
 

@@ -340,17 +340,24 @@ impl Publisher {
         }
     }
 
-    /// Reports a failed write loudly and marks the log failing.
+    /// Marks the log failing and reports the failed write loudly (the first one in full).
     fn fail(&self, store: &AuditStore, error: &str, lost: usize) {
         let place = store.path().display();
-        log::error!(
-            "AUDIT LOG FAILURE: writing to the audit log in {place} failed: {error}; {lost} \
-             records may be lost. veil refuses anything that must be audited until it is \
-             restarted with a working audit log (check free space and the database)"
-        );
-        self.shared
+        let first = self
+            .shared
             .health
             .fail(format!("writing the audit log in {place} failed: {error}"));
+        if first {
+            log::error!(
+                "AUDIT LOG FAILURE: writing to the audit log in {place} failed: {error}; {lost} \
+                 records may be lost. veil refuses anything that must be audited until it is \
+                 restarted with a working audit log (check free space and the database)"
+            );
+        } else {
+            log::error!(
+                "audit log in {place} still failing: {error}; {lost} more records may be lost"
+            );
+        }
     }
 }
 
