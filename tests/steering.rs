@@ -151,6 +151,8 @@ fn a_killed_daemon_fails_closed_and_a_restart_resumes_without_reattaching() {
         String::from_utf8_lossy(&ok.stdout)
     );
 
+    // The connection's audit record is written off the data path: let it land before the kill.
+    veil.wait_connections(1);
     veil.stop_daemon(libc::SIGKILL);
     let refused = client("while-dead");
     assert_eq!(

@@ -144,11 +144,7 @@ impl Daemon {
         let (audit, writer) = AuditWriter::spawn(store.clone());
 
         let policy = load_policy(options.config.as_deref())?;
-        audit.record(policy_changed(
-            &policy,
-            options.config.as_deref(),
-            PolicyTrigger::Start,
-        ));
+        let loaded = policy_changed(&policy, options.config.as_deref(), PolicyTrigger::Start);
         let leaves = LeafMinter::new(Ca::load_or_create(&paths.ca_dir())?)?;
         write_ca_bundle(&paths.ca_bundle(), leaves.ca_pem())?;
         let upstream = Upstream::new(&options.upstream_ca)?;
@@ -195,6 +191,7 @@ impl Daemon {
             store,
             _lock: lock,
         });
+        daemon.audit.record(loaded);
         Ok((daemon, Listeners { proxy, proxy6, api }, writer))
     }
 
