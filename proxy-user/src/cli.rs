@@ -1,10 +1,12 @@
 //! The command line: what each `veil` subcommand takes.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
+    api::encode_query,
+    audit::{EventKind, RetentionPolicy},
     config::Paths,
     secrets::Prefix,
     steering::{BpfLogLevel, Ipv6Policy, ResolverList, SettingsOverride},
@@ -175,6 +177,9 @@ pub struct ServeArgs {
     /// connect to it.
     #[arg(long, env = "VEIL_API_LISTEN", value_name = "ADDR")]
     pub api_listen: Option<SocketAddr>,
+    /// Audit log retention.
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }
 
 /// `veil run`.
@@ -222,12 +227,57 @@ pub struct DetachArgs {
 
 /// `veil audit`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    /// Check the log instead of printing it.
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
     /// Print JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Show only the last N records.
+    /// After the matching records, print new ones as they are recorded, until interrupted
+    /// (needs the daemon).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Which records.
+    #[command(flatten)]
+    pub filter: AuditFilterArgs,
+}
+
+/// `veil audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain: report the first record that was changed, removed or reordered
+    /// (exit 1), or how many records are intact and the head hash (exit 0).
+    Verify,
+}
+
+/// Which audit records to show; every filter given must match.
+#[derive(Debug, Args)]
+pub struct AuditFilterArgs {
+    /// Only records naming this secret (its name or its id).
+    #[arg(long, value_name = "NAME_OR_ID")]
+    pub secret: Option<String>,
+    /// Only records concerning this host: a connection's TLS SNI or HTTP Host (any case), or
+    /// its destination IP.
     #[arg(long)]
+    pub host: Option<String>,
+    /// Only records concerning this sandbox.
+    #[arg(long, value_name = "NAME")]
+    pub sandbox: Option<String>,
+    /// Only records of this kind: connection, kernel_refusal, kernel_refusals_dropped,
+    /// sandbox_attached, sandbox_detached, policy_changed or retention.
+    #[arg(long)]
+    pub kind: Option<EventKind>,
+    /// Only records from TIME on: RFC 3339 (2026-05-01T12:00:00Z; without an offset, UTC) or
+    /// a duration meaning that long ago (90s, 10m, 2h, 7d).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only records before TIME (the same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only the last N matching records (with --follow: of the ones already recorded).
+    #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
 }
 
@@ -364,4 +414,56 @@ pub struct EgressRules {
     /// Change the passthrough list (TLS relayed without interception) instead.
     #[arg(long)]
     pub passthrough: bool,
+}
+
+impl AuditFilterArgs {
+    /// The filters as a `GET /v1/audit` query string.
+    pub fn query(&self) -> String {
+        let limit = self.limit.map(|n| n.to_string());
+        encode_query(&[
+            ("secret", self.secret.as_deref()),
+            ("host", self.host.as_deref()),
+            ("sandbox", self.sandbox.as_deref()),
+            ("kind", self.kind.map(EventKind::as_str)),
+            ("since", self.since.as_deref()),
+            ("until", self.until.as_deref()),
+            ("limit", limit.as_deref()),
+        ])
+    }
+}
+
+/// How much of the audit log `veil serve` keeps.
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    /// Drop audit records older than this (such as 30d or 12h) at start and then every
+    /// --audit-retention-interval; the log still verifies from the oldest record kept.
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    pub audit_max_age: Option<Duration>,
+    /// Keep at most N audit records (the oldest go first), checked like --audit-max-age.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_max_records: Option<u64>,
+    /// How often --audit-max-age and --audit-max-records are applied.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = positive_duration)]
+    pub audit_retention_interval: Duration,
+}
+
+impl From<RetentionArgs> for RetentionPolicy {
+    fn from(a: RetentionArgs) -> Self {
+        RetentionPolicy {
+            max_age: a.audit_max_age,
+            max_records: a.audit_max_records,
+            every: a.audit_retention_interval,
+        }
+    }
+}
+
+/// Parses a humantime duration (`30d`, `1h 30m`) longer than zero.
+fn positive_duration(value: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(value) {
+        Ok(d) if d.is_zero() => Err("must be longer than zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!(
+            "{e} (give a duration such as 90s, 10m, 12h or 30d)"
+        )),
+    }
 }

@@ -16,7 +16,10 @@ use tokio::net::{TcpListener, TcpSocket, UnixListener};
 
 use crate::{
     api::tcp::ApiKey,
-    audit::{self, AuditError, AuditHandle, AuditStore, AuditWriter, Event, Filter, Record},
+    audit::{
+        self, AuditError, AuditHandle, AuditStore, AuditWriter, Event, Filter, Follow,
+        PolicyChange, PolicyTrigger, Record, RetentionPolicy,
+    },
     cgroup::{self, CgroupError},
     config::Paths,
     metrics::Metrics,
@@ -51,6 +54,8 @@ pub struct Options {
     pub secrets: SecretsConfig,
     /// Where the TCP control API listens, if anywhere.
     pub api_listen: Option<SocketAddr>,
+    /// How much of the audit log to keep.
+    pub audit_retention: RetentionPolicy,
 }
 
 /// Errors from starting the daemon or from its operations.
@@ -158,7 +163,7 @@ impl Daemon {
             source,
         })?;
         let registry = Registry::open(&db)?;
-        let store = AuditStore::open(&db)?;
+        let store = AuditStore::open(&db, &db_path)?;
         let (audit, writer) = AuditWriter::spawn(store.clone());
         let key = keyfile::master_key(
             &paths.master_key(),
@@ -177,6 +182,7 @@ impl Daemon {
             None => ConfigFile::Default(paths.state_dir.join("egress.toml")),
         };
         let policy = load_policy(&config)?;
+        let loaded = policy_changed(&policy, Some(config.path()), PolicyTrigger::Start);
         let leaves = LeafMinter::new(Ca::load_or_create(&paths.ca_dir())?)?;
         write_ca_bundle(&paths.ca_bundle(), leaves.ca_pem())?;
         let upstream = Upstream::new(&options.upstream_ca)?;
@@ -244,6 +250,7 @@ impl Daemon {
             api_addr,
             _lock: lock,
         });
+        daemon.audit.record(loaded);
         Ok((
             daemon,
             Listeners {
@@ -270,7 +277,9 @@ impl Daemon {
             .unwrap_or_else(PoisonError::into_inner);
         let policy = load_policy(&self.config)?;
         let rules = policy.allow.len();
+        let changed = policy_changed(&policy, Some(self.config.path()), PolicyTrigger::Reload);
         *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
+        self.audit.record(changed);
         Ok(rules)
     }
 
@@ -288,6 +297,11 @@ impl Daemon {
             .unwrap_or_else(PoisonError::into_inner);
         let policy = policy::config::store(self.config.path(), egress)?;
         *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy.clone());
+        self.audit.record(policy_changed(
+            &policy,
+            Some(self.config.path()),
+            PolicyTrigger::Api,
+        ));
         Ok(policy)
     }
 
@@ -339,6 +353,7 @@ impl Daemon {
         overrides: &SettingsOverride,
     ) -> Result<Sandbox, DaemonError> {
         cgroup::validate_name(name)?;
+        self.require_audit()?;
         if self.registry.get(name).is_some() {
             return Err(RegistryError::NameTaken(name.to_owned()).into());
         }
@@ -383,6 +398,7 @@ impl Daemon {
         overrides: &SettingsOverride,
     ) -> Result<Sandbox, DaemonError> {
         cgroup::validate_name(name)?;
+        self.require_audit()?;
         let dir = fs::canonicalize(dir).map_err(|source| DaemonError::Io {
             path: dir.to_path_buf(),
             source,
@@ -474,6 +490,17 @@ impl Daemon {
         &self.audit
     }
 
+    /// The audit log itself, for reading.
+    pub fn audit_store(&self) -> &AuditStore {
+        &self.store
+    }
+
+    /// The audit records matching `filter` committed so far, and a follower for the ones
+    /// committed from now on.
+    pub fn audit_follow(&self, filter: Filter) -> Result<(Vec<Record>, Follow), DaemonError> {
+        Ok(Follow::start(&self.store, &self.audit, filter)?)
+    }
+
     /// Takes the kernel's record for the connection whose client end is `peer`.
     pub fn take_record(&self, peer: SocketAddr) -> Option<veil_ebpf::ConnRecord> {
         self.lock_steering().take(peer)
@@ -488,6 +515,14 @@ impl Daemon {
     /// Starts forwarding the eBPF programs' log records into veil's log.
     pub fn bpf_logger(&self) -> Result<aya_log::EbpfLogger<&'static dyn log::Log>, DaemonError> {
         Ok(self.lock_steering().logger()?)
+    }
+
+    /// Fails when the audit log is failing: a sandbox is only confined with its record.
+    fn require_audit(&self) -> Result<(), DaemonError> {
+        match self.audit.failure() {
+            Some(reason) => Err(AuditError::Failing { reason }.into()),
+            None => Ok(()),
+        }
     }
 
     fn lock_steering(&self) -> std::sync::MutexGuard<'_, Steering> {
@@ -516,6 +551,16 @@ fn forget_vanished(registry: &Registry, audit: &AuditHandle) {
             }));
         }
     }
+}
+
+/// The audit event for `policy`, read from `config`, coming into force.
+fn policy_changed(policy: &Policy, config: Option<&Path>, trigger: PolicyTrigger) -> Event {
+    Event::PolicyChanged(PolicyChange {
+        source: config.map(|path| path.display().to_string()),
+        allow_rules: policy.allow.len() as u64,
+        passthrough: policy.passthrough.len() as u64,
+        trigger,
+    })
 }
 
 /// Where the egress policy lives.

@@ -23,7 +23,8 @@
 //! - [`proxy`]: TLS interception, HTTP/1.1 and HTTP/2 proxying, denials, splicing.
 //! - [`inject`]: the placeholder engine, pure: placeholders in request headers become
 //!   secrets only for verified in-scope hosts.
-//! - [`audit`]: the audit log (records, sled store, group-commit writer, formatting).
+//! - [`audit`]: the audit log (records, hash chain, sled store, verification, retention,
+//!   group-commit writer, followers, formatting); [`cli_audit`]: `veil audit`.
 //! - [`api`]: the control API on a Unix socket, server and client.
 //! - [`run`]: `veil run`, with or without a separately started daemon.
 //! - [`reset`]: `veil reset`, removing an installation's kernel state and sandboxes.
@@ -36,6 +37,7 @@ pub mod audit;
 pub mod cgroup;
 pub mod classify;
 pub mod cli;
+pub mod cli_audit;
 pub mod cli_secrets;
 pub mod config;
 pub mod daemon;

@@ -8,9 +8,9 @@ use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 
 use veil::{
-    api::client::{ApiClient, ClientError},
-    audit::AuditStore,
-    cli::{AttachArgs, AuditArgs, Cli, Command, DetachArgs, EgressCommand, ProxyArgs, SecretArgs},
+    api::client::ApiClient,
+    audit::RetentionPolicy,
+    cli::{AttachArgs, Cli, Command, DetachArgs, EgressCommand, ProxyArgs, SecretArgs},
     config::Paths,
     daemon::Options,
     policy::config::Egress,
@@ -48,6 +48,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 SettingsOverride::from(args.settings).apply(&SandboxSettings::host_defaults());
             let mut options = options(paths, &args.proxy, defaults, args.secrets);
             options.api_listen = args.api_listen;
+            options.audit_retention = args.retention.into();
             serve(options).await
         }
         Command::Run(args) => {
@@ -63,7 +64,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Attach(args) => attach(&paths, args).await,
         Command::Detach(args) => detach(&paths, args).await,
-        Command::Audit(args) => audit(&paths, args).await,
+        Command::Audit(args) => Ok(veil::cli_audit::audit(&paths, args).await?),
         Command::Reset => {
             let report = veil::reset::reset(&paths)?;
             println!(
@@ -99,6 +100,7 @@ fn options(
     Options {
         config: proxy.config.clone(),
         upstream_ca: proxy.upstream_ca.clone(),
+        audit_retention: RetentionPolicy::default(),
         steering: SteeringConfig {
             dir: paths.bpf_dir.clone(),
             listen: proxy.listen,
@@ -165,36 +167,6 @@ async fn detach(paths: &Paths, args: DetachArgs) -> Result<i32> {
     };
     client.remove_sandbox(&sandbox.name).await?;
     println!("{} is no longer steered through veil", dir.display());
-    Ok(0)
-}
-
-async fn audit(paths: &Paths, args: AuditArgs) -> Result<i32> {
-    let query = args.limit.map(|n| format!("limit={n}")).unwrap_or_default();
-    let records = match ApiClient::connect(&paths.socket()).await {
-        Ok(client) => client.audit(&query).await?,
-        Err(ClientError::Connect { .. }) => {
-            // No daemon: read the database directly (sled allows one process at a time).
-            let db_path = paths.db();
-            if !db_path.exists() {
-                bail!(
-                    "no audit log in {} (has veil run with this --state-dir?)",
-                    paths.state_dir.display()
-                );
-            }
-            let db = sled::open(&db_path)
-                .with_context(|| format!("opening the audit log in {}", db_path.display()))?;
-            AuditStore::open(&db)?
-                .query(&veil::api::parse_audit_query(&query).map_err(anyhow::Error::msg)?)?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if args.json {
-        for record in &records {
-            println!("{}", veil::audit::json_line(record));
-        }
-    } else {
-        print!("{}", veil::audit::table(&records));
-    }
     Ok(0)
 }
 

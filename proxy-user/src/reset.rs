@@ -80,7 +80,7 @@ pub fn reset(paths: &Paths) -> Result<Report, ResetError> {
             source,
         })?;
         let registry = Registry::open(&db)?;
-        let store = AuditStore::open(&db)?;
+        let store = AuditStore::open(&db, &db_path)?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -40,6 +40,12 @@ pub fn spawn(options: &Options) -> Result<Running, DaemonError> {
             Arc::clone(&daemon),
         )),
     ];
+    if !options.audit_retention.keeps_everything() {
+        tasks.push(tokio::spawn(audit::enforce_retention(
+            daemon.audit().clone(),
+            options.audit_retention,
+        )));
+    }
     if let Some(proxy6) = listeners.proxy6 {
         tasks.push(tokio::spawn(relay::accept_loop(
             proxy6,

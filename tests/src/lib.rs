@@ -7,8 +7,10 @@
 //! when the test failed.
 //!
 //! [`probe`] runs the Python probe that tries one way out of a sandbox; [`udp`] has the UDP
-//! servers that stand in for DNS resolvers.
+//! servers that stand in for DNS resolvers; [`auditdb`] edits a stopped veil's audit log
+//! behind its back.
 
+pub mod auditdb;
 pub mod probe;
 pub mod udp;
 
@@ -250,7 +252,7 @@ impl Instance {
         self.tmp.path().join("run/veil.sock")
     }
 
-    /// The state directory.
+    /// The state directory (the database and the CA).
     pub fn state_dir(&self) -> PathBuf {
         self.tmp.path().join("state")
     }
@@ -261,6 +263,38 @@ impl Instance {
         let (status, body) = api_request(&self.socket(), method, path, body)
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         (status, serde_json::from_str(&body).unwrap_or_default())
+    }
+
+    /// The sled database directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.state_dir().join("db")
+    }
+
+    /// `GET path` on the control socket: the status code and the body.
+    pub fn api_get(&self, path: &str) -> (u16, String) {
+        let socket = self.tmp.path().join("run/veil.sock");
+        let mut stream = std::os::unix::net::UnixStream::connect(&socket)
+            .unwrap_or_else(|e| panic!("{}: {e}", socket.display()));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("a read timeout");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: veil\r\nConnection: close\r\n\r\n"
+        )
+        .expect("sending the request");
+        let mut response = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut response).expect("reading the response");
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {response:?}"));
+        let body = response
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, body)| body)
+            .to_owned();
+        (status, body)
     }
 
     /// What the daemon has logged so far.

@@ -1,17 +1,23 @@
 //! A client for the control API, used by the CLI.
 
-use std::path::{Path, PathBuf};
+use std::{
+    ops::ControlFlow,
+    path::{Path, PathBuf},
+};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{client::conn::http1, header, Method, Request, StatusCode};
+use hyper::{body::Incoming, client::conn::http1, header, Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::net::UnixStream;
 
 use super::{EgressState, ErrorBody, SandboxRequest};
 use crate::{
-    audit::Record, policy::config::Egress, sandbox::Sandbox, secrets::SecretInfo,
+    audit::{Record, Verification},
+    policy::config::Egress,
+    sandbox::Sandbox,
+    secrets::SecretInfo,
     steering::SettingsOverride,
 };
 
@@ -82,15 +88,23 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    /// A client for the daemon listening on `socket`, if one answers there.
+    /// A client for the daemon listening on `socket`, if one answers there (healthy or not:
+    /// a daemon whose audit log has failed still answers, and says so).
     pub async fn connect(socket: &Path) -> Result<Self, ClientError> {
         let client = Self {
             socket: socket.to_path_buf(),
         };
-        client
+        match client
             .request::<serde_json::Value>(Method::GET, "/healthz", None::<&()>)
-            .await?;
-        Ok(client)
+            .await
+        {
+            Ok(_)
+            | Err(ClientError::Api {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                ..
+            }) => Ok(client),
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates a managed sandbox called `name` with `settings` over the defaults.
@@ -178,11 +192,55 @@ impl ApiClient {
         let body = self
             .exchange(Method::GET, &format!("/v1/audit?{query}"), None)
             .await?;
-        let text = std::str::from_utf8(&body).map_err(|e| ClientError::Decode(e.to_string()))?;
-        text.lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_str(l).map_err(|e| ClientError::Decode(e.to_string())))
-            .collect()
+        decode_lines(&body)
+    }
+
+    /// Walks the audit log's hash chain in the daemon.
+    pub async fn audit_verify(&self) -> Result<Verification, ClientError> {
+        self.request(Method::GET, "/v1/audit/verify", None::<&()>)
+            .await
+    }
+
+    /// Follows the audit records matching `query` (the `/v1/audit` query string, without
+    /// `follow`): calls `on_records` once with nothing as soon as the daemon has accepted the
+    /// request, then with the ones already there, then with each batch of new ones as the
+    /// daemon commits them, until `on_records` breaks (returned as `Break`) or the daemon ends
+    /// the stream because it stopped (`Continue`).
+    pub async fn audit_follow(
+        &self,
+        query: &str,
+        mut on_records: impl FnMut(Vec<Record>) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, ClientError> {
+        let path = match query {
+            "" => "/v1/audit?follow=1".to_owned(),
+            _ => format!("/v1/audit?{query}&follow=1"),
+        };
+        let response = self.send(Method::GET, &path, None).await?;
+        let status = response.status();
+        let mut body = response.into_body();
+        if !status.is_success() {
+            let bytes = body.collect().await?.to_bytes();
+            return Err(api_error(status, &bytes));
+        }
+        // The daemon is following: say so before the first record, which may be a while.
+        if on_records(Vec::new()).is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+        let mut pending = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            let Some(end) = pending.iter().rposition(|&b| b == b'\n') else {
+                continue;
+            };
+            let complete: Vec<u8> = pending.drain(..=end).collect();
+            if on_records(decode_lines(&complete)?).is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
     }
 
     async fn request<T: DeserializeOwned>(
@@ -205,6 +263,22 @@ impl ApiClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Bytes, ClientError> {
+        let response = self.send(method, path, body).await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        Err(api_error(status, &bytes))
+    }
+
+    /// Sends a request and returns the response with its body still to read.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response<Incoming>, ClientError> {
         let stream =
             UnixStream::connect(&self.socket)
                 .await
@@ -225,19 +299,27 @@ impl ApiClient {
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Decode(e.to_string()))?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        if status.is_success() {
-            return Ok(bytes);
-        }
-        let message = serde_json::from_slice::<ErrorBody>(&bytes)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-        Err(ClientError::Api { status, message })
+        Ok(sender.send_request(request).await?)
     }
 }
 
 fn secret_path(id: &str) -> String {
     format!("/v1/secrets/{}", super::query::percent_encode(id))
+}
+
+/// The error for a response with `status` and body `bytes`.
+fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
+    let message = serde_json::from_slice::<ErrorBody>(bytes)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned());
+    ClientError::Api { status, message }
+}
+
+/// Decodes JSON lines of records.
+fn decode_lines(bytes: &[u8]) -> Result<Vec<Record>, ClientError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| ClientError::Decode(e.to_string()))?;
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).map_err(|e| ClientError::Decode(e.to_string())))
+        .collect()
 }

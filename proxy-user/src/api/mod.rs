@@ -3,11 +3,12 @@
 //!
 //! | method and path            | does                                                        |
 //! |----------------------------|-------------------------------------------------------------|
-//! | `GET /healthz`             | `{"status":"ok"}` while the daemon serves                    |
+//! | `GET /healthz`             | `{"status":"ok"}` while the daemon serves; 503 `{"status":"failing","reason":...}` once the audit log has failed |
 //! | `GET /v1/sandboxes`        | every sandbox                                               |
 //! | `POST /v1/sandboxes`       | `{name}` creates a managed sandbox; `{name, cgroup}` attaches; an optional `settings` object (`dns_resolvers`, `ipv6`) overrides the defaults |
 //! | `DELETE /v1/sandboxes/{n}` | removes (managed) or detaches (attached) sandbox `n`        |
-//! | `GET /v1/audit?limit=&kind=&sandbox=&host=&since=&until=` | matching records, JSON lines |
+//! | `GET /v1/audit?limit=&kind=&sandbox=&host=&secret=&since=&until=&after=` | matching records, JSON lines; with `follow=1` the response stays open and streams each new match as it is committed |
+//! | `GET /v1/audit/verify`     | walks the hash chain: a [`crate::audit::Verification`]      |
 //! | `GET /v1/secrets`          | every secret (never a value)                                |
 //! | `POST /v1/secrets`         | `{name, secret, env_var, hosts?, inject_query?}` creates one (201) |
 //! | `GET /v1/secrets/{id}`     | one secret                                                  |
@@ -22,6 +23,7 @@
 //! refused secrets request also names the offending `field`. On TCP (`--api-listen`) every
 //! request needs `Authorization: Bearer <api key>` (401 otherwise).
 
+mod audit;
 pub mod client;
 mod egress;
 mod query;
@@ -36,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::steering::SettingsOverride;
 
 pub use egress::EgressState;
-pub use query::parse_audit_query;
+pub use query::{encode_query, parse_audit_query, AuditQuery};
 
 /// Body of `POST /v1/sandboxes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

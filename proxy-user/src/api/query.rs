@@ -1,13 +1,25 @@
 //! Parsing the audit query string into a filter. Pure.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::audit::Filter;
 
-/// Parses `limit=N&kind=K&sandbox=S&host=H&since=T&until=T&after=SEQ` into a [`Filter`].
-/// Times are RFC 3339 (`2026-11-27T10:00:00Z`) or unix milliseconds.
-pub fn parse_audit_query(query: &str) -> Result<Filter, String> {
-    let mut filter = Filter::default();
+/// A parsed `GET /v1/audit` query.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditQuery {
+    /// Which records.
+    pub filter: Filter,
+    /// Whether to keep the response open and stream new matching records as they are
+    /// committed.
+    pub follow: bool,
+}
+
+/// Parses `limit=N&kind=K&sandbox=S&host=H&secret=S&since=T&until=T&after=SEQ&follow=1` into
+/// an [`AuditQuery`]. Times are taken at `now_ms` (unix milliseconds) when relative; see
+/// [`parse_time`].
+pub fn parse_audit_query(query: &str, now_ms: u64) -> Result<AuditQuery, String> {
+    let mut parsed = AuditQuery::default();
+    let filter = &mut parsed.filter;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
         let value = percent_decode(raw).ok_or_else(|| format!("{key}: bad percent-encoding"))?;
@@ -22,11 +34,14 @@ pub fn parse_audit_query(query: &str) -> Result<Filter, String> {
             "kind" => filter.kind = Some(value.parse().map_err(|e| format!("kind: {e}"))?),
             "sandbox" => filter.sandbox = Some(value),
             "host" => filter.host = Some(value),
+            "secret" => filter.secret = Some(value),
             "since" => {
-                filter.since_ms = Some(parse_time(&value).map_err(|e| format!("since: {e}"))?)
+                filter.since_ms =
+                    Some(parse_time(&value, now_ms).map_err(|e| format!("since: {e}"))?)
             }
             "until" => {
-                filter.until_ms = Some(parse_time(&value).map_err(|e| format!("until: {e}"))?)
+                filter.until_ms =
+                    Some(parse_time(&value, now_ms).map_err(|e| format!("until: {e}"))?)
             }
             "after" => {
                 filter.after_seq = Some(
@@ -35,23 +50,82 @@ pub fn parse_audit_query(query: &str) -> Result<Filter, String> {
                         .map_err(|_| format!("after: {value:?} is not a sequence number"))?,
                 )
             }
+            "follow" => {
+                parsed.follow = match value.as_str() {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => return Err(format!("follow: {value:?} is neither 1 nor 0")),
+                }
+            }
             other => return Err(format!("unknown audit filter {other:?}")),
         }
     }
-    Ok(filter)
+    Ok(parsed)
 }
 
-/// Parses an RFC 3339 time or unix milliseconds into unix milliseconds.
-pub fn parse_time(value: &str) -> Result<u64, String> {
+/// Parses a point in time into unix milliseconds: RFC 3339 (`2026-11-27T10:00:00Z`; without
+/// an offset, UTC), a duration meaning that long before `now_ms` (`90s`, `10m`, `2h`, `7d`,
+/// `1h 30m`), or unix milliseconds (digits only).
+pub fn parse_time(value: &str, now_ms: u64) -> Result<u64, String> {
     if let Ok(ms) = value.parse::<u64>() {
         return Ok(ms);
     }
-    let time = humantime::parse_rfc3339_weak(value)
-        .map_err(|e| format!("{value:?} is neither RFC 3339 nor unix milliseconds: {e}"))?;
+    if let Ok(ago) = humantime::parse_duration(value) {
+        return Ok(now_ms.saturating_sub(millis(ago)));
+    }
+    let not_a_time = || {
+        format!(
+            "{value:?} is not a time: give RFC 3339 (2026-11-27T10:00:00Z), a duration ago \
+             (10m, 2h, 7d) or unix milliseconds"
+        )
+    };
+    // humantime reads UTC only; an offset (`+01:00`) is taken off by hand.
+    let (utc, offset_ms) = split_offset(value).ok_or_else(not_a_time)?;
+    let time = humantime::parse_rfc3339_weak(&utc).map_err(|_| not_a_time())?;
     let since_epoch = time
         .duration_since(UNIX_EPOCH)
         .map_err(|_| format!("{value:?} is before 1970"))?;
-    u64::try_from(since_epoch.as_millis()).map_err(|_| format!("{value:?} is too far ahead"))
+    let local = i128::from(millis(since_epoch));
+    u64::try_from(local - i128::from(offset_ms)).map_err(|_| format!("{value:?} is before 1970"))
+}
+
+/// Splits a trailing UTC offset (`+HH:MM` or `-HH:MM`) off an RFC 3339 time: the time with
+/// `Z` instead, and the offset in milliseconds east of UTC. A time without one is returned as
+/// it is, with offset 0; `None` for an offset that is out of range.
+fn split_offset(value: &str) -> Option<(String, i64)> {
+    let Some(split) = value.len().checked_sub(6) else {
+        return Some((value.to_owned(), 0));
+    };
+    let (time, offset) = value.split_at_checked(split)?;
+    let bytes = offset.as_bytes();
+    let sign = match bytes[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return Some((value.to_owned(), 0)),
+    };
+    if bytes[3] != b':' || !time.contains(['T', 't', ' ']) {
+        return Some((value.to_owned(), 0));
+    }
+    let hours: i64 = offset.get(1..3)?.parse().ok()?;
+    let minutes: i64 = offset.get(4..6)?.parse().ok()?;
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    Some((format!("{time}Z"), sign * (hours * 60 + minutes) * 60_000))
+}
+
+/// A query string of the pairs whose value is set, values percent-encoded.
+pub fn encode_query(pairs: &[(&str, Option<&str>)]) -> String {
+    pairs
+        .iter()
+        .filter_map(|(key, value)| value.map(|v| format!("{key}={}", percent_encode(v))))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `duration` in whole milliseconds, saturating.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Encodes a query value (everything but unreserved characters is percent-encoded).
@@ -96,39 +170,88 @@ mod tests {
     use super::*;
     use crate::audit::EventKind;
 
+    /// 2026-11-27T00:00:00Z.
+    const NOW: u64 = 1_795_737_600_000;
+
     #[test]
     fn empty_query_is_no_filter() {
-        assert_eq!(parse_audit_query("").unwrap(), Filter::default());
+        assert_eq!(parse_audit_query("", NOW).unwrap(), AuditQuery::default());
     }
 
     #[test]
     fn every_field() {
-        let f = parse_audit_query(
-            "limit=5&kind=connection&sandbox=ci%2D1&host=127.0.0.2&since=1000&until=2026-11-27T00:00:00Z&after=7",
+        let q = parse_audit_query(
+            "limit=5&kind=connection&sandbox=ci%2D1&host=127.0.0.2&secret=gh%20main&since=1000\
+             &until=2026-11-27T00:00:00Z&after=7&follow=1",
+            NOW,
         )
         .unwrap();
+        let f = &q.filter;
         assert_eq!(f.limit, Some(5));
         assert_eq!(f.kind, Some(EventKind::Connection));
         assert_eq!(f.sandbox.as_deref(), Some("ci-1"));
         assert_eq!(f.host.as_deref(), Some("127.0.0.2"));
+        assert_eq!(f.secret.as_deref(), Some("gh main"));
         assert_eq!(f.since_ms, Some(1000));
-        assert_eq!(f.until_ms, Some(1_795_737_600_000));
+        assert_eq!(f.until_ms, Some(NOW));
         assert_eq!(f.after_seq, Some(7));
+        assert_eq!(f.through_seq, None);
+        assert!(q.follow);
+        assert!(!parse_audit_query("follow=0", NOW).unwrap().follow);
+        assert!(parse_audit_query("follow=true", NOW).unwrap().follow);
+    }
+
+    #[test]
+    fn times_are_rfc3339_durations_ago_or_milliseconds() {
+        assert_eq!(parse_time("10m", NOW), Ok(NOW - 600_000));
+        assert_eq!(parse_time("1h 30m", NOW), Ok(NOW - 5_400_000));
+        assert_eq!(parse_time("7d", NOW), Ok(NOW - 7 * 86_400_000));
+        assert_eq!(parse_time("100y", NOW), Ok(0));
+        assert_eq!(parse_time("2026-11-27 00:00:00", NOW), Ok(NOW));
+        assert_eq!(parse_time("2026-11-27T01:00:00+01:00", NOW), Ok(NOW));
+        assert_eq!(parse_time("2026-11-26T19:30:00-04:30", NOW), Ok(NOW));
+        assert_eq!(
+            parse_time("2026-11-27T00:00:00.250+00:00", NOW),
+            Ok(NOW + 250)
+        );
+        assert!(parse_time("2026-11-27T00:00:00+25:00", NOW).is_err());
+        assert!(parse_time("1970-01-01T00:00:00+01:00", NOW)
+            .unwrap_err()
+            .contains("before 1970"));
+        assert_eq!(parse_time("2026-11-26T23:59:59.5Z", NOW), Ok(NOW - 500));
+        assert_eq!(parse_time("42", NOW), Ok(42));
+        let err = parse_time("yesterday", NOW).unwrap_err();
+        assert!(err.contains("RFC 3339") && err.contains("10m"), "{err}");
+        assert!(parse_time("1969-12-31T00:00:00Z", NOW).is_err());
     }
 
     #[test]
     fn bad_values_say_what_is_wrong() {
-        assert!(parse_audit_query("limit=x").unwrap_err().contains("limit"));
-        assert!(parse_audit_query("kind=nope").unwrap_err().contains("kind"));
-        assert!(parse_audit_query("since=yesterday")
-            .unwrap_err()
-            .contains("since"));
-        assert!(parse_audit_query("color=red")
-            .unwrap_err()
-            .contains("color"));
-        assert!(parse_audit_query("sandbox=%zz")
-            .unwrap_err()
-            .contains("percent"));
+        let err = |q| parse_audit_query(q, NOW).unwrap_err();
+        assert!(err("limit=x").contains("limit"));
+        assert!(err("kind=nope").contains("kind"));
+        assert!(err("since=yesterday").contains("since"));
+        assert!(err("until=-5m").contains("until"));
+        assert!(err("follow=yes").contains("follow"));
+        assert!(err("color=red").contains("color"));
+        assert!(err("sandbox=%zz").contains("percent"));
+    }
+
+    #[test]
+    fn encode_query_keeps_set_pairs() {
+        assert_eq!(
+            encode_query(&[
+                ("sandbox", Some("a b")),
+                ("host", None),
+                ("limit", Some("5"))
+            ]),
+            "sandbox=a%20b&limit=5"
+        );
+        assert_eq!(encode_query(&[("host", None)]), "");
+        let q = encode_query(&[("secret", Some("gh&x=1")), ("since", Some("10m"))]);
+        let parsed = parse_audit_query(&q, NOW).unwrap();
+        assert_eq!(parsed.filter.secret.as_deref(), Some("gh&x=1"));
+        assert_eq!(parsed.filter.since_ms, Some(NOW - 600_000));
     }
 
     #[test]

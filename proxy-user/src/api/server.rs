@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::UnixListener;
 
-use super::{parse_audit_query, ErrorBody, SandboxRequest, MAX_BODY};
+use super::{audit::ApiBody, parse_audit_query, AuditQuery, ErrorBody, SandboxRequest, MAX_BODY};
 use crate::{
     audit::{self, AuditError},
     cgroup::CgroupError,
@@ -36,7 +36,7 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let daemon = Arc::clone(&daemon);
-                async move { Ok::<_, Infallible>(route(&daemon, req).await) }
+                async move { Ok::<_, Infallible>(respond(&daemon, req).await) }
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -48,6 +48,22 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
     }
 }
 
+/// Answers one API request: following the audit log as a stream, anything else through
+/// [`route`].
+async fn respond(daemon: &Daemon, req: Request<Incoming>) -> Response<ApiBody> {
+    if req.method() == Method::GET && req.uri().path().trim_matches('/') == "v1/audit" {
+        let query = req.uri().query().unwrap_or("");
+        if let Ok(AuditQuery {
+            filter,
+            follow: true,
+        }) = parse_audit_query(query, audit::now_ms())
+        {
+            return super::audit::follow(daemon, filter);
+        }
+    }
+    route(daemon, req).await.map(BodyExt::boxed)
+}
+
 /// Answers one API request.
 pub(super) async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
@@ -55,7 +71,7 @@ pub(super) async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<F
     let query = req.uri().query().unwrap_or("").to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (&method, segments.as_slice()) {
-        (&Method::GET, ["healthz"]) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        (&Method::GET, ["healthz"]) => super::audit::healthz(daemon),
         (_, ["v1", "secrets", rest @ ..]) => {
             super::secrets::route(daemon, &method, rest, req).await
         }
@@ -91,26 +107,20 @@ pub(super) async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<F
             Err(e) => daemon_error(&e),
         },
         (&Method::GET, ["v1", "audit"]) => {
-            let filter = match parse_audit_query(&query) {
-                Ok(f) => f,
+            let filter = match parse_audit_query(&query, audit::now_ms()) {
+                Ok(q) => q.filter,
                 Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
             };
             match daemon.audit_query(&filter) {
-                Ok(records) => {
-                    let mut body = String::new();
-                    for record in &records {
-                        body.push_str(&audit::json_line(record));
-                        body.push('\n');
-                    }
-                    Response::builder()
-                        .status(StatusCode::OK)
-                        .header(header::CONTENT_TYPE, "application/x-ndjson")
-                        .body(Full::new(Bytes::from(body)))
-                        .unwrap_or_else(|_| internal())
-                }
+                Ok(records) => Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/x-ndjson")
+                    .body(Full::new(super::audit::json_lines(&records)))
+                    .unwrap_or_else(|_| internal()),
                 Err(e) => daemon_error(&e),
             }
         }
+        (&Method::GET, ["v1", "audit", "verify"]) => super::audit::verify(daemon).await,
         (
             _,
             ["healthz"]
@@ -119,7 +129,8 @@ pub(super) async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<F
             | ["v1", "sandboxes", _]
             | ["v1", "egress"]
             | ["v1", "ca"]
-            | ["v1", "audit"],
+            | ["v1", "audit"]
+            | ["v1", "audit", "verify"],
         ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),
@@ -140,7 +151,8 @@ pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }
 
-fn daemon_error(e: &DaemonError) -> Response<Full<Bytes>> {
+/// The response for a failed daemon operation.
+pub(super) fn daemon_error(e: &DaemonError) -> Response<Full<Bytes>> {
     let status = match e {
         DaemonError::Registry(RegistryError::NotFound(_)) => StatusCode::NOT_FOUND,
         DaemonError::Registry(RegistryError::NameTaken(_) | RegistryError::CgroupTaken { .. })
@@ -150,7 +162,9 @@ fn daemon_error(e: &DaemonError) -> Response<Full<Bytes>> {
         DaemonError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             StatusCode::BAD_REQUEST
         }
-        DaemonError::Audit(AuditError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        DaemonError::Audit(
+            AuditError::Store(_) | AuditError::Failing { .. } | AuditError::WriterGone,
+        ) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     if status.is_server_error() {

@@ -10,27 +10,56 @@ use super::{Event, Record};
 /// Columns are sized to their content: SEQ, TIME (RFC 3339 UTC with
 /// milliseconds), KIND, SANDBOX, PID, COMM, DESTINATION, VERDICT, REASON and
 /// DETAIL. Absent values are shown as `-`. DETAIL holds the rest: the
-/// process's cgroup id, uid, gid and client address for connections, and the
-/// cgroup path and id for sandbox events, and the secret's name, id, variable, hosts and
-/// changed fields for secret events. No records render as a single
+/// process's cgroup id, uid, gid and client address for connections, the cgroup path and id
+/// for sandbox events, the secret's name, id, variable, hosts and changed fields for secret
+/// events, the secret, header and protocol for injections, the source and rule counts for
+/// policy changes, and the anchor and limits for retention. No records render as a single
 /// `no audit records` line.
 pub fn table(records: &[Record]) -> String {
     if records.is_empty() {
         return "no audit records\n".to_owned();
     }
-    let rows: Vec<[String; COLUMNS]> = records.iter().map(row).collect();
-    let mut widths = HEADER.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+    TableStream::default().rows(records)
+}
+
+/// A table printed a few rows at a time, as records arrive (`veil audit
+/// --follow`): the header comes with the first rows, and columns are as wide
+/// as the widest cell so far, so rows line up until a wider cell arrives.
+#[derive(Debug)]
+pub struct TableStream {
+    widths: [usize; COLUMNS],
+    header_done: bool,
+}
+
+impl Default for TableStream {
+    fn default() -> Self {
+        Self {
+            widths: HEADER.map(str::len),
+            header_done: false,
         }
     }
-    let mut out = String::new();
-    push_line(&mut out, &HEADER.map(str::to_owned), &widths);
-    for row in &rows {
-        push_line(&mut out, row, &widths);
+}
+
+impl TableStream {
+    /// The lines for `records` (the header first, the first time), each
+    /// ending in a newline.
+    pub fn rows(&mut self, records: &[Record]) -> String {
+        let rows: Vec<[String; COLUMNS]> = records.iter().map(row).collect();
+        for row in &rows {
+            for (width, cell) in self.widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        if !self.header_done {
+            push_line(&mut out, &HEADER.map(str::to_owned), &self.widths);
+            self.header_done = true;
+        }
+        for row in &rows {
+            push_line(&mut out, row, &self.widths);
+        }
+        out
     }
-    out
 }
 
 /// Renders `record` as one JSON object, without a trailing newline, in the
@@ -156,6 +185,44 @@ fn row(record: &Record) -> [String; COLUMNS] {
                 i.secret_name, i.secret_id, i.header, i.protocol, i.cgroup_id
             ),
         ],
+        Event::PolicyChanged(p) => [
+            seq,
+            time,
+            kind,
+            sandbox,
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            p.trigger.as_str().to_owned(),
+            format!(
+                "source={} allow_rules={} passthrough={}",
+                p.source.as_deref().unwrap_or(ABSENT),
+                p.allow_rules,
+                p.passthrough
+            ),
+        ],
+        Event::Retention(r) => [
+            seq,
+            time,
+            kind,
+            sandbox,
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            format!("{} oldest records dropped", r.dropped),
+            format!(
+                "anchor_seq={}{}{}",
+                r.through_seq,
+                r.max_age_ms.map_or_else(String::new, |ms| format!(
+                    " max_age={}",
+                    humantime::format_duration(Duration::from_millis(ms))
+                )),
+                r.max_records
+                    .map_or_else(String::new, |n| format!(" max_records={n}")),
+            ),
+        ],
         Event::SandboxAttached(s) | Event::SandboxDetached(s) => [
             seq,
             time,
@@ -233,13 +300,18 @@ fn rfc3339_millis(time_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{Connection, SandboxChange, SecretChange, Verdict};
+    use crate::audit::{Connection, Hash, SandboxChange, SecretChange, Verdict};
+
+    /// A record with these fields, chained to nothing in particular.
+    fn record(seq: u64, time_ms: u64, event: Event) -> Record {
+        Record::link(&Hash::GENESIS, seq, time_ms, event)
+    }
 
     fn connection() -> Record {
-        Record {
-            seq: 12,
-            time_ms: 1_700_000_000_123,
-            event: Event::Connection(Connection {
+        record(
+            12,
+            1_700_000_000_123,
+            Event::Connection(Connection {
                 sandbox: Some("build".into()),
                 cgroup_id: 4242,
                 pid: 31337,
@@ -254,14 +326,14 @@ mod tests {
                 verdict: Verdict::Allowed,
                 reason: "relayed".into(),
             }),
-        }
+        )
     }
 
     fn refused() -> Record {
-        Record {
-            seq: 13,
-            time_ms: 1_700_000_000_456,
-            event: Event::Connection(Connection {
+        record(
+            13,
+            1_700_000_000_456,
+            Event::Connection(Connection {
                 sandbox: None,
                 cgroup_id: 0,
                 pid: 7,
@@ -276,19 +348,19 @@ mod tests {
                 verdict: Verdict::Refused,
                 reason: "no original-destination record".into(),
             }),
-        }
+        )
     }
 
     fn detached() -> Record {
-        Record {
-            seq: 9,
-            time_ms: 0,
-            event: Event::SandboxDetached(SandboxChange {
+        record(
+            9,
+            0,
+            Event::SandboxDetached(SandboxChange {
                 name: "build".into(),
                 cgroup: "/sys/fs/cgroup/veil/build".into(),
                 cgroup_id: 4242,
             }),
-        }
+        )
     }
 
     fn words(line: &str) -> Vec<&str> {
@@ -297,17 +369,18 @@ mod tests {
 
     #[test]
     fn secret_rows_show_who_and_what_changed() {
-        let record = Record {
-            seq: 4,
-            time_ms: 0,
-            event: Event::SecretUpdated(SecretChange {
+        let record = Record::link(
+            &Hash::GENESIS,
+            4,
+            0,
+            Event::SecretUpdated(SecretChange {
                 id: "sec_01".into(),
                 name: "gh".into(),
                 env_var: "GH".into(),
                 hosts: vec!["a.com".into(), "*.b.com".into()],
                 changed: vec!["secret".into(), "hosts".into()],
             }),
-        };
+        );
         let out = table(&[record]);
         let row = out.lines().nth(1).unwrap();
         assert_eq!(
@@ -418,10 +491,10 @@ mod tests {
     #[test]
     fn kernel_refusals_have_rows() {
         use crate::audit::{KernelRefusal, RefusalsDropped};
-        let refusal = Record {
-            seq: 14,
-            time_ms: 0,
-            event: Event::KernelRefusal(KernelRefusal {
+        let refusal = record(
+            14,
+            0,
+            Event::KernelRefusal(KernelRefusal {
                 sandbox: Some("build".into()),
                 cgroup_id: 4243,
                 pid: 8,
@@ -432,15 +505,15 @@ mod tests {
                 protocol: "raw (icmp)".into(),
                 reason: "sockets".into(),
             }),
-        };
-        let dropped = Record {
-            seq: 15,
-            time_ms: 0,
-            event: Event::KernelRefusalsDropped(RefusalsDropped {
+        );
+        let dropped = record(
+            15,
+            0,
+            Event::KernelRefusalsDropped(RefusalsDropped {
                 dropped: 3,
                 total: 10,
             }),
-        };
+        );
         let out = table(&[refusal, dropped]);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
@@ -498,5 +571,76 @@ mod tests {
             assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), record);
             assert_eq!(line.as_bytes(), record.encode());
         }
+    }
+
+    #[test]
+    fn policy_and_retention_rows() {
+        use crate::audit::{PolicyChange, PolicyTrigger, Retention};
+        let policy = record(
+            1,
+            0,
+            Event::PolicyChanged(PolicyChange {
+                source: Some("/etc/veil/veil.toml".into()),
+                allow_rules: 3,
+                passthrough: 1,
+                trigger: PolicyTrigger::Reload,
+            }),
+        );
+        let retention = record(
+            2,
+            0,
+            Event::Retention(Retention {
+                dropped: 40,
+                through_seq: 41,
+                max_age_ms: Some(30 * 86_400_000),
+                max_records: Some(1000),
+            }),
+        );
+        let out = table(&[policy, retention]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            words(lines[1]),
+            [
+                "1",
+                "1970-01-01T00:00:00.000Z",
+                "policy_changed",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "reload",
+                "source=/etc/veil/veil.toml",
+                "allow_rules=3",
+                "passthrough=1"
+            ]
+        );
+        assert!(
+            lines[2].contains(" 40 oldest records dropped "),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[2].ends_with("anchor_seq=41 max_age=30days max_records=1000"),
+            "{}",
+            lines[2]
+        );
+    }
+
+    #[test]
+    fn a_table_stream_prints_the_header_once() {
+        let mut stream = TableStream::default();
+        let first = stream.rows(&[]);
+        assert_eq!(words(&first)[0], "SEQ");
+        assert_eq!(first.lines().count(), 1);
+        let second = stream.rows(&[detached(), connection()]);
+        assert_eq!(second.lines().count(), 2);
+        assert!(second.lines().all(|l| !l.starts_with("SEQ")));
+        let third = stream.rows(&[refused()]);
+        assert_eq!(words(&third)[0], "13");
+        assert_eq!(
+            table(&[detached()]),
+            TableStream::default().rows(&[detached()])
+        );
     }
 }

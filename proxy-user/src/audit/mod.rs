@@ -6,29 +6,49 @@
 //!
 //! - `record.rs`: the data model ([`Record`], [`Event`] and its payloads) and
 //!   its on-disk encoding (JSON values under 8-byte big-endian seq keys).
+//! - `chain.rs`: the hash chain: every record's [`Hash`] over a canonical encoding
+//!   (documented there), the [`ChainHead`], and the [`Anchor`] retention leaves.
 //! - `store.rs`: [`AuditStore`], the sled tree `audit` holding the records,
-//!   with atomic, flushed batch appends and [`Filter`]ed queries.
+//!   with atomic, flushed, chained batch appends and [`Filter`]ed queries.
+//! - `verify.rs`: walking the chain ([`AuditStore::verify`]) to find the first
+//!   record that was changed, removed or reordered.
+//! - `retention.rs`: dropping the oldest records by age and count
+//!   ([`RetentionPolicy`]), leaving an anchor and a `retention` record.
 //! - `writer.rs`: [`AuditWriter`], the single task that owns appends and
-//!   group-commits everything queued through the cloneable [`AuditHandle`].
-//! - `format.rs`: rendering records for people ([`table`]) and for machines
-//!   ([`json_line`]).
+//!   group-commits everything queued through the cloneable [`AuditHandle`],
+//!   then publishes what it committed to followers.
+//! - `health.rs`: whether the writer has failed, so nothing that must be
+//!   audited goes ahead unaudited.
+//! - `follow.rs`: [`Follow`], the matching records as they are committed, with
+//!   none skipped.
+//! - `format.rs`: rendering records for people ([`table`], [`TableStream`]) and
+//!   for machines ([`json_line`]).
 //!
 //! Every fallible operation in this module returns [`AuditError`].
 
+mod chain;
+mod follow;
 mod format;
+mod health;
 mod record;
+mod retention;
 mod store;
+mod verify;
 mod writer;
 
 use std::sync::Arc;
 
-pub use format::{json_line, table};
+pub use chain::{Anchor, ChainHead, Hash};
+pub use follow::Follow;
+pub use format::{json_line, table, TableStream};
 pub use record::{
-    Connection, Event, EventKind, Injection, KernelRefusal, Record, RefusalsDropped, SandboxChange,
-    SecretChange, Verdict,
+    Connection, Event, EventKind, Injection, KernelRefusal, PolicyChange, PolicyTrigger, Record,
+    RefusalsDropped, Retention, SandboxChange, SecretChange, SecretRef, Verdict,
 };
+pub use retention::{enforce_retention, RetentionPolicy};
 pub use store::{AuditStore, Filter};
-pub use writer::{AuditHandle, AuditWriter};
+pub use verify::{BreakKind, ChainBreak, Verification};
+pub use writer::{now_ms, AuditHandle, AuditWriter};
 
 /// Errors from the audit log.
 ///
@@ -62,10 +82,74 @@ pub enum AuditError {
     /// the record, so it may not have been stored.
     #[error("audit writer did not acknowledge the record; it may not have been stored")]
     WriterGone,
+
+    /// A record that must be there is not.
+    #[error("the audit record at seq {seq} is missing; `veil audit verify` shows what is wrong")]
+    Missing {
+        /// Its seq.
+        seq: u64,
+    },
+
+    /// The log was opened for reading only.
+    #[error("the audit log in {path} was opened for reading only")]
+    ReadOnly {
+        /// The database directory.
+        path: std::path::PathBuf,
+    },
+
+    /// Writing the audit log failed earlier; until veil is restarted with a working audit
+    /// log, nothing that must be audited goes ahead.
+    #[error("the audit log is failing, so this was not done: {reason}")]
+    Failing {
+        /// The first failure, with where it happened.
+        reason: String,
+    },
+
+    /// The newest entry in the log cannot be decoded, so the chain cannot be continued.
+    #[error(
+        "the newest audit record (seq {seq}) cannot be decoded, so the hash chain cannot be \
+         continued ({source}); `veil audit verify` shows what is wrong"
+    )]
+    HeadUnreadable {
+        /// Its seq.
+        seq: u64,
+        /// Why it cannot be decoded.
+        source: Box<AuditError>,
+    },
 }
 
 impl From<sled::Error> for AuditError {
     fn from(error: sled::Error) -> Self {
         Self::Store(error)
+    }
+}
+
+/// Helpers for this module's tests.
+#[cfg(test)]
+mod test_support {
+    use std::{path::Path, thread, time::Duration};
+
+    use super::AuditStore;
+
+    /// Opens the sled database in `dir`, waiting for a database just dropped there to release
+    /// its lock (sled releases it from its flusher thread, a moment after the drop).
+    pub(super) fn open_db(dir: &Path) -> sled::Db {
+        for _ in 0..500 {
+            match sled::open(dir) {
+                Ok(db) => return db,
+                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                    thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("opening {}: {e}", dir.display()),
+            }
+        }
+        panic!("{} stayed locked", dir.display());
+    }
+
+    /// Opens the database in `dir` and its audit store.
+    pub(super) fn open(dir: &tempfile::TempDir) -> (sled::Db, AuditStore) {
+        let db = open_db(dir.path());
+        let store = AuditStore::open(&db, dir.path()).expect("the audit store opens");
+        (db, store)
     }
 }

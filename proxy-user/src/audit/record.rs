@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::chain::{record_hash, Hash};
 use super::AuditError;
 
 /// One stored audit record.
@@ -19,9 +20,31 @@ pub struct Record {
     /// What happened.
     #[serde(flatten)]
     pub event: Event,
+    /// The hash of the record before this one ([`Hash::GENESIS`] for seq 1).
+    pub prev_hash: Hash,
+    /// This record's hash over its seq, time, `prev_hash` and event (see [`super::chain`]).
+    pub hash: Hash,
 }
 
 impl Record {
+    /// The record with `seq`, `time_ms` and `event` that follows a record whose hash is
+    /// `prev_hash`, with its own hash computed.
+    pub fn link(prev_hash: &Hash, seq: u64, time_ms: u64, event: Event) -> Self {
+        let hash = record_hash(seq, time_ms, prev_hash, &event);
+        Self {
+            seq,
+            time_ms,
+            event,
+            prev_hash: *prev_hash,
+            hash,
+        }
+    }
+
+    /// The hash the record's contents give; equal to `hash` unless it was changed.
+    pub fn computed_hash(&self) -> Hash {
+        record_hash(self.seq, self.time_ms, &self.prev_hash, &self.event)
+    }
+
     /// Encodes the record as the JSON bytes stored in sled.
     pub fn encode(&self) -> Vec<u8> {
         self.to_json().into_bytes()
@@ -65,6 +88,10 @@ pub enum Event {
     SecretInjected(Injection),
     /// A placeholder in a request was left as it was (out of scope, not TLS, or unusable).
     PlaceholderNotInjected(Injection),
+    /// The egress policy was loaded (at start) or reloaded (on SIGHUP).
+    PolicyChanged(PolicyChange),
+    /// Retention dropped the oldest records.
+    Retention(Retention),
 }
 
 impl Event {
@@ -81,6 +108,8 @@ impl Event {
             Self::SecretDeleted(_) => EventKind::SecretDeleted,
             Self::SecretInjected(_) => EventKind::SecretInjected,
             Self::PlaceholderNotInjected(_) => EventKind::PlaceholderNotInjected,
+            Self::PolicyChanged(_) => EventKind::PolicyChanged,
+            Self::Retention(_) => EventKind::Retention,
         }
     }
 
@@ -94,7 +123,9 @@ impl Event {
             Self::KernelRefusalsDropped(_)
             | Self::SecretCreated(_)
             | Self::SecretUpdated(_)
-            | Self::SecretDeleted(_) => None,
+            | Self::SecretDeleted(_)
+            | Self::PolicyChanged(_)
+            | Self::Retention(_) => None,
         }
     }
 
@@ -109,8 +140,68 @@ impl Event {
             | Self::KernelRefusalsDropped(_)
             | Self::SecretCreated(_)
             | Self::SecretUpdated(_)
-            | Self::SecretDeleted(_) => None,
+            | Self::SecretDeleted(_)
+            | Self::PolicyChanged(_)
+            | Self::Retention(_) => None,
         }
+    }
+
+    /// The host name the event concerns (a connection's TLS SNI or HTTP Host), if it has one.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Self::Connection(c) => c.host.as_deref(),
+            Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => Some(&i.host),
+            Self::SandboxAttached(_)
+            | Self::SandboxDetached(_)
+            | Self::KernelRefusal(_)
+            | Self::KernelRefusalsDropped(_)
+            | Self::SecretCreated(_)
+            | Self::SecretUpdated(_)
+            | Self::SecretDeleted(_)
+            | Self::PolicyChanged(_)
+            | Self::Retention(_) => None,
+        }
+    }
+
+    /// The secret the event concerns, if it names one. Every kind that carries a secret's
+    /// name and id (lifecycle changes, replacements, out-of-scope attempts) returns it here,
+    /// which is what `veil audit --secret` matches.
+    pub fn secret(&self) -> Option<SecretRef<'_>> {
+        match self {
+            Self::SecretCreated(s) | Self::SecretUpdated(s) | Self::SecretDeleted(s) => {
+                Some(SecretRef {
+                    name: &s.name,
+                    id: &s.id,
+                })
+            }
+            Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => Some(SecretRef {
+                name: &i.secret_name,
+                id: &i.secret_id,
+            }),
+            Self::Connection(_)
+            | Self::SandboxAttached(_)
+            | Self::SandboxDetached(_)
+            | Self::KernelRefusal(_)
+            | Self::KernelRefusalsDropped(_)
+            | Self::PolicyChanged(_)
+            | Self::Retention(_) => None,
+        }
+    }
+}
+
+/// The secret an event concerns: its name and its id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SecretRef<'a> {
+    /// The secret's name.
+    pub name: &'a str,
+    /// The secret's id.
+    pub id: &'a str,
+}
+
+impl SecretRef<'_> {
+    /// Whether `name_or_id` is this secret's name or its id.
+    pub fn is(&self, name_or_id: &str) -> bool {
+        self.name == name_or_id || self.id == name_or_id
     }
 }
 
@@ -214,6 +305,58 @@ pub struct RefusalsDropped {
     pub total: u64,
 }
 
+/// The egress policy that is now in force.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyChange {
+    /// The configuration file it was read from; `None` when veil has none (deny all).
+    pub source: Option<String>,
+    /// How many allow rules it has.
+    pub allow_rules: u64,
+    /// How many passthrough patterns it has.
+    pub passthrough: u64,
+    /// What loaded it.
+    pub trigger: PolicyTrigger,
+}
+
+/// What made veil load its egress policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyTrigger {
+    /// The daemon started.
+    Start,
+    /// The daemon was told to re-read it (SIGHUP).
+    Reload,
+    /// An operator replaced it through the control API (`PUT /v1/egress`, `veil egress`).
+    Api,
+}
+
+impl PolicyTrigger {
+    /// The trigger's name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Reload => "reload",
+            Self::Api => "api",
+        }
+    }
+}
+
+/// Records that retention dropped. An anchor with the last dropped record's seq and hash stays
+/// in their place, so the chain still verifies from the first remaining record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// How many records were dropped.
+    pub dropped: u64,
+    /// The seq of the last dropped record (the anchor's seq).
+    pub through_seq: u64,
+    /// The age limit in force, in milliseconds, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_ms: Option<u64>,
+    /// The count limit in force, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_records: Option<u64>,
+}
+
 /// A sandbox that veil started or stopped confining.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SandboxChange {
@@ -285,11 +428,15 @@ pub enum EventKind {
     SecretInjected,
     /// [`Event::PlaceholderNotInjected`].
     PlaceholderNotInjected,
+    /// [`Event::PolicyChanged`].
+    PolicyChanged,
+    /// [`Event::Retention`].
+    Retention,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 12] = [
         Self::Connection,
         Self::SandboxAttached,
         Self::SandboxDetached,
@@ -300,6 +447,8 @@ impl EventKind {
         Self::SecretDeleted,
         Self::SecretInjected,
         Self::PlaceholderNotInjected,
+        Self::PolicyChanged,
+        Self::Retention,
     ];
 
     /// The kind's name, as serialized in the `kind` field.
@@ -315,6 +464,8 @@ impl EventKind {
             Self::SecretDeleted => "secret_deleted",
             Self::SecretInjected => "secret_injected",
             Self::PlaceholderNotInjected => "placeholder_not_injected",
+            Self::PolicyChanged => "policy_changed",
+            Self::Retention => "retention",
         }
     }
 
@@ -441,25 +592,40 @@ mod tests {
             Event::SecretCreated(secret_change(&[])),
             Event::SecretUpdated(secret_change(&["secret", "hosts"])),
             Event::SecretDeleted(secret_change(&[])),
+            Event::PolicyChanged(PolicyChange {
+                source: Some("/etc/veil/veil.toml".into()),
+                allow_rules: 4,
+                passthrough: 1,
+                trigger: PolicyTrigger::Reload,
+            }),
+            Event::PolicyChanged(PolicyChange {
+                source: None,
+                allow_rules: 0,
+                passthrough: 0,
+                trigger: PolicyTrigger::Start,
+            }),
+            Event::Retention(Retention {
+                dropped: 10,
+                through_seq: 12,
+                max_age_ms: Some(86_400_000),
+                max_records: None,
+            }),
         ];
+        let mut prev = Hash::GENESIS;
         for (i, event) in events.into_iter().enumerate() {
-            let record = Record {
-                seq: i as u64 + 1,
-                time_ms: 1_700_000_000_123,
-                event,
-            };
+            let record = Record::link(&prev, i as u64 + 1, 1_700_000_000_123, event);
             assert_eq!(Record::decode(&record.encode()).unwrap(), record);
+            assert_eq!(record.computed_hash(), record.hash);
+            prev = record.hash;
         }
     }
 
     #[test]
     fn encoding_is_flat_and_tagged() {
-        let record = Record {
-            seq: 7,
-            time_ms: 1,
-            event: Event::SandboxAttached(change()),
-        };
-        let value: serde_json::Value = serde_json::from_slice(&record.encode()).unwrap();
+        let record = Record::link(&Hash([1; 32]), 7, 1, Event::SandboxAttached(change()));
+        let json = String::from_utf8(record.encode()).unwrap();
+        assert!(json.starts_with(r#"{"seq":7,"time_ms":1,"kind":"sandbox_attached","#));
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(
             value,
             serde_json::json!({
@@ -469,17 +635,20 @@ mod tests {
                 "name": "build",
                 "cgroup": "/sys/fs/cgroup/veil/build",
                 "cgroup_id": 4242,
+                "prev_hash": "01".repeat(32),
+                "hash": record.hash.to_string(),
             })
         );
     }
 
     #[test]
     fn secret_events_are_flat_and_list_changes_only_for_updates() {
-        let record = Record {
-            seq: 3,
-            time_ms: 1,
-            event: Event::SecretUpdated(secret_change(&["secret"])),
-        };
+        let record = Record::link(
+            &Hash::GENESIS,
+            3,
+            1,
+            Event::SecretUpdated(secret_change(&["secret"])),
+        );
         let value: serde_json::Value = serde_json::from_slice(&record.encode()).unwrap();
         assert_eq!(value["kind"], "secret_updated");
         assert_eq!(value["name"], "github-main");
@@ -491,6 +660,35 @@ mod tests {
         assert!(!String::from_utf8(created.encode())
             .unwrap()
             .contains("changed"));
+    }
+
+    #[test]
+    fn links_follow_their_predecessor() {
+        let first = Record::link(&Hash::GENESIS, 1, 5, Event::SandboxAttached(change()));
+        let second = Record::link(&first.hash, 2, 6, Event::SandboxDetached(change()));
+        assert_eq!(first.prev_hash, Hash::GENESIS);
+        assert_eq!(second.prev_hash, first.hash);
+        assert_ne!(first.hash, second.hash);
+        let mut edited = second.clone();
+        edited.time_ms += 1;
+        assert_ne!(edited.computed_hash(), edited.hash);
+    }
+
+    #[test]
+    fn only_connections_have_a_host_and_no_kind_yet_names_a_secret() {
+        let mut event = connection();
+        assert_eq!(event.host(), None);
+        if let Event::Connection(c) = &mut event {
+            c.host = Some("api.example.test".into());
+        }
+        assert_eq!(event.host(), Some("api.example.test"));
+        assert_eq!(kernel_refusal().host(), None);
+        assert_eq!(event.secret(), None);
+        let secret = SecretRef {
+            name: "github-main",
+            id: "sec_1",
+        };
+        assert!(secret.is("github-main") && secret.is("sec_1") && !secret.is("github"));
     }
 
     #[test]
@@ -541,7 +739,7 @@ mod tests {
             "unknown audit event kind \"connections\" \
              (expected one of: connection, sandbox_attached, sandbox_detached, kernel_refusal, \
              kernel_refusals_dropped, secret_created, secret_updated, secret_deleted, \
-             secret_injected, placeholder_not_injected)"
+             secret_injected, placeholder_not_injected, policy_changed, retention)"
         );
     }
 

@@ -1,41 +1,89 @@
 //! The durable audit log in sled.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use sled::IVec;
 
+use super::chain::{ChainHead, Entry};
 use super::record::{seq_from_key, seq_key};
 use super::{AuditError, Event, EventKind, Record};
 
-/// The audit log: records keyed by seq in the sled tree `audit`.
+/// The audit log: hash-chained records keyed by seq in the sled tree `audit`.
 ///
-/// Clones share the tree and the seq counter. Open at most one store per
+/// Clones share the tree and the chain head. Open at most one store per
 /// database and clone it instead: two independently opened stores would
 /// assign the same seqs.
 #[derive(Clone)]
 pub struct AuditStore {
-    tree: sled::Tree,
-    /// The seq the next appended record gets. Held while assigning seqs and
-    /// applying the batch, so seqs are unique and stored in order.
-    next_seq: Arc<Mutex<u64>>,
+    pub(super) tree: sled::Tree,
+    /// The database directory, for messages.
+    path: Arc<Path>,
+    /// The newest link of the chain. Held while assigning seqs and applying a
+    /// batch (appends and retention), so seqs are unique and stored in order
+    /// and every record names its predecessor's hash.
+    head: Arc<Mutex<ChainHead>>,
+    /// Shared by a verification while it walks the tree; retention takes it
+    /// exclusively (and skips a round rather than wait), so a walk never sees
+    /// the oldest records vanish under it.
+    pub(super) walk: Arc<RwLock<()>>,
+    /// Whether records may be added (false when opened for reading only).
+    writable: bool,
 }
 
 impl AuditStore {
-    /// Opens (creating if needed) the `audit` tree in `db`, continuing the
-    /// seq numbering after the last stored record.
-    pub fn open(db: &sled::Db) -> Result<Self, AuditError> {
+    /// Opens (creating if needed) the `audit` tree in `db`, the database in
+    /// directory `path`, and recovers the chain head from the newest entry.
+    pub fn open(db: &sled::Db, path: &Path) -> Result<Self, AuditError> {
         let tree = db.open_tree(TREE)?;
-        let next_seq = match tree.last()? {
-            Some((key, _)) => seq_from_key(&key)? + 1,
-            None => 1,
+        let head = match tree.last()? {
+            Some((key, value)) => {
+                let seq = seq_from_key(&key)?;
+                let entry = Entry::decode(&value).map_err(|e| AuditError::HeadUnreadable {
+                    seq,
+                    source: Box::new(e),
+                })?;
+                ChainHead {
+                    seq,
+                    hash: entry.hash(),
+                }
+            }
+            None => ChainHead::default(),
         };
-        Ok(Self {
-            tree,
-            next_seq: Arc::new(Mutex::new(next_seq)),
-        })
+        Ok(Self::new(tree, path, head, true))
     }
 
-    /// Stores `(time_ms, event)` pairs as records with consecutive seqs.
+    /// Opens the `audit` tree in `db`, the database in directory `path`, to query and verify
+    /// it only: the chain head is not recovered (so a damaged newest record does not stop
+    /// it), and appending or applying retention fails with [`AuditError::ReadOnly`].
+    pub fn open_for_reading(db: &sled::Db, path: &Path) -> Result<Self, AuditError> {
+        let tree = db.open_tree(TREE)?;
+        Ok(Self::new(tree, path, ChainHead::default(), false))
+    }
+
+    fn new(tree: sled::Tree, path: &Path, head: ChainHead, writable: bool) -> Self {
+        Self {
+            tree,
+            path: Arc::from(path),
+            head: Arc::new(Mutex::new(head)),
+            walk: Arc::new(RwLock::new(())),
+            writable,
+        }
+    }
+
+    /// The database directory the log is in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The newest link: the last seq stored and its hash (the empty head for a store opened
+    /// for reading).
+    pub fn head(&self) -> ChainHead {
+        *self.lock_head()
+    }
+
+    /// Stores `(time_ms, event)` pairs as records with consecutive seqs, each
+    /// chained to the one before.
     ///
     /// All records are written in one atomic batch and flushed to disk
     /// before returning, so the returned records (in input order) are
@@ -60,7 +108,11 @@ impl AuditStore {
         let Some(first) = filter.after_seq.map_or(Some(0), |seq| seq.checked_add(1)) else {
             return Ok(Vec::new());
         };
-        let range = self.tree.range(seq_key(first)..);
+        let last = filter.through_seq.unwrap_or(u64::MAX);
+        if first > last {
+            return Ok(Vec::new());
+        }
+        let range = self.tree.range(seq_key(first)..=seq_key(last));
         match filter.limit {
             Some(limit) => {
                 let mut records = collect_matching(range.rev(), filter, limit)?;
@@ -71,25 +123,40 @@ impl AuditStore {
         }
     }
 
-    /// Assigns seqs to `batch` and applies it atomically, without flushing.
+    /// The chain head, locked: whoever holds it may add to the chain.
+    pub(super) fn lock_head(&self) -> MutexGuard<'_, ChainHead> {
+        // A poisoned lock is still consistent: the head only advances after
+        // its batch has been applied.
+        self.head.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The chain head, locked to add to the chain; an error for a store opened for reading.
+    pub(super) fn lock_head_to_write(&self) -> Result<MutexGuard<'_, ChainHead>, AuditError> {
+        if !self.writable {
+            return Err(AuditError::ReadOnly {
+                path: self.path.to_path_buf(),
+            });
+        }
+        Ok(self.lock_head())
+    }
+
+    /// Chains `batch` onto the head and applies it atomically, without flushing.
     fn apply(&self, batch: Vec<(u64, Event)>) -> Result<Vec<Record>, AuditError> {
-        // A poisoned lock is still consistent: the counter only advances
-        // after its batch has been applied.
-        let mut next_seq = self.next_seq.lock().unwrap_or_else(PoisonError::into_inner);
-        let records: Vec<Record> = (*next_seq..)
-            .zip(batch)
-            .map(|(seq, (time_ms, event))| Record {
-                seq,
-                time_ms,
-                event,
-            })
-            .collect();
+        let mut head = self.lock_head_to_write()?;
+        let mut next = *head;
         let mut writes = sled::Batch::default();
-        for record in &records {
+        let mut records = Vec::with_capacity(batch.len());
+        for (time_ms, event) in batch {
+            let record = Record::link(&next.hash, next.seq + 1, time_ms, event);
             writes.insert(&seq_key(record.seq), record.encode());
+            next = ChainHead {
+                seq: record.seq,
+                hash: record.hash,
+            };
+            records.push(record);
         }
         self.tree.apply_batch(writes)?;
-        *next_seq += records.len() as u64;
+        *head = next;
         Ok(records)
     }
 }
@@ -102,22 +169,28 @@ pub struct Filter {
     pub kind: Option<EventKind>,
     /// Only events concerning the sandbox with this name.
     pub sandbox: Option<String>,
-    /// Only connections and kernel refusals whose destination IP, as a string, equals this.
+    /// Only events concerning this host: a connection whose host (TLS SNI or
+    /// HTTP Host) equals it, ignoring case, or whose destination IP, as a
+    /// string, equals it.
     pub host: Option<String>,
+    /// Only events naming the secret with this name or id.
+    pub secret: Option<String>,
     /// Only records with `time_ms >= since_ms`.
     pub since_ms: Option<u64>,
     /// Only records with `time_ms < until_ms`.
     pub until_ms: Option<u64>,
     /// Only records with `seq > after_seq`.
     pub after_seq: Option<u64>,
+    /// Only records with `seq <= through_seq`.
+    pub through_seq: Option<u64>,
     /// Only the last `limit` matches.
     pub limit: Option<usize>,
 }
 
 impl Filter {
-    /// Whether `record` passes every field except `after_seq` and `limit`,
-    /// which [`AuditStore::query`] applies while scanning.
-    fn matches(&self, record: &Record) -> bool {
+    /// Whether `record` passes every field except `after_seq`, `through_seq`
+    /// and `limit`, which [`AuditStore::query`] applies while scanning.
+    pub(super) fn matches(&self, record: &Record) -> bool {
         let event = &record.event;
         self.kind.is_none_or(|kind| event.kind() == kind)
             && self
@@ -126,19 +199,26 @@ impl Filter {
                 .is_none_or(|name| event.sandbox() == Some(name))
             && self.host.as_deref().is_none_or(|host| {
                 event
-                    .destination()
-                    .is_some_and(|dest| dest.ip().to_string() == host)
+                    .host()
+                    .is_some_and(|named| named.eq_ignore_ascii_case(host))
+                    || event
+                        .destination()
+                        .is_some_and(|dest| dest.ip().to_string() == host)
             })
+            && self
+                .secret
+                .as_deref()
+                .is_none_or(|secret| event.secret().is_some_and(|named| named.is(secret)))
             && self.since_ms.is_none_or(|since| record.time_ms >= since)
             && self.until_ms.is_none_or(|until| record.time_ms < until)
     }
 }
 
 /// Name of the sled tree holding the audit log.
-const TREE: &str = "audit";
+pub(super) const TREE: &str = "audit";
 
-/// Decodes entries from `entries` and keeps those matching `filter`,
-/// stopping after `max` matches.
+/// Decodes entries from `entries` and keeps the records matching `filter`,
+/// stopping after `max` matches. Retention anchors are skipped.
 fn collect_matching(
     entries: impl Iterator<Item = sled::Result<(IVec, IVec)>>,
     filter: &Filter,
@@ -150,9 +230,10 @@ fn collect_matching(
             break;
         }
         let (_, value) = entry?;
-        let record = Record::decode(&value)?;
-        if filter.matches(&record) {
-            records.push(record);
+        if let Entry::Record(record) = Entry::decode(&value)? {
+            if filter.matches(&record) {
+                records.push(record);
+            }
         }
     }
     Ok(records)
@@ -164,15 +245,18 @@ mod tests {
     use std::thread;
 
     use super::*;
-    use crate::audit::{Connection, SandboxChange, Verdict};
-
-    fn open(dir: &tempfile::TempDir) -> (sled::Db, AuditStore) {
-        let db = sled::open(dir.path()).unwrap();
-        let store = AuditStore::open(&db).unwrap();
-        (db, store)
-    }
+    use crate::audit::test_support::open;
+    use crate::audit::{Anchor, Connection, Hash, SandboxChange, Verdict};
 
     fn connection(sandbox: Option<&str>, destination: Option<&str>) -> Event {
+        connection_to(sandbox, destination, None)
+    }
+
+    fn connection_to(
+        sandbox: Option<&str>,
+        destination: Option<&str>,
+        host: Option<&str>,
+    ) -> Event {
         Event::Connection(Connection {
             sandbox: sandbox.map(str::to_owned),
             cgroup_id: 7,
@@ -182,7 +266,7 @@ mod tests {
             comm: "curl".into(),
             client: None,
             destination: destination.map(|d| d.parse::<SocketAddr>().unwrap()),
-            host: None,
+            host: host.map(str::to_owned),
             protocol: "tcp".into(),
             rule: None,
             verdict: Verdict::Allowed,
@@ -216,7 +300,10 @@ mod tests {
         store
             .append(vec![
                 (100, attached("a")),
-                (200, connection(Some("a"), Some("192.0.2.1:443"))),
+                (
+                    200,
+                    connection_to(Some("a"), Some("192.0.2.1:443"), Some("api.example.test")),
+                ),
                 (300, connection(Some("b"), Some("192.0.2.1:80"))),
                 (400, connection(Some("a"), Some("[2001:db8::1]:443"))),
                 (500, connection(None, None)),
@@ -242,6 +329,16 @@ mod tests {
         assert_eq!(seqs(&second), [3]);
         assert_eq!(first[1].time_ms, 2);
         assert_eq!(first[1].event, connection(None, None));
+        assert_eq!(first[0].prev_hash, Hash::GENESIS);
+        assert_eq!(first[1].prev_hash, first[0].hash);
+        assert_eq!(second[0].prev_hash, first[1].hash);
+        assert_eq!(
+            store.head(),
+            ChainHead {
+                seq: 3,
+                hash: second[0].hash
+            }
+        );
         assert!(store.append(Vec::new()).unwrap().is_empty());
         let stored = store.query(&Filter::default()).unwrap();
         assert_eq!(stored, [first, second].concat());
@@ -259,8 +356,10 @@ mod tests {
 
         let (_db, store) = open(&dir);
         assert_eq!(store.query(&Filter::default()).unwrap(), before);
+        assert_eq!(store.head().hash, before[4].hash);
         let after = store.append(vec![(9, detached("a"))]).unwrap();
         assert_eq!(seqs(&after), [6]);
+        assert_eq!(after[0].prev_hash, before[4].hash);
         assert_eq!(query(&store, Filter::default()), [1, 2, 3, 4, 5, 6]);
     }
 
@@ -346,6 +445,9 @@ mod tests {
         };
         assert_eq!(by_host("192.0.2.1"), [2, 3]);
         assert_eq!(by_host("2001:db8::1"), [4]);
+        assert_eq!(by_host("api.example.test"), [2]);
+        assert_eq!(by_host("API.Example.Test"), [2]);
+        assert!(by_host("example.test").is_empty());
         assert!(by_host("192.0.2.1:443").is_empty());
         assert!(by_host("a").is_empty());
     }
@@ -370,6 +472,115 @@ mod tests {
         assert_eq!(query(&store, since), [3, 4, 5, 6]);
         assert_eq!(query(&store, until), [1, 2]);
         assert_eq!(query(&store, window), [2, 3, 4]);
+    }
+
+    #[test]
+    fn filter_by_secret_matches_no_record_that_names_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, store) = populated(&dir);
+        let filter = Filter {
+            secret: Some("a".into()),
+            ..Filter::default()
+        };
+        assert!(query(&store, filter).is_empty());
+    }
+
+    #[test]
+    fn filter_through_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, store) = populated(&dir);
+        let window = |after, through| {
+            query(
+                &store,
+                Filter {
+                    after_seq: after,
+                    through_seq: Some(through),
+                    ..Filter::default()
+                },
+            )
+        };
+        assert_eq!(window(None, 3), [1, 2, 3]);
+        assert_eq!(window(Some(2), 4), [3, 4]);
+        assert!(window(Some(4), 4).is_empty());
+        assert!(window(Some(5), 2).is_empty());
+        assert_eq!(window(None, u64::MAX), [1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn queries_skip_anchors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, store) = populated(&dir);
+        let anchor = Anchor {
+            seq: 2,
+            hash: Hash([9; 32]),
+        };
+        let tree = db.open_tree(TREE).unwrap();
+        tree.remove(seq_key(1)).unwrap();
+        tree.insert(seq_key(2), anchor.encode()).unwrap();
+        assert_eq!(query(&store, Filter::default()), [3, 4, 5, 6]);
+        let newest_first = Filter {
+            limit: Some(10),
+            ..Filter::default()
+        };
+        assert_eq!(query(&store, newest_first), [3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn an_anchor_alone_is_the_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _store) = open(&dir);
+        let anchor = Anchor {
+            seq: 41,
+            hash: Hash([4; 32]),
+        };
+        db.open_tree(TREE)
+            .unwrap()
+            .insert(seq_key(41), anchor.encode())
+            .unwrap();
+        let store = AuditStore::open(&db, dir.path()).unwrap();
+        assert_eq!(
+            store.head(),
+            ChainHead {
+                seq: 41,
+                hash: anchor.hash
+            }
+        );
+        let next = store.append(vec![(1, attached("a"))]).unwrap();
+        assert_eq!(next[0].seq, 42);
+        assert_eq!(next[0].prev_hash, anchor.hash);
+    }
+
+    #[test]
+    fn a_store_opened_for_reading_reads_but_does_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _store) = populated(&dir);
+        db.open_tree(TREE)
+            .unwrap()
+            .insert(seq_key(6), &b"not json"[..])
+            .unwrap();
+        let reader = AuditStore::open_for_reading(&db, dir.path()).unwrap();
+        let filter = Filter {
+            through_seq: Some(5),
+            ..Filter::default()
+        };
+        assert_eq!(query(&reader, filter), [1, 2, 3, 4, 5]);
+        assert!(matches!(
+            reader.append(vec![(1, attached("a"))]),
+            Err(AuditError::ReadOnly { .. })
+        ));
+    }
+
+    #[test]
+    fn an_unreadable_newest_record_is_reported_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _store) = populated(&dir);
+        db.open_tree(TREE)
+            .unwrap()
+            .insert(seq_key(6), &b"not json"[..])
+            .unwrap();
+        let err = AuditStore::open(&db, dir.path()).err().unwrap();
+        assert!(matches!(err, AuditError::HeadUnreadable { seq: 6, .. }));
+        assert!(err.to_string().contains("veil audit verify"), "{err}");
     }
 
     #[test]
@@ -421,8 +632,8 @@ mod tests {
             after_seq: Some(1),
             since_ms: Some(100),
             until_ms: Some(1000),
-            host: None,
             limit: Some(1),
+            ..Filter::default()
         };
         assert_eq!(query(&store, filter), [4]);
     }

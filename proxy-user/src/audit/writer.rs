@@ -1,26 +1,32 @@
-//! The single task that owns audit appends and group-commits them.
+//! The single task that owns audit appends, group-commits them, and publishes
+//! what it committed.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc::error::SendError;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender, WeakUnboundedSender};
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{AuditError, AuditStore, Event, Record};
+use super::health::Health;
+use super::{AuditError, AuditStore, ChainHead, Event, Record, RetentionPolicy};
 
 /// The running writer task, used to shut it down.
 ///
 /// The task owns every append to its [`AuditStore`]: it takes everything
 /// queued through [`AuditHandle`]s (up to 1024 records at a time), appends it
-/// as one batch with a single flush, then acknowledges each waiter.
+/// as one batch with a single flush, acknowledges each waiter, and publishes
+/// the committed records to followers ([`super::Follow`]). It also applies
+/// retention when asked ([`AuditHandle::retain`]), between batches.
 ///
 /// The queue is unbounded on purpose: records are small and must never be
 /// dropped, and [`AuditHandle::record`] must never block the proxy. A bounded
 /// queue would force one of the two. Group commit keeps the writer ahead of
 /// any realistic connection rate, so the queue only grows while the disk
-/// stalls, and a failing disk is logged loudly.
+/// stalls, and a failing disk is logged loudly and marks the log failing
+/// ([`AuditHandle::is_healthy`]).
 #[derive(Debug)]
 pub struct AuditWriter {
     /// Weak, so that dropping every [`AuditHandle`] also ends the task.
@@ -34,18 +40,29 @@ impl AuditWriter {
     ///
     /// The task runs until [`AuditWriter::shutdown`] is called or every
     /// [`AuditHandle`] is dropped, and in both cases writes everything queued
-    /// before it exits.
+    /// before it exits. Followers see the end of the feed when it exits.
     ///
     /// # Panics
     ///
     /// When called outside a Tokio runtime, like [`tokio::spawn`].
     pub fn spawn(store: AuditStore) -> (AuditHandle, Self) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let writer = Self {
-            commands: tx.downgrade(),
-            task: tokio::spawn(run(store, rx)),
+        let (feed, _) = broadcast::channel(FEED_CAPACITY);
+        let shared = Arc::new(Shared {
+            health: Health::default(),
+            committed: Mutex::new(store.head()),
+        });
+        let handle = AuditHandle {
+            commands: tx,
+            shared: Arc::clone(&shared),
+            feed: feed.downgrade(),
         };
-        (AuditHandle { commands: tx }, writer)
+        let publisher = Publisher { feed, shared };
+        let writer = Self {
+            commands: handle.commands.downgrade(),
+            task: tokio::spawn(run(store, rx, publisher)),
+        };
+        (handle, writer)
     }
 
     /// Stops accepting records, waits until everything already queued is
@@ -70,6 +87,9 @@ impl AuditWriter {
 #[derive(Clone, Debug)]
 pub struct AuditHandle {
     commands: UnboundedSender<Command>,
+    shared: Arc<Shared>,
+    /// Weak, so that followers see the feed end when the writer exits.
+    feed: broadcast::WeakSender<Arc<Record>>,
 }
 
 impl AuditHandle {
@@ -87,31 +107,93 @@ impl AuditHandle {
     /// once it has been flushed to disk.
     ///
     /// The event is queued when this is called, not when the future is first
-    /// polled, so call order is seq order for calls from one task.
+    /// polled, so call order is seq order for calls from one task. Fails at
+    /// once with [`AuditError::Failing`] when the log is failing: whatever
+    /// waits for this must not go ahead.
     pub fn record_durable(
         &self,
         event: Event,
     ) -> impl Future<Output = Result<Record, AuditError>> + Send + 'static {
         let (ack, acked) = oneshot::channel();
+        let queued = match self.shared.health.failure() {
+            Some(reason) => Err(AuditError::Failing {
+                reason: reason.to_owned(),
+            }),
+            None => self
+                .commands
+                .send(Command::record(event, Some(ack)))
+                .map_err(|_| AuditError::WriterGone),
+        };
+        async move {
+            queued?;
+            acked.await.map_err(|_| AuditError::WriterGone)?
+        }
+    }
+
+    /// Whether the audit log works: `false` once a write has failed. Check it
+    /// before anything that must not happen unaudited.
+    pub fn is_healthy(&self) -> bool {
+        self.shared.health.failure().is_none()
+    }
+
+    /// Why the audit log is failing, with what and where; `None` while it works.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.health.failure().map(str::to_owned)
+    }
+
+    /// The newest record the writer has committed (flushed and published).
+    pub fn committed(&self) -> ChainHead {
+        *self
+            .shared
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `policy` now, between batches, and resolves with the
+    /// `retention` record if anything was dropped.
+    pub fn retain(
+        &self,
+        policy: RetentionPolicy,
+    ) -> impl Future<Output = Result<Option<Record>, AuditError>> + Send + 'static {
+        let (ack, acked) = oneshot::channel();
         let queued = self
             .commands
-            .send(Command::record(event, Some(ack)))
+            .send(Command::Retain { policy, ack })
             .map_err(|_| AuditError::WriterGone);
         async move {
             queued?;
             acked.await.map_err(|_| AuditError::WriterGone)?
         }
     }
+
+    /// A receiver of every record committed from now on; `None` once the
+    /// writer has exited.
+    pub(super) fn subscribe(&self) -> Option<broadcast::Receiver<Arc<Record>>> {
+        self.feed.upgrade().map(|feed| feed.subscribe())
+    }
 }
 
 /// Most records appended as one batch.
 const MAX_BATCH: usize = 1024;
 
+/// Committed records a follower may fall behind by before it has to re-read
+/// from the store.
+pub(super) const FEED_CAPACITY: usize = 4096;
+
+/// State the writer shares with every handle.
+#[derive(Debug)]
+struct Shared {
+    health: Health,
+    /// The newest committed link: flushed, and published to followers.
+    committed: Mutex<ChainHead>,
+}
+
 /// A message to the writer task.
 #[derive(Debug)]
-#[expect(
+#[allow(
     clippy::large_enum_variant,
-    reason = "nearly every command is a record; boxing it would cost an allocation each"
+    reason = "records are the common message; boxing each would add an allocation per record"
 )]
 enum Command {
     /// Store a record.
@@ -120,6 +202,11 @@ enum Command {
         event: Event,
         /// Where to report the outcome, for durable records.
         ack: Option<Ack>,
+    },
+    /// Apply a retention policy.
+    Retain {
+        policy: RetentionPolicy,
+        ack: oneshot::Sender<Result<Option<Record>, AuditError>>,
     },
     /// Stop accepting records, drain the queue and exit.
     Shutdown,
@@ -139,14 +226,20 @@ impl Command {
 /// The sender half of a durable record's acknowledgement.
 type Ack = oneshot::Sender<Result<Record, AuditError>>;
 
+/// Records waiting to be appended together, with their acks.
+#[derive(Default)]
+struct Pending {
+    events: Vec<(u64, Event)>,
+    acks: Vec<Option<Ack>>,
+}
+
 /// The writer task: appends queued records in batches until the queue is
 /// closed (by [`Command::Shutdown`] or by every sender being dropped) and
 /// drained.
-async fn run(store: AuditStore, mut commands: UnboundedReceiver<Command>) {
+async fn run(store: AuditStore, mut commands: UnboundedReceiver<Command>, publisher: Publisher) {
     let mut received = Vec::with_capacity(MAX_BATCH);
     while commands.recv_many(&mut received, MAX_BATCH).await > 0 {
-        let mut batch = Vec::with_capacity(received.len());
-        let mut acks = Vec::with_capacity(received.len());
+        let mut pending = Pending::default();
         for command in received.drain(..) {
             match command {
                 Command::Record {
@@ -154,48 +247,127 @@ async fn run(store: AuditStore, mut commands: UnboundedReceiver<Command>) {
                     event,
                     ack,
                 } => {
-                    batch.push((time_ms, event));
-                    acks.push(ack);
+                    pending.events.push((time_ms, event));
+                    pending.acks.push(ack);
+                }
+                Command::Retain { policy, ack } => {
+                    // Everything queued before it goes first.
+                    publisher.append(&store, std::mem::take(&mut pending)).await;
+                    let _ = ack.send(publisher.retain(&store, policy).await);
                 }
                 // Records queued before the close are still received.
                 Command::Shutdown => commands.close(),
             }
         }
-        append(&store, batch, acks).await;
+        publisher.append(&store, pending).await;
     }
 }
 
-/// Appends `batch` off the async runtime (flushing blocks on the disk) and
-/// reports the outcome to each record's ack, in order.
-async fn append(store: &AuditStore, batch: Vec<(u64, Event)>, acks: Vec<Option<Ack>>) {
-    if batch.is_empty() {
-        return;
-    }
-    let store = store.clone();
-    // Sending an ack fails only when the waiter stopped waiting; nobody is
-    // left to tell, so those results are ignored.
-    match tokio::task::spawn_blocking(move || store.append(batch)).await {
-        Ok(Ok(records)) => {
-            for (ack, record) in acks.into_iter().zip(records) {
-                if let Some(ack) = ack {
-                    let _ = ack.send(Ok(record));
+/// The writer's side of the shared state and the feed.
+struct Publisher {
+    feed: broadcast::Sender<Arc<Record>>,
+    shared: Arc<Shared>,
+}
+
+impl Publisher {
+    /// Appends `pending` off the async runtime (flushing blocks on the disk),
+    /// reports the outcome to each record's ack, in order, and publishes the
+    /// committed records.
+    async fn append(&self, store: &AuditStore, pending: Pending) {
+        let Pending { events, acks } = pending;
+        if events.is_empty() {
+            return;
+        }
+        let blocking = store.clone();
+        // Sending an ack fails only when the waiter stopped waiting; nobody is
+        // left to tell, so those results are ignored.
+        match tokio::task::spawn_blocking(move || blocking.append(events)).await {
+            Ok(Ok(records)) => {
+                self.commit(&records);
+                for (ack, record) in acks.into_iter().zip(records) {
+                    if let Some(ack) = ack {
+                        let _ = ack.send(Ok(record));
+                    }
                 }
             }
+            Ok(Err(e)) => {
+                self.fail(store, &e.to_string(), acks.len());
+                for ack in acks.into_iter().flatten() {
+                    let _ = ack.send(Err(e.clone()));
+                }
+            }
+            // Dropping the acks makes their waiters fail with `WriterGone`.
+            Err(e) => self.fail(store, &format!("the write was aborted: {e}"), acks.len()),
         }
-        Ok(Err(e)) => {
-            log::error!("audit log write failed, {} records lost: {e}", acks.len());
-            for ack in acks.into_iter().flatten() {
-                let _ = ack.send(Err(e.clone()));
+    }
+
+    /// Applies `policy` off the async runtime and publishes its record.
+    async fn retain(
+        &self,
+        store: &AuditStore,
+        policy: RetentionPolicy,
+    ) -> Result<Option<Record>, AuditError> {
+        let blocking = store.clone();
+        let outcome = tokio::task::spawn_blocking(move || blocking.retain(&policy, now_ms()))
+            .await
+            .map_err(|_| AuditError::WriterGone)
+            .and_then(|outcome| outcome);
+        match &outcome {
+            Ok(Some(record)) => self.commit(std::slice::from_ref(record)),
+            Ok(None) => {}
+            Err(AuditError::Store(e)) => self.fail(store, &format!("retention: {e}"), 0),
+            Err(e) => log::error!("audit retention in {} failed: {e}", store.path().display()),
+        }
+        outcome
+    }
+
+    /// Moves the committed head to the last of `records`, then publishes them
+    /// (in that order, so that a follower that reads the head after
+    /// subscribing misses nothing).
+    fn commit(&self, records: &[Record]) {
+        let Some(last) = records.last() else {
+            return;
+        };
+        *self
+            .shared
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = ChainHead {
+            seq: last.seq,
+            hash: last.hash,
+        };
+        if self.feed.receiver_count() > 0 {
+            for record in records {
+                // Fails only when every follower has gone since the check.
+                let _ = self.feed.send(Arc::new(record.clone()));
             }
         }
-        // Dropping the acks makes their waiters fail with `WriterGone`.
-        Err(e) => log::error!("audit log write aborted, {} records lost: {e}", acks.len()),
+    }
+
+    /// Marks the log failing and reports the failed write loudly (the first one in full).
+    fn fail(&self, store: &AuditStore, error: &str, lost: usize) {
+        let place = store.path().display();
+        let first = self
+            .shared
+            .health
+            .fail(format!("writing the audit log in {place} failed: {error}"));
+        if first {
+            log::error!(
+                "AUDIT LOG FAILURE: writing to the audit log in {place} failed: {error}; {lost} \
+                 records may be lost. veil refuses anything that must be audited until it is \
+                 restarted with a working audit log (check free space and the database)"
+            );
+        } else {
+            log::error!(
+                "audit log in {place} still failing: {error}; {lost} more records may be lost"
+            );
+        }
     }
 }
 
 /// The current time in milliseconds since the Unix epoch; 0 if the clock is
 /// before the epoch.
-fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -207,6 +379,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::audit::test_support::open;
     use crate::audit::{Filter, SandboxChange};
 
     fn attached(name: &str) -> Event {
@@ -215,12 +388,6 @@ mod tests {
             cgroup: format!("/sys/fs/cgroup/{name}"),
             cgroup_id: 1,
         })
-    }
-
-    fn open(dir: &tempfile::TempDir) -> (sled::Db, AuditStore) {
-        let db = sled::open(dir.path()).unwrap();
-        let store = AuditStore::open(&db).unwrap();
-        (db, store)
     }
 
     #[tokio::test]
@@ -295,5 +462,84 @@ mod tests {
         drop(audit);
         writer.task.await.unwrap();
         assert_eq!(store.query(&Filter::default()).unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_committed_head_follows_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, store) = open(&dir);
+        store.append(vec![(1, attached("old"))]).unwrap();
+        let (audit, writer) = AuditWriter::spawn(store.clone());
+        assert_eq!(audit.committed(), store.head());
+        let record = audit.record_durable(attached("a")).await.unwrap();
+        assert_eq!(record.seq, 2);
+        assert_eq!(
+            audit.committed(),
+            ChainHead {
+                seq: 2,
+                hash: record.hash
+            }
+        );
+        writer.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_fails_durable_records_and_marks_the_log_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, store) = open(&dir);
+        let (audit, writer) = AuditWriter::spawn(store);
+        audit.record_durable(attached("a")).await.unwrap();
+        assert!(audit.is_healthy());
+        assert_eq!(audit.failure(), None);
+        // Every operation on a dropped tree fails, as on a broken database.
+        assert!(db.drop_tree(crate::audit::store::TREE).unwrap());
+        let err = audit.record_durable(attached("b")).await.unwrap_err();
+        assert!(matches!(err, AuditError::Store(_)), "{err}");
+        assert!(!audit.is_healthy());
+        let failure = audit.failure().unwrap();
+        assert!(
+            failure.contains(&dir.path().display().to_string()),
+            "{failure}"
+        );
+        // From now on durable records are refused at once, saying why.
+        let err = audit.record_durable(attached("c")).await.unwrap_err();
+        assert!(matches!(err, AuditError::Failing { .. }), "{err}");
+        assert!(err.to_string().contains(&failure), "{err}");
+        // Fire-and-forget records are still tried (and fail) without a panic.
+        audit.record(attached("d"));
+        writer.shutdown().await;
+        assert!(!audit.is_healthy());
+    }
+
+    #[tokio::test]
+    async fn retention_runs_between_batches_and_is_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, store) = open(&dir);
+        let (audit, writer) = AuditWriter::spawn(store.clone());
+        let mut feed = audit.subscribe().unwrap();
+        for i in 0..5 {
+            audit.record(attached(&i.to_string()));
+        }
+        let policy = RetentionPolicy {
+            max_records: Some(2),
+            ..RetentionPolicy::default()
+        };
+        let record = audit.retain(policy).await.unwrap().unwrap();
+        assert_eq!(record.seq, 6);
+        assert_eq!(audit.committed().seq, 6);
+        let published: Vec<u64> = (0..6).map(|_| feed.try_recv().unwrap().seq).collect();
+        assert_eq!(published, [1, 2, 3, 4, 5, 6]);
+        let stored: Vec<u64> = store
+            .query(&Filter::default())
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(stored, [5, 6]);
+        writer.shutdown().await;
+        assert!(matches!(
+            audit.retain(policy).await,
+            Err(AuditError::WriterGone)
+        ));
     }
 }

@@ -390,7 +390,7 @@ mod tests {
 
     fn open(dir: tempfile::TempDir) -> Fixture {
         let db = sled::open(dir.path().join("db")).unwrap();
-        let audit = AuditStore::open(&db).unwrap();
+        let audit = AuditStore::open(&db, &dir.path().join("db")).unwrap();
         let (handle, writer) = AuditWriter::spawn(audit.clone());
         let store = SecretStore::open(
             &db,
@@ -568,7 +568,8 @@ mod tests {
         assert_eq!(value_of(&reopened.store, &a.id), "tok-a");
         let dir = reopened.close().await;
         let db = sled::open(dir.path().join("db")).unwrap();
-        let (handle, writer) = AuditWriter::spawn(AuditStore::open(&db).unwrap());
+        let (handle, writer) =
+            AuditWriter::spawn(AuditStore::open(&db, &dir.path().join("db")).unwrap());
         let wrong = SecretStore::open(
             &db,
             MasterKey::new(&[8; 32]).unwrap(),

@@ -1,0 +1,620 @@
+//! The audit log: `veil audit verify` on intact and tampered logs (with and without the
+//! daemon), `--follow` live, every filter (through the daemon and straight from the
+//! database), retention that keeps the chain verifiable, and a full disk that stops durable
+//! records and turns `/healthz` to 503.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc::{self, Receiver},
+    thread,
+    time::Duration,
+};
+
+use serde_json::Value;
+use veil_tests::{auditdb, eventually, EchoServers, Instance};
+
+const CLIENT: &str = env!("CARGO_BIN_EXE_veil-test-client");
+
+#[test]
+fn verify_passes_on_an_intact_log_and_finds_edited_deleted_and_reordered_records() {
+    let mut veil = Instance::new();
+    let server = EchoServers::start(&["127.0.0.2"], 1);
+    veil.start_daemon(&[]);
+    for name in ["v1", "v2", "v3"] {
+        echo(&veil, name, server.addrs[0]);
+    }
+    veil.wait_connections(3);
+    let count = veil.audit().len();
+    assert_intact(&veil, count);
+    let (status, body) = veil.api_get("/v1/audit/verify");
+    assert_eq!(status, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).expect("a JSON verification");
+    assert_eq!(report["verified"], count as u64, "{body}");
+    assert_eq!(report["broken"], Value::Null, "{body}");
+
+    veil.stop_daemon(libc::SIGTERM);
+    let count = veil.audit().len();
+    assert_intact(&veil, count);
+    let seq = seq_of(&veil.connections()[1]);
+    let db = veil.db_path();
+
+    // Edited: a refused connection passed off as allowed.
+    let original = auditdb::edit(&db, |tree| {
+        let original = auditdb::value(tree, seq);
+        let edited = original.replace(r#""verdict":"allowed""#, r#""verdict":"refused""#);
+        assert_ne!(edited, original);
+        tree.insert(auditdb::key(seq), edited.as_bytes())
+            .expect("editing");
+        original
+    });
+    assert_broken(&veil, seq, "changed");
+    restore(&db, seq, &original);
+    assert_intact(&veil, count);
+
+    // Deleted.
+    auditdb::edit(&db, |tree| {
+        tree.remove(auditdb::key(seq)).expect("deleting")
+    });
+    assert_broken(&veil, seq, "removed");
+    restore(&db, seq, &original);
+    assert_intact(&veil, count);
+
+    // Reordered: two neighbours swapped.
+    auditdb::edit(&db, |tree| {
+        let next = auditdb::value(tree, seq + 1);
+        tree.insert(auditdb::key(seq), next.as_bytes())
+            .expect("swapping");
+        tree.insert(auditdb::key(seq + 1), original.as_bytes())
+            .expect("swapping");
+    });
+    assert_broken(&veil, seq, "reordered");
+
+    // A daemon started on the tampered log finds the same through the API.
+    veil.start_daemon(&[]);
+    assert_broken(&veil, seq, "reordered");
+}
+
+#[test]
+fn durable_records_survive_sigkill_and_the_chain_stays_whole() {
+    let mut veil = Instance::new();
+    let server = EchoServers::start(&["127.0.0.2"], 2);
+    veil.start_daemon(&[]);
+    for i in 0..5 {
+        let name = format!("k{i}");
+        let out = veil.run_veil(&[
+            "run",
+            "--sandbox",
+            &name,
+            "--",
+            CLIENT,
+            "many",
+            "50",
+            &server.addr_list(),
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    // Connection records are still being queued and committed while the daemon dies.
+    veil.stop_daemon(libc::SIGKILL);
+    let records = veil.audit();
+    for i in 0..5 {
+        let name = format!("k{i}");
+        for kind in ["sandbox_attached", "sandbox_detached"] {
+            assert!(
+                records
+                    .iter()
+                    .any(|r| r["kind"] == kind && r["name"] == name),
+                "{kind} {name} was acknowledged, so it must have survived"
+            );
+        }
+    }
+    assert_intact(&veil, records.len());
+    // A restarted daemon continues the chain.
+    veil.start_daemon(&[]);
+    echo(&veil, "after", server.addrs[0]);
+    veil.stop_daemon(libc::SIGTERM);
+    assert_intact(&veil, veil.audit().len());
+}
+
+#[test]
+fn follow_shows_records_as_they_land() {
+    let mut veil = Instance::new();
+    let server = EchoServers::start(&["127.0.0.2"], 1);
+    veil.start_daemon(&[]);
+    echo(&veil, "f0", server.addrs[0]);
+    veil.wait_connections(1);
+
+    let mut json = Follower::start(&veil, &["--json", "--kind", "connection"]);
+    let first = json.record();
+    assert_eq!(first["sandbox"], "f0");
+    let mut last = seq_of(&first);
+    for name in ["f1", "f2"] {
+        echo(&veil, name, server.addrs[0]);
+        let record = json.record();
+        assert_eq!(record["kind"], "connection");
+        assert_eq!(record["sandbox"], name);
+        assert!(seq_of(&record) > last, "{record} after seq {last}");
+        last = seq_of(&record);
+    }
+
+    let mut table = Follower::start(&veil, &["--sandbox", "f3"]);
+    assert!(table.line().starts_with("SEQ "), "the header comes first");
+    echo(&veil, "f3", server.addrs[0]);
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        let row = table.line();
+        assert!(row.contains(" f3 "), "{row}");
+        kinds.push(row.split_whitespace().nth(2).unwrap_or_default().to_owned());
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["connection", "sandbox_attached", "sandbox_detached"]
+    );
+    table.stop();
+
+    // The daemon stopping ends a follow, saying so.
+    veil.stop_daemon(libc::SIGTERM);
+    let out = json.finish();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("daemon stopped"),
+        "{out:?}"
+    );
+    // Without a daemon there is nothing to follow.
+    let out = veil.run_veil(&["audit", "--follow"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--follow needs the veil daemon"));
+}
+
+#[test]
+fn every_filter_through_the_daemon_and_from_the_database() {
+    let mut veil = Instance::new();
+    let server = EchoServers::start(&["127.0.0.2", "127.0.0.3"], 1);
+    veil.start_daemon(&[]);
+    echo(&veil, "one", server.addrs[0]);
+    echo(&veil, "two", server.addrs[1]);
+    // Plain HTTP naming a host: the policy only allows addresses, so it is refused, and its
+    // record names the host.
+    let web = veil.run_veil(&[
+        "run",
+        "--sandbox",
+        "web",
+        "--",
+        "curl",
+        "-sS",
+        "--max-time",
+        "10",
+        "--resolve",
+        &format!("API.example.test:{}:127.0.0.2", server.addrs[0].port()),
+        &format!("http://API.example.test:{}/", server.addrs[0].port()),
+    ]);
+    assert!(web.status.code().is_some(), "{web:?}");
+    veil.wait_connections(3);
+    veil.reload();
+    veil.wait_records("policy_changed", 2);
+    let all = veil.audit();
+
+    let expect = |keep: &dyn Fn(&Value) -> bool| -> Vec<u64> {
+        all.iter().filter(|r| keep(r)).map(seq_of).collect()
+    };
+    let two_conn_time = all
+        .iter()
+        .find(|r| r["kind"] == "connection" && r["sandbox"] == "two")
+        .map(|r| r["time_ms"].as_u64().expect("a time"))
+        .expect("sandbox two's connection");
+    let two_conn_rfc3339 = rfc3339(two_conn_time);
+    let cases: Vec<(Vec<&str>, Vec<u64>)> = vec![
+        (
+            vec!["--sandbox", "one"],
+            expect(&|r| r["sandbox"] == "one" || r["name"] == "one"),
+        ),
+        (
+            vec!["--kind", "connection"],
+            expect(&|r| r["kind"] == "connection"),
+        ),
+        (
+            vec!["--host", "127.0.0.3"],
+            expect(&|r| r["kind"] == "connection" && r["sandbox"] == "two"),
+        ),
+        (
+            vec!["--host", "api.EXAMPLE.test"],
+            expect(&|r| {
+                r["host"]
+                    .as_str()
+                    .is_some_and(|h| h.eq_ignore_ascii_case("api.example.test"))
+            }),
+        ),
+        (
+            vec!["--kind", "policy_changed"],
+            expect(&|r| r["kind"] == "policy_changed"),
+        ),
+        (
+            vec!["--since", &two_conn_rfc3339],
+            expect(&|r| r["time_ms"].as_u64() >= Some(two_conn_time)),
+        ),
+        (
+            vec!["--until", &two_conn_rfc3339],
+            expect(&|r| r["time_ms"].as_u64() < Some(two_conn_time)),
+        ),
+        (
+            vec![
+                "--since",
+                "1h",
+                "--kind",
+                "sandbox_attached",
+                "--limit",
+                "2",
+            ],
+            expect(&|r| r["kind"] == "sandbox_attached")[1..].to_vec(),
+        ),
+        (vec!["--until", "1h"], Vec::new()),
+        (vec!["--secret", "github-main"], Vec::new()),
+        (
+            vec!["--limit", "1"],
+            vec![seq_of(all.last().expect("records"))],
+        ),
+    ];
+    for (args, expected) in &cases {
+        assert_eq!(
+            &seqs(&veil, args),
+            expected,
+            "veil audit {args:?} with the daemon"
+        );
+    }
+    let policies = audit_json(&veil, &["--kind", "policy_changed"]);
+    assert_eq!(policies[0]["trigger"], "start");
+    assert_eq!(policies[1]["trigger"], "reload");
+    assert_eq!(
+        policies[1]["source"],
+        veil.config_path().display().to_string()
+    );
+    assert_eq!(policies[1]["allow_rules"], 2);
+
+    // The table: a header and one row per record.
+    let out = veil.run_veil(&["audit", "--sandbox", "one"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("SEQ "), "{table}");
+    assert_eq!(table.lines().count(), 1 + cases[0].1.len(), "{table}");
+    // The same filters over the API.
+    let (status, body) = veil.api_get("/v1/audit?host=127.0.0.3&kind=connection");
+    assert_eq!(status, 200);
+    assert_eq!(body.lines().count(), 1, "{body}");
+
+    // Bad filters say what is wrong.
+    for (args, says) in [
+        (&["--kind", "nope"][..], "policy_changed"),
+        (&["--since", "yesterday"], "since"),
+        (&["--until", "2026-13-01T00:00:00Z"], "until"),
+        (&["--limit", "x"], "--limit"),
+    ] {
+        let out = veil.run_veil(&[&["audit"], args].concat());
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+
+    // Straight from the database, the answers are the same.
+    veil.stop_daemon(libc::SIGTERM);
+    for (args, expected) in &cases {
+        assert_eq!(
+            &seqs(&veil, args),
+            expected,
+            "veil audit {args:?} without the daemon"
+        );
+    }
+}
+
+#[test]
+fn retention_by_count_and_age_keeps_verify_passing() {
+    let mut veil = Instance::new();
+    let server = EchoServers::start(&["127.0.0.2"], 1);
+    veil.start_daemon(&[
+        "--audit-max-records",
+        "5",
+        "--audit-retention-interval",
+        "1s",
+    ]);
+    for name in ["r1", "r2", "r3", "r4"] {
+        echo(&veil, name, server.addrs[0]);
+    }
+    let retention = veil.wait_records("retention", 1);
+    assert_eq!(retention[0]["max_records"], 5);
+    assert!(retention[0]["dropped"].as_u64() > Some(0));
+    let records = veil.audit();
+    let first = seq_of(&records[0]);
+    assert!(first > 1, "the oldest records are gone: {records:?}");
+    assert_verified(&veil, "dropped by retention");
+    veil.stop_daemon(libc::SIGTERM);
+    assert_verified(&veil, "dropped by retention");
+
+    // By age, at start: everything older than a second goes.
+    thread::sleep(Duration::from_millis(1500));
+    veil.start_daemon(&["--audit-max-age", "1s"]);
+    let retention = veil.wait_records("retention", 1);
+    let latest = retention.last().expect("a retention record");
+    assert_eq!(latest["max_age_ms"], 1000);
+    eventually("only new records", || {
+        veil.audit()
+            .iter()
+            .all(|r| r["kind"] == "policy_changed" || r["kind"] == "retention")
+    });
+    assert_verified(&veil, "dropped by retention");
+    veil.stop_daemon(libc::SIGTERM);
+    assert_verified(&veil, "dropped by retention");
+
+    // Removing the anchor retention left is caught.
+    let anchor = auditdb::edit(&veil.db_path(), |tree| {
+        let (key, value) = tree.first().expect("reading").expect("an anchor");
+        assert!(value.starts_with(br#"{"anchor":"#), "{value:?}");
+        tree.remove(&key).expect("removing the anchor");
+        u64::from_be_bytes(key.as_ref().try_into().expect("an 8-byte key"))
+    });
+    assert_broken(&veil, 1, "removed");
+    let out = veil.run_veil(&["audit", "verify"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("records 1 to {anchor}")),
+        "{out:?}"
+    );
+
+    // Bad retention options are refused up front.
+    for args in [
+        &["serve", "--audit-max-records", "0"][..],
+        &["serve", "--audit-max-age", "0s"],
+        &["serve", "--audit-max-age", "soon"],
+    ] {
+        let out = veil.run_veil(args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--audit-max"),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_audit_log_loudly_and_healthz_says_so() {
+    let mut veil = Instance::new();
+    let state = veil.state_dir();
+    let _mount = Tmpfs::mount(&state, "8m");
+    veil.start_daemon(&[]);
+    let out = veil.run_veil(&["run", "--sandbox", "before", "--", "true"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(veil.api_get("/healthz").0, 200);
+
+    fill(&state);
+    // Each reload is a policy_changed record; sled fails once it needs a page it cannot get.
+    let mut health = veil.api_get("/healthz");
+    for _ in 0..500 {
+        if health.0 != 200 {
+            break;
+        }
+        veil.reload();
+        thread::sleep(Duration::from_millis(20));
+        health = veil.api_get("/healthz");
+    }
+    let (status, body) = health;
+    assert_eq!(status, 503, "{body}");
+    let health: Value = serde_json::from_str(&body).expect("a JSON body");
+    assert_eq!(health["status"], "failing");
+    let reason = health["reason"].as_str().expect("a reason");
+    assert!(reason.contains("audit log"), "{reason}");
+    assert!(
+        reason.contains(&veil.db_path().display().to_string()),
+        "{reason}"
+    );
+    assert!(veil.daemon_log().contains("AUDIT LOG FAILURE"));
+
+    // Nothing that needs its record goes ahead, and the refusal says why.
+    let out = veil.run_veil(&["run", "--sandbox", "after", "--", "true"]);
+    assert!(!out.status.success(), "a sandbox must not start unaudited");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the audit log is failing"),
+        "{stderr}\n{}",
+        veil.daemon_log()
+    );
+    veil.stop_daemon(libc::SIGKILL);
+}
+
+/// Runs `veil-test-client echo` to `dst` in a new sandbox `name`.
+fn echo(veil: &Instance, name: &str, dst: SocketAddr) {
+    let out = veil.run_veil(&[
+        "run",
+        "--sandbox",
+        name,
+        "--",
+        CLIENT,
+        "echo",
+        &dst.to_string(),
+        name,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+}
+
+fn seq_of(record: &Value) -> u64 {
+    record["seq"].as_u64().expect("a seq")
+}
+
+/// `veil audit --json ARGS`, parsed.
+fn audit_json(veil: &Instance, args: &[&str]) -> Vec<Value> {
+    let out = veil.run_veil(&[&["audit", "--json"], args].concat());
+    assert!(out.status.success(), "veil audit {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// The seqs `veil audit --json ARGS` prints.
+fn seqs(veil: &Instance, args: &[&str]) -> Vec<u64> {
+    audit_json(veil, args).iter().map(seq_of).collect()
+}
+
+/// `time_ms` as RFC 3339 with milliseconds.
+fn rfc3339(time_ms: u64) -> String {
+    let out = Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!("@{}.{:03}", time_ms / 1000, time_ms % 1000),
+            "+%Y-%m-%dT%H:%M:%S.%3NZ",
+        ])
+        .output()
+        .expect("date runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Asserts `veil audit verify` finds `count` intact records.
+fn assert_intact(veil: &Instance, count: usize) {
+    assert_verified(veil, &format!("audit log intact: {count} records verified"));
+}
+
+/// Asserts `veil audit verify` passes and says `says`.
+fn assert_verified(veil: &Instance, says: &str) {
+    let out = veil.run_veil(&["audit", "verify"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains(says), "{stdout}");
+}
+
+/// Asserts `veil audit verify` fails, naming record `seq` as `what` (changed, removed,
+/// reordered).
+fn assert_broken(veil: &Instance, seq: u64, what: &str) {
+    let out = veil.run_veil(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("record {seq} was {what}")),
+        "expected record {seq} {what}: {stderr}"
+    );
+}
+
+/// Puts `value` back as record `seq`.
+fn restore(db: &Path, seq: u64, value: &str) {
+    auditdb::edit(db, |tree| {
+        tree.insert(auditdb::key(seq), value.as_bytes())
+            .expect("restoring")
+    });
+}
+
+/// Fills the file system holding `dir` until it has no space left.
+fn fill(dir: &Path) {
+    let out = Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            &format!("of={}", dir.join("filler").display()),
+            "bs=64k",
+        ])
+        .output()
+        .expect("dd runs");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No space left"),
+        "{out:?}"
+    );
+}
+
+/// `veil audit --follow ARGS` running, its output lines read as they arrive.
+struct Follower {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Follower {
+    fn start(veil: &Instance, args: &[&str]) -> Self {
+        let mut child = veil
+            .veil()
+            .args([&["audit", "--follow"], args].concat())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("veil audit --follow starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next line, waiting up to ten seconds.
+    fn line(&mut self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a line from veil audit --follow within 10 s")
+    }
+
+    /// The next line as a JSON record.
+    fn record(&mut self) -> Value {
+        let line = self.line();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+    }
+
+    /// Interrupts it.
+    fn stop(&mut self) {
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+    }
+
+    /// Waits for it to end by itself (within ten seconds).
+    fn finish(mut self) -> Output {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().expect("waiting").is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "veil audit --follow did not end"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        let child = std::mem::replace(
+            &mut self.child,
+            Command::new("true").spawn().expect("true runs"),
+        );
+        child.wait_with_output().expect("its output")
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small tmpfs mounted over a directory for the length of a test.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Self {
+        fs::create_dir_all(dir).expect("creating the mount point");
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mounting a tmpfs on {}", dir.display());
+        Self(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
