@@ -1,15 +1,13 @@
 //! `veil reset`: remove what an installation put in the kernel and the cgroup tree, so that
 //! formerly steered cgroups connect directly again. The audit log is kept.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use crate::{
-    audit::{AuditError, AuditStore, Event, SandboxChange},
-    cgroup::{self, CgroupError},
+    audit::{self, AuditStore, Event, SandboxChange},
+    cgroup,
     config::Paths,
     daemon::{self, DaemonError},
-    sandbox::{Registry, RegistryError},
-    steering::{self, SteeringError},
+    sandbox::Registry,
+    steering,
 };
 
 /// Errors from `veil reset`.
@@ -18,29 +16,9 @@ pub enum ResetError {
     /// The daemon is running.
     #[error("veil serve is running for {0}: stop it first (reset removes what it uses)")]
     Running(String),
-    /// The lock or another daemon-side step failed.
+    /// Taking the lock, detaching, removing cgroups, or the database failed.
     #[error(transparent)]
     Daemon(#[from] DaemonError),
-    /// Detaching or unpinning failed.
-    #[error(transparent)]
-    Steering(#[from] SteeringError),
-    /// Removing the sandbox cgroups failed.
-    #[error(transparent)]
-    Cgroup(#[from] CgroupError),
-    /// The sandbox registry failed.
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-    /// The audit log failed.
-    #[error(transparent)]
-    Audit(#[from] AuditError),
-    /// The database could not be opened.
-    #[error("opening the database in {path}: {source}")]
-    Db {
-        /// The database directory.
-        path: String,
-        /// sled's error.
-        source: sled::Error,
-    },
 }
 
 /// What `reset` removed.
@@ -67,6 +45,11 @@ pub fn reset(paths: &Paths) -> Result<Report, ResetError> {
         }
         Err(e) => return Err(e.into()),
     };
+    Ok(undo(paths)?)
+}
+
+/// The work of `reset`, with the daemon's lock held.
+fn undo(paths: &Paths) -> Result<Report, DaemonError> {
     let mut report = Report {
         detached: steering::remove_all(&paths.bpf_dir)?,
         ..Report::default()
@@ -75,16 +58,13 @@ pub fn reset(paths: &Paths) -> Result<Report, ResetError> {
     cgroup::remove(&parent)?;
     let db_path = paths.db();
     if db_path.exists() {
-        let db = sled::open(&db_path).map_err(|source| ResetError::Db {
-            path: db_path.display().to_string(),
+        let db = sled::open(&db_path).map_err(|source| DaemonError::Db {
+            path: db_path.clone(),
             source,
         })?;
         let registry = Registry::open(&db)?;
         let store = AuditStore::open(&db, &db_path)?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
+        let now = audit::now_ms();
         let mut events = Vec::new();
         for sandbox in registry.list() {
             registry.remove(&sandbox.name)?;
