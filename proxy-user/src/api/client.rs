@@ -228,7 +228,14 @@ impl ApiClient {
         }
         let mut pending = Vec::new();
         while let Some(frame) = body.frame().await {
-            let Ok(data) = frame?.into_data() else {
+            let frame = match frame {
+                Ok(frame) => frame,
+                // The daemon went away mid-stream (it stopped or was killed): the follow is
+                // over, as when it ends the stream itself.
+                Err(e) if connection_closed(&e) => break,
+                Err(e) => return Err(e.into()),
+            };
+            let Ok(data) = frame.into_data() else {
                 continue;
             };
             pending.extend_from_slice(&data);
@@ -313,6 +320,26 @@ fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
         .map(|e| e.error)
         .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned());
     ClientError::Api { status, message }
+}
+
+/// Whether `error` says the connection closed under a body being read.
+fn connection_closed(error: &hyper::Error) -> bool {
+    if error.is_incomplete_message() {
+        return true;
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+            );
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Decodes JSON lines of records.
