@@ -268,6 +268,23 @@ fn a_client_hello_split_over_two_segments_is_reassembled() {
 }
 
 #[test]
+fn a_client_slow_to_send_its_client_hello_is_still_intercepted() {
+    // Allowed by address too, so veil connects upstream while it waits to see who speaks
+    // first; the client does, and its TLS is intercepted like any other.
+    let env = Env::new(&policy(&[HOST, "127.0.0.2/32"]));
+    let mut args = vec!["run", "--", CLIENT, "slow-hello"];
+    let tls = env.tls_args(HOST);
+    args.extend(tls.iter().map(String::as_str));
+    assert_eq!(
+        assert_ok(&env.veil.run_veil(&args)),
+        "ok GET /slow HTTP/1.1\n"
+    );
+    let conns = env.veil.wait_connections(1);
+    assert_eq!(conns[0]["protocol"], "tls");
+    assert_eq!(conns[0]["reason"], "intercepted");
+}
+
+#[test]
 fn a_policy_reload_under_traffic_keeps_open_connections_and_applies_to_new_ones() {
     let env = Env::new(&policy(&[HOST]));
     let resolve = env.resolve(HOST);

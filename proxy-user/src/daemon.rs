@@ -158,10 +158,14 @@ impl Daemon {
         create_dir(&paths.state_dir, 0o700)?;
         let lock = take_lock(&paths.lock(), &paths.run_dir)?;
         let db_path = paths.db();
-        let db = sled::open(&db_path).map_err(|source| DaemonError::Db {
-            path: db_path.clone(),
-            source,
-        })?;
+        let db = sled::Config::new()
+            .path(&db_path)
+            .cache_capacity(DB_CACHE_BYTES)
+            .open()
+            .map_err(|source| DaemonError::Db {
+                path: db_path.clone(),
+                source,
+            })?;
         let registry = Registry::open(&db)?;
         let store = AuditStore::open(&db, &db_path)?;
         let (audit, writer) = AuditWriter::spawn(store.clone());
@@ -592,6 +596,11 @@ fn load_policy(config: &ConfigFile) -> Result<Policy, DaemonError> {
         _ => Ok(policy::config::load(config.path())?),
     }
 }
+
+/// sled's page cache. Its default, 1 GiB, is what a busy audit log grows it to (`cargo xtask
+/// bench` saw veil at 1.9 GiB resident); the log is written at its end and read mostly there,
+/// so a small cache serves it as well.
+const DB_CACHE_BYTES: u64 = 64 << 20;
 
 /// Writes the bundle sandboxes trust: the system's roots plus veil's CA (world-readable, so
 /// workloads running as other users can read it).

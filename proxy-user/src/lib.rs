@@ -14,7 +14,8 @@
 //! - [`steering`]: loading, attaching and pinning the eBPF programs; reading their maps.
 //! - [`cgroup`]: finding the cgroup2 mount, creating, joining and removing cgroups.
 //! - [`sandbox`]: the registry of steered cgroups and their names.
-//! - [`daemon`]: the daemon's state; [`serve`]: its tasks and shutdown.
+//! - [`daemon`]: the daemon's state; [`serve`]: its tasks and shutdown; [`limits`]: the
+//!   open-files limit a proxy needs.
 //! - [`relay`]: the front of the data path: the kernel's record, loops, then [`proxy`].
 //! - [`refusals`]: forwarding what the kernel refused sandboxes into the audit log.
 //! - [`classify`]: first-bytes sniffing (TLS ClientHello, HTTP request head), pure parsers.
@@ -43,6 +44,7 @@ pub mod config;
 pub mod daemon;
 pub mod host_pattern;
 pub mod inject;
+pub mod limits;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

@@ -58,6 +58,7 @@ async fn handle(daemon: Arc<Daemon>, client: TcpStream, peer: SocketAddr) {
                 dst,
                 event,
                 accepted,
+                upstream: None,
             })
             .await
         }

@@ -26,6 +26,10 @@ pub struct Running {
 
 /// Starts the daemon described by `options` and its tasks. Must run inside a tokio runtime.
 pub fn spawn(options: &Options) -> Result<Running, DaemonError> {
+    match crate::limits::raise_open_files() {
+        Ok(open_files) => log::debug!("open files limit: {open_files}"),
+        Err(e) => log::warn!("could not raise the open files limit: {e}"),
+    }
     let (daemon, listeners, writer) = Daemon::start(options)?;
     let hangups = signal(SignalKind::hangup()).map_err(|source| DaemonError::Io {
         path: options.paths.run_dir.clone(),

@@ -62,6 +62,10 @@ enum Command {
         /// Run each scenario briefly, once (a smoke test; numbers are rough).
         #[arg(long)]
         quick: bool,
+        /// Run only these scenarios (numbers as in the issue and the report: 1-7; 6 is
+        /// measured during 2), e.g. `--only 1,5`.
+        #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=7))]
+        only: Vec<u8>,
     },
 }
 
@@ -124,7 +128,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Build { release } => build_cmd::run(&ws, release)?,
         Command::Test { args } => return test_cmd::run(&ws, &args),
         Command::Demo => demo::run(&ws)?,
-        Command::Bench { quick } => bench::run(&ws, quick)?,
+        Command::Bench { quick, only } => bench::run(&ws, quick, &only)?,
     }
     Ok(ExitCode::SUCCESS)
 }

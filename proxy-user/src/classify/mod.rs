@@ -62,6 +62,15 @@ pub async fn classify<S: AsyncRead + Unpin>(
             }
         }
     }
+    classify_rest(stream, buf).await
+}
+
+/// Goes on classifying what is in `buf` (possibly nothing yet), reading more from `stream`
+/// for up to [`HEAD_TIMEOUT`]; for a client known to speak first.
+pub async fn classify_rest<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> Result<Protocol, ClassifyError> {
     let deadline = Instant::now() + HEAD_TIMEOUT;
     loop {
         let what = match decide(buf)? {

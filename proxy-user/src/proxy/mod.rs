@@ -33,7 +33,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::{
     audit::{Connection, Event, Verdict},
-    classify::{classify, ClientHello, Protocol, RequestHead},
+    classify::{classify, classify_rest, ClassifyError, ClientHello, Protocol, RequestHead},
     daemon::Daemon,
     metrics::ErrorKind,
     policy::{Decision, Policy},
@@ -60,20 +60,62 @@ pub struct Steered {
     pub event: Connection,
     /// When veil accepted the connection, for the setup latency metric.
     pub accepted: Instant,
+    /// A connection to `dst` already made (see `after_silence`).
+    pub upstream: Option<TcpStream>,
 }
 
 /// Classifies, decides and proxies one steered connection.
 pub async fn serve(mut conn: Steered) {
     let mut buf = Vec::new();
-    let protocol = match classify(&mut conn.client, &mut buf).await {
+    let policy = conn.daemon.policy();
+    let classified = match classify(&mut conn.client, &mut buf).await {
+        Ok(Protocol::Other) if buf.is_empty() => after_silence(&mut conn, &mut buf, &policy).await,
+        classified => classified,
+    };
+    let protocol = match classified {
         Ok(protocol) => protocol,
         Err(e) => return conn.refuse(format!("unusable first bytes: {e}")),
     };
-    let policy = conn.daemon.policy();
     match protocol {
         Protocol::Tls(hello) => tls(conn, buf, hello, &policy).await,
         Protocol::Http(head) => plain_http(conn, buf, head, policy).await,
         Protocol::Other => tcp(conn, buf, &policy).await,
+    }
+}
+
+/// A client that has sent nothing within [`crate::classify::FIRST_BYTES_TIMEOUT`]: it speaks a server-first
+/// protocol, or it is merely slow (a loaded machine can hold a ClientHello back that long,
+/// and a TLS client taken for server-first would be relayed without interception). Where an
+/// address rule allows the destination, veil connects upstream and whoever speaks first
+/// decides: the server (relayed, over this upstream connection) or the client (classified as
+/// usual, keeping the connection for it). Elsewhere only the client can speak first.
+async fn after_silence(
+    conn: &mut Steered,
+    buf: &mut Vec<u8>,
+    policy: &Policy,
+) -> Result<Protocol, ClassifyError> {
+    if !policy.decide_addr(conn.dst).allowed {
+        return match classify_rest(&mut conn.client, buf).await {
+            // Nothing came: leave it to the address rules, which deny it.
+            Err(ClassifyError::Stalled(_)) if buf.is_empty() => Ok(Protocol::Other),
+            classified => classified,
+        };
+    }
+    let upstream = match timeout(CONNECT_TIMEOUT, TcpStream::connect(conn.dst)).await {
+        Ok(Ok(upstream)) => upstream,
+        // The usual path reports the failure, with the client's protocol if it speaks.
+        _ => return classify_rest(&mut conn.client, buf).await,
+    };
+    let _ = upstream.set_nodelay(true);
+    let client_first = tokio::select! {
+        ready = conn.client.readable() => ready.map(|()| true),
+        ready = upstream.readable() => ready.map(|()| false),
+    };
+    conn.upstream = Some(upstream);
+    if client_first? {
+        classify_rest(&mut conn.client, buf).await
+    } else {
+        Ok(Protocol::Other)
     }
 }
 
@@ -104,7 +146,7 @@ async fn plain_http(mut conn: Steered, buf: Vec<u8>, head: RequestHead, policy: 
     if !decision.allowed {
         let message = format!("veil: egress to {shown} is denied: {}\n", decision.reason);
         let client = conn.deny(decision.reason);
-        return deny::respond_plain(Prefixed::new(buf, client), message).await;
+        return Box::pin(deny::respond_plain(Prefixed::new(buf, client), message)).await;
     }
     let Some(upstream) = conn.connect().await else {
         return;
@@ -120,7 +162,13 @@ async fn plain_http(mut conn: Steered, buf: Vec<u8>, head: RequestHead, policy: 
         leg: Leg::Plain,
         policy,
     };
-    if let Err(e) = http::proxy_h1(Prefixed::new(buf, client), upstream, forwarder).await {
+    // Boxed for the reason given in `tls`.
+    let proxied = Box::pin(http::proxy_h1(
+        Prefixed::new(buf, client),
+        upstream,
+        forwarder,
+    ));
+    if let Err(e) = proxied.await {
         log::debug!("plain HTTP to {dst}: {e}");
     }
 }
@@ -147,7 +195,15 @@ async fn tls(mut conn: Steered, buf: Vec<u8>, hello: ClientHello, policy: &Arc<P
             .server_config(&leaf_name, deny::alpn_for_denial(&hello.alpn));
         let client = conn.deny(decision.reason);
         return match config {
-            Ok(config) => deny::respond_tls(Prefixed::new(buf, client), config, message).await,
+            // Boxed for the reason given below, at the proxying.
+            Ok(config) => {
+                Box::pin(deny::respond_tls(
+                    Prefixed::new(buf, client),
+                    config,
+                    message,
+                ))
+                .await
+            }
             Err(e) => log::error!("minting a certificate for {shown}: {e}"),
         };
     }
@@ -220,11 +276,14 @@ async fn tls(mut conn: Steered, buf: Vec<u8>, hello: ClientHello, policy: &Arc<P
         leg: Leg::Tls(hello.sni),
         policy: Arc::clone(policy),
     };
+    // Boxed: an async fn's state is as large as its largest await, and these live for the
+    // whole connection; inline, every connection would carry the largest of them (and the
+    // handshake's) for its lifetime (`cargo xtask bench`, scenario 5).
     let result = match upstream.alpn.as_deref() {
-        Some(b"h2") => http::proxy_h2(client, upstream.stream, forwarder).await,
-        Some(b"http/1.1") => http::proxy_h1(client, upstream.stream, forwarder).await,
-        None => return sniff_and_proxy(client, upstream.stream, forwarder).await,
-        Some(_) => return relay(client, upstream.stream, Vec::new(), dst).await,
+        Some(b"h2") => Box::pin(http::proxy_h2(client, upstream.stream, forwarder)).await,
+        Some(b"http/1.1") => Box::pin(http::proxy_h1(client, upstream.stream, forwarder)).await,
+        None => return Box::pin(sniff_and_proxy(client, upstream.stream, forwarder)).await,
+        Some(_) => return Box::pin(relay(client, upstream.stream, Vec::new(), dst)).await,
     };
     if let Err(e) = result {
         log::debug!("HTTP to {shown}: {e}");
@@ -337,6 +396,9 @@ impl Steered {
 
     /// Connects to the original destination, or records why not.
     async fn connect(&mut self) -> Option<TcpStream> {
+        if let Some(upstream) = self.upstream.take() {
+            return Some(upstream);
+        }
         let reason = match timeout(CONNECT_TIMEOUT, TcpStream::connect(self.dst)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);

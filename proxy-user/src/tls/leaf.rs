@@ -13,7 +13,7 @@ use lru::LruCache;
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
 use rustls::{
     crypto::CryptoProvider,
-    server::ServerConfig,
+    server::{ServerConfig, ServerSessionMemoryCache, StoresServerSessions},
     sign::{CertifiedKey, SingleCertAndKey},
 };
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -23,6 +23,8 @@ use super::{ca::Ca, provider, TlsError};
 
 /// How many leaf certificates are kept.
 const CACHE_SIZE: usize = 4096;
+/// How many TLS sessions sandboxes may resume are kept, across all leaves.
+const SESSIONS: usize = 4096;
 /// A leaf is valid for a week and re-minted after a day.
 const LEAF_VALIDITY_DAYS: i64 = 7;
 const LEAF_REFRESH: StdDuration = StdDuration::from_secs(24 * 3600);
@@ -43,6 +45,10 @@ pub struct LeafMinter {
     signing_key: Arc<dyn rustls::sign::SigningKey>,
     provider: Arc<CryptoProvider>,
     cache: Mutex<LruCache<LeafName, (Arc<CertifiedKey>, Instant)>>,
+    /// One store for every configuration: a configuration is built per connection, and
+    /// rustls's default (a new 256-entry store in each) both held memory for as long as the
+    /// connection lived and made every resumption miss.
+    sessions: Arc<dyn StoresServerSessions>,
 }
 
 impl LeafMinter {
@@ -61,6 +67,7 @@ impl LeafMinter {
             cache: Mutex::new(LruCache::new(
                 NonZeroUsize::new(CACHE_SIZE).unwrap_or(NonZeroUsize::MIN),
             )),
+            sessions: ServerSessionMemoryCache::new(SESSIONS),
         })
     }
 
@@ -95,6 +102,10 @@ impl LeafMinter {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(SingleCertAndKey::from(leaf)));
         config.alpn_protocols = alpn.map(|p| vec![p.to_vec()]).unwrap_or_default();
+        config.session_storage = Arc::clone(&self.sessions);
+        // One ticket is enough to resume; rustls's default of two doubles the work and the
+        // stored sessions of every new connection.
+        config.send_tls13_tickets = 1;
         Ok(Arc::new(config))
     }
 
@@ -175,5 +186,19 @@ mod tests {
         ));
         let config = m.server_config(&name, Some(b"h2")).unwrap();
         assert_eq!(config.alpn_protocols, vec![b"h2".to_vec()]);
+    }
+
+    #[test]
+    fn every_configuration_shares_one_session_store_and_sends_one_ticket() {
+        let (_dir, m) = minter();
+        let a = m
+            .server_config(&LeafName::Dns("a.test".into()), Some(b"h2"))
+            .unwrap();
+        let b = m
+            .server_config(&LeafName::Ip("127.0.0.2".parse().unwrap()), None)
+            .unwrap();
+        assert!(Arc::ptr_eq(&a.session_storage, &b.session_storage));
+        assert!(Arc::ptr_eq(&a.session_storage, &m.sessions));
+        assert_eq!((a.send_tls13_tickets, b.send_tls13_tickets), (1, 1));
     }
 }

@@ -2,7 +2,12 @@
 //! the client's ALPN offer, and certificate verification against the webpki roots plus any
 //! roots the operator adds (`--upstream-ca FILE`).
 
-use std::{fs, path::PathBuf, sync::Arc};
+use std::{
+    collections::HashMap,
+    fs,
+    path::PathBuf,
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::{pem::PemObject, CertificateDer, ServerName};
@@ -15,7 +20,14 @@ use super::{provider, TlsError};
 pub struct Upstream {
     roots: Arc<RootCertStore>,
     provider: Arc<rustls::crypto::CryptoProvider>,
+    /// One configuration per ALPN offer seen (clients offer few distinct lists), so that
+    /// connections share rustls's session cache and can resume instead of a full handshake.
+    configs: Mutex<HashMap<Vec<Vec<u8>>, Arc<ClientConfig>>>,
 }
+
+/// Most distinct ALPN offers given a configuration of their own; offers beyond get a
+/// configuration for their connection only.
+const MAX_CONFIGS: usize = 64;
 
 /// A verified upstream connection and the protocol it selected.
 pub struct Connected {
@@ -49,6 +61,7 @@ impl Upstream {
         Ok(Self {
             roots: Arc::new(roots),
             provider: provider(),
+            configs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -59,17 +72,28 @@ impl Upstream {
         name: ServerName<'static>,
         alpn: &[Vec<u8>],
     ) -> Result<Connected, std::io::Error> {
+        let config = self.config(alpn).map_err(std::io::Error::other)?;
+        let stream = TlsConnector::from(config).connect(name, tcp).await?;
+        let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+        Ok(Connected { stream, alpn })
+    }
+
+    /// The client configuration offering `alpn`.
+    fn config(&self, alpn: &[Vec<u8>]) -> Result<Arc<ClientConfig>, rustls::Error> {
+        let mut configs = self.configs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(config) = configs.get(alpn) {
+            return Ok(Arc::clone(config));
+        }
         let mut config = ClientConfig::builder_with_provider(Arc::clone(&self.provider))
-            .with_safe_default_protocol_versions()
-            .map_err(std::io::Error::other)?
+            .with_safe_default_protocol_versions()?
             .with_root_certificates(Arc::clone(&self.roots))
             .with_no_client_auth();
         config.alpn_protocols = alpn.to_vec();
-        let stream = TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await?;
-        let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
-        Ok(Connected { stream, alpn })
+        let config = Arc::new(config);
+        if configs.len() < MAX_CONFIGS {
+            configs.insert(alpn.to_vec(), Arc::clone(&config));
+        }
+        Ok(config)
     }
 }
 
@@ -87,5 +111,28 @@ mod tests {
         let missing = dir.path().join("missing.pem");
         assert!(Upstream::new(&[missing]).is_err());
         assert!(Upstream::new(&[]).is_ok());
+    }
+
+    #[test]
+    fn connections_offering_the_same_protocols_share_a_configuration() {
+        let upstream = Upstream::new(&[]).unwrap();
+        let both = [b"h2".to_vec(), b"http/1.1".to_vec()];
+        let first = upstream.config(&both).unwrap();
+        assert!(Arc::ptr_eq(&first, &upstream.config(&both).unwrap()));
+        assert_eq!(first.alpn_protocols, both);
+        let h1 = upstream.config(&[b"http/1.1".to_vec()]).unwrap();
+        assert!(!Arc::ptr_eq(&first, &h1));
+        assert_eq!(h1.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        assert!(upstream.config(&[]).unwrap().alpn_protocols.is_empty());
+    }
+
+    #[test]
+    fn distinct_offers_beyond_the_bound_still_connect_but_are_not_kept() {
+        let upstream = Upstream::new(&[]).unwrap();
+        for i in 0..MAX_CONFIGS + 10 {
+            let offer = [format!("proto-{i}").into_bytes()];
+            assert_eq!(upstream.config(&offer).unwrap().alpn_protocols, offer);
+        }
+        assert_eq!(upstream.configs.lock().unwrap().len(), MAX_CONFIGS);
     }
 }

@@ -6,6 +6,7 @@
 
 mod daemon;
 mod h2load;
+mod idle;
 mod kernel;
 mod mitm;
 mod nginx;
@@ -43,6 +44,8 @@ pub struct Mode {
     pub secs: u32,
     /// Size of the large download and upload.
     pub big_bytes: u64,
+    /// Idle connections held open in scenario 5.
+    pub idle_conns: usize,
 }
 
 impl Mode {
@@ -54,6 +57,7 @@ impl Mode {
                 runs: 1,
                 secs: 2,
                 big_bytes: 64 << 20,
+                idle_conns: 2_000,
             }
         } else {
             Self {
@@ -61,6 +65,7 @@ impl Mode {
                 runs: 5,
                 secs: 5,
                 big_bytes: 1 << 30,
+                idle_conns: 10_000,
             }
         }
     }
@@ -70,6 +75,11 @@ impl Mode {
 pub struct Bench {
     /// How long and how often.
     pub mode: Mode,
+    /// The scenarios to run (by number); empty for all.
+    pub only: Vec<u8>,
+    /// Idle connections scenario 5 holds: the mode's number, or fewer where the open-files
+    /// limit allows no more.
+    pub idle_conns: usize,
     /// The upstream's address.
     pub upstream: SocketAddr,
     /// mitmproxy's listener.
@@ -83,20 +93,74 @@ pub struct Bench {
 }
 
 /// Runs the benchmarks.
-pub fn run(ws: &Workspace, quick: bool) -> Result<()> {
+pub fn run(ws: &Workspace, quick: bool, only: &[u8]) -> Result<()> {
     let mode = Mode::new(quick);
     let setup = setup::run(ws)?;
+    let idle_conns = open_files_for(mode.idle_conns)?;
     let tools = tools::ensure(ws)?;
     let veil_bin = build_veil(ws)?;
 
     let name = format!("veil-bench-{}", std::process::id());
     let tmp = demo_support::make_temp_dir(&name)?;
-    let result = run_in(ws, mode, &tools, &veil_bin, &setup.cgroup2, &name, &tmp);
+    let result = run_in(
+        ws,
+        mode,
+        only,
+        idle_conns,
+        &tools,
+        &veil_bin,
+        &setup.cgroup2,
+        &name,
+        &tmp,
+    );
     if let Err(e) = std::fs::remove_dir_all(&tmp) {
         eprintln!("warning: removing {}: {e}", tmp.display());
     }
     result
 }
+
+/// Raises this process's open-files limit (inherited by veil, nginx and the clients) so that
+/// `conns` proxied connections fit, and returns how many do: veil holds two descriptors per
+/// connection, which is what runs out first. Without CAP_SYS_RESOURCE the hard limit cannot
+/// be raised, and fewer connections than asked may fit.
+fn open_files_for(conns: usize) -> Result<usize> {
+    let want = libc::rlim_t::try_from(conns * 2 + FD_RESERVE)?;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        bail!("getrlimit: {}", std::io::Error::last_os_error());
+    }
+    let mut raised = libc::rlimit {
+        rlim_cur: want.max(limit.rlim_cur),
+        rlim_max: want.max(limit.rlim_max),
+    };
+    // SAFETY: `raised` is a valid rlimit that outlives the call.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: as above; a soft limit up to the hard limit needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            bail!("setrlimit: {}", std::io::Error::last_os_error());
+        }
+    }
+    let fit = usize::try_from(raised.rlim_cur)?.saturating_sub(FD_RESERVE) / 2;
+    if fit < conns {
+        println!(
+            "warning: the open-files hard limit ({}) cannot be raised here (no \
+             CAP_SYS_RESOURCE); scenario 5 holds {fit} connections instead of {conns}",
+            raised.rlim_max
+        );
+    }
+    Ok(fit.min(conns))
+}
+
+/// Descriptors veil needs besides its connections' (database, listeners, BPF maps, threads).
+const FD_RESERVE: usize = 200;
 
 /// Builds the release `veil` (`VEIL_BIN` skips this; `VEIL_BPF_OBJECT` skips the eBPF build).
 fn build_veil(ws: &Workspace) -> Result<PathBuf> {
@@ -119,9 +183,15 @@ fn build_veil(ws: &Workspace) -> Result<PathBuf> {
 
 /// Starts the servers in `tmp`, runs the scenarios and writes the results; everything started
 /// here is stopped when this returns, also on error.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one independent input of the run"
+)]
 fn run_in(
     ws: &Workspace,
     mode: Mode,
+    only: &[u8],
+    idle_conns: usize,
     tools: &tools::Tools,
     veil_bin: &std::path::Path,
     cgroup2: &std::path::Path,
@@ -155,6 +225,8 @@ fn run_in(
 
     let bench = Bench {
         mode,
+        only: only.to_vec(),
+        idle_conns,
         upstream,
         mitm,
         veil,
@@ -165,7 +237,7 @@ fn run_in(
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     scenarios::run_all(&bench, &mut rows, &mut notes)?;
-    if let Some(kib) = bench.veil.pid().and_then(peak_rss_kib) {
+    if let Some(kib) = bench.veil.pid().and_then(|pid| status_kib(pid, "VmHWM")) {
         notes.push(format!(
             "veil serve's peak RSS over the whole run: {} MiB.",
             kib / 1024
@@ -206,6 +278,11 @@ impl Bench {
             cmd.args(&full[1..]);
             cmd
         }
+    }
+
+    /// Whether scenario `n` is to run.
+    pub fn selected(&self, n: u8) -> bool {
+        self.only.is_empty() || self.only.contains(&n)
     }
 
     /// The `Authorization` header every request carries.
@@ -254,12 +331,12 @@ impl Bench {
     }
 }
 
-/// A process's peak resident memory (VmHWM), KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+/// A memory figure of a process from /proc/PID/status (`VmHWM`, `VmRSS`), KiB.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()?
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
         .trim()
         .trim_end_matches("kB")
         .trim()

@@ -7,23 +7,32 @@ use anyhow::{bail, Result};
 
 use super::{
     h2load::{self, Summary},
-    kernel,
+    idle, kernel,
     report::{Row, TARGETS},
     Bench,
 };
 
 /// Runs every scenario, in priority order.
 pub fn run_all(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<()> {
-    keep_alive(bench, rows)?;
-    new_connections(bench, rows)?;
-    h2_streams(bench, rows)?;
-    large_transfers(bench, rows)?;
-    many_secrets(bench, rows, notes)?;
-    notes.push(
-        "Latency is measured at full load (closed loop, 64 connections), not at half of veil's \
-         peak."
-            .to_string(),
-    );
+    // First, while veil's heap holds nothing from other scenarios that could absorb the growth.
+    if bench.selected(5) {
+        idle::run(bench, rows, notes)?;
+    }
+    if bench.selected(1) {
+        keep_alive(bench, rows, notes)?;
+    }
+    if bench.selected(2) || bench.selected(6) {
+        new_connections(bench, rows)?;
+    }
+    if bench.selected(7) {
+        h2_streams(bench, rows)?;
+    }
+    if bench.selected(3) {
+        large_transfers(bench, rows)?;
+    }
+    if bench.selected(4) {
+        many_secrets(bench, rows, notes)?;
+    }
     Ok(())
 }
 
@@ -43,16 +52,22 @@ fn timed(bench: &Bench, extra: &[&str]) -> Vec<String> {
     args
 }
 
-/// Runs `args` against `path` for each target, `runs` times, calling `record` with each result.
+/// Every target: direct, veil, mitmproxy.
+const ALL: &[usize] = &[0, 1, 2];
+
+/// Runs `args` against `path` for each of `targets`, `runs` times, calling `record` with each
+/// result.
 fn each_run(
     bench: &Bench,
     what: &str,
     path: &str,
+    targets: &[usize],
     args: impl Fn(usize, usize) -> Vec<String>,
     mut record: impl FnMut(usize, usize, &Summary) -> Result<()>,
 ) -> Result<()> {
     for run in 0..bench.mode.runs {
-        for (t, target) in TARGETS.iter().enumerate() {
+        for &t in targets {
+            let target = TARGETS[t];
             println!("{what}: {target}, run {}/{}", run + 1, bench.mode.runs);
             let summary = h2load::run(&mut bench.h2load(t, &args(t, run), path))?;
             record(t, run, &summary)?;
@@ -62,7 +77,7 @@ fn each_run(
 }
 
 /// 1. HTTPS keep-alive, small responses, 64 connections, one placeholder per request.
-fn keep_alive(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
+fn keep_alive(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<()> {
     let name = "1. HTTPS keep-alive, 64 conns, small responses";
     let mut rps = Row::new(name, "requests/s");
     let mut p50 = Row::new(name, "latency p50 (ms)");
@@ -72,23 +87,65 @@ fn keep_alive(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
         bench,
         "keep-alive",
         "/",
+        ALL,
         |t, run| {
             let log = log(t, run).display().to_string();
             timed(bench, &["--h1", "-c", "64", "--log-file", &log])
         },
         |t, run, s| {
             rps.values[t].push(s.req_per_s);
-            let lat = h2load::latencies_ms(&log(t, run))?;
-            let _ = fs::remove_file(log(t, run));
-            if let (Some(a), Some(b)) = (h2load::quantile(&lat, 0.5), h2load::quantile(&lat, 0.99))
-            {
-                p50.values[t].push(a);
-                p99.values[t].push(b);
-            }
-            Ok(())
+            latencies(&log(t, run), &mut p50.values[t], &mut p99.values[t])
         },
     )?;
+    let half = rps.median(1).map(|peak| peak / 2.0);
     rows.extend([rps, p50, p99]);
+    if let Some(half) = half {
+        rows.extend(latency_at(bench, half, notes)?);
+    }
+    Ok(())
+}
+
+/// Latency with the 64 keep-alive connections offering `rate` requests/s in all (half of
+/// veil's peak), directly and through veil; mitmproxy cannot carry that load.
+fn latency_at(bench: &Bench, rate: f64, notes: &mut Vec<String>) -> Result<Vec<Row>> {
+    let name = format!("1. HTTPS keep-alive, 64 conns, {rate:.0} requests/s (half of veil's peak)");
+    let mut p50 = Row::new(&name, "latency p50 (ms)");
+    let mut p99 = Row::new(&name, "latency p99 (ms)");
+    let per_client = ((rate / 64.0).floor() as u64).max(1).to_string();
+    let log = |t: usize, run: usize| bench.tmp.join(format!("half-{t}-{run}.log"));
+    each_run(
+        bench,
+        "keep-alive at half of veil's peak",
+        "/",
+        &[0, 1],
+        |t, run| {
+            let log = log(t, run).display().to_string();
+            timed(
+                bench,
+                &["--h1", "-c", "64", "--rps", &per_client, "--log-file", &log],
+            )
+        },
+        |t, run, _| latencies(&log(t, run), &mut p50.values[t], &mut p99.values[t]),
+    )?;
+    if let (Some(direct), Some(veil)) = (p99.median(0), p99.median(1)) {
+        notes.push(format!(
+            "Scenario 1: p99 latency added by veil at half of its peak load ({rate:.0} \
+             requests/s): {:.3} ms.",
+            veil - direct
+        ));
+    }
+    Ok(vec![p50, p99])
+}
+
+/// Adds the median and the 99th percentile of the request latencies h2load logged in `log`
+/// (which is then removed) to `p50` and `p99`.
+fn latencies(log: &std::path::Path, p50: &mut Vec<f64>, p99: &mut Vec<f64>) -> Result<()> {
+    let lat = h2load::latencies_ms(log)?;
+    let _ = fs::remove_file(log);
+    if let (Some(a), Some(b)) = (h2load::quantile(&lat, 0.5), h2load::quantile(&lat, 0.99)) {
+        p50.push(a);
+        p99.push(b);
+    }
     Ok(())
 }
 
@@ -113,6 +170,7 @@ fn new_connections(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
         bench,
         "new connection per request",
         "/",
+        ALL,
         |t, _| {
             if t == 1 {
                 before.set(kernel::totals(cgroup).ok());
@@ -164,6 +222,7 @@ fn h2_streams(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
         bench,
         "h2 streams",
         "/",
+        ALL,
         |_, _| timed(bench, &["-c", "1", "-m", "100"]),
         |t, _, s| {
             if s.protocol != "h2" {
@@ -197,6 +256,7 @@ fn large_transfers(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
         bench,
         "download",
         "/big",
+        ALL,
         |_, _| single(&[]),
         |t, _, s| {
             if s.bytes < size {
@@ -217,6 +277,7 @@ fn large_transfers(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
         bench,
         "upload",
         "/upload",
+        ALL,
         |_, _| single(&["-d", &upload_arg]),
         |t, _, s| {
             up.values[t].push(mib / s.secs);

@@ -54,6 +54,7 @@ pub fn main(cmd: &str, args: &[&str]) {
             }
             ("ws", rest) => websocket(&target(rest)).await,
             ("split-hello", rest) => split_hello(&target(rest)).await,
+            ("slow-hello", rest) => slow_hello(&target(rest)).await,
             _ => super::usage(),
         }
     });
@@ -227,6 +228,28 @@ async fn split_hello(target: &Target) -> Result<(), Failure> {
     let mut stream = tls(target, split, &[b"http/1.1"]).await?;
     let request = format!(
         "GET /split HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        target.sni
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| (4, e.to_string()))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .map_err(|e| (4, e.to_string()))?;
+    println!("{}", response.lines().last().unwrap_or(""));
+    Ok(())
+}
+
+async fn slow_hello(target: &Target) -> Result<(), Failure> {
+    let tcp = connect(target).await?;
+    // Longer than veil waits before it suspects a server-first protocol.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let mut stream = tls(target, tcp, &[b"http/1.1"]).await?;
+    let request = format!(
+        "GET /slow HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         target.sni
     );
     stream

@@ -11,6 +11,8 @@
 //! veil-test-client ws TLSARGS          a WebSocket echo over TLS; prints "echo: TEXT"
 //! veil-test-client split-hello TLSARGS an HTTP/1.1 GET whose ClientHello goes out in two
 //!                                      TCP segments; prints the response body
+//! veil-test-client slow-hello TLSARGS  the same with the ClientHello sent 800 ms after the
+//!                                      connect
 //! ```
 //! TLSARGS are `--connect IP:PORT --sni NAME --ca FILE [--bearer-env VAR]`; with
 //! `--bearer-env`, requests carry `Authorization: Bearer $VAR`.
@@ -50,7 +52,9 @@ fn main() {
             }
         }
         ["many", n, addrs] => many(n.parse().unwrap_or_else(|_| usage()), addrs),
-        [cmd @ ("h2-streams" | "ws" | "split-hello"), rest @ ..] => https::main(cmd, rest),
+        [cmd @ ("h2-streams" | "ws" | "split-hello" | "slow-hello"), rest @ ..] => {
+            https::main(cmd, rest)
+        }
         _ => usage(),
     }
 }
@@ -118,7 +122,7 @@ fn parse(addr: &str) -> SocketAddr {
 pub fn usage() -> ! {
     eprintln!(
         "usage: veil-test-client echo ADDR TOKEN | many N ADDR[,ADDR...] | \
-         h2-streams N TLSARGS | ws TLSARGS | split-hello TLSARGS"
+         h2-streams N TLSARGS | ws TLSARGS | split-hello TLSARGS | slow-hello TLSARGS"
     );
     exit(2)
 }
