@@ -225,31 +225,25 @@ async fn split_hello(target: &Target) -> Result<(), Failure> {
         inner: tcp,
         state: Split::First,
     };
-    let mut stream = tls(target, split, &[b"http/1.1"]).await?;
-    let request = format!(
-        "GET /split HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        target.sni
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| (4, e.to_string()))?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .map_err(|e| (4, e.to_string()))?;
-    println!("{}", response.lines().last().unwrap_or(""));
-    Ok(())
+    let stream = tls(target, split, &[b"http/1.1"]).await?;
+    get_and_print(stream, target, "/split").await
 }
 
 async fn slow_hello(target: &Target) -> Result<(), Failure> {
     let tcp = connect(target).await?;
     // Longer than veil waits before it suspects a server-first protocol.
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    let mut stream = tls(target, tcp, &[b"http/1.1"]).await?;
+    let stream = tls(target, tcp, &[b"http/1.1"]).await?;
+    get_and_print(stream, target, "/slow").await
+}
+
+/// Sends one HTTP/1.1 GET of `path` over `stream` and prints the response's last line.
+async fn get_and_print<S>(mut stream: S, target: &Target, path: &str) -> Result<(), Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let request = format!(
-        "GET /slow HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         target.sni
     );
     stream
