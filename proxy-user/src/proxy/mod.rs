@@ -83,12 +83,13 @@ pub async fn serve(mut conn: Steered) {
     }
 }
 
-/// A client that has sent nothing within [`crate::classify::FIRST_BYTES_TIMEOUT`]: it speaks a server-first
-/// protocol, or it is merely slow (a loaded machine can hold a ClientHello back that long,
-/// and a TLS client taken for server-first would be relayed without interception). Where an
-/// address rule allows the destination, veil connects upstream and whoever speaks first
-/// decides: the server (relayed, over this upstream connection) or the client (classified as
-/// usual, keeping the connection for it). Elsewhere only the client can speak first.
+/// A client that has sent nothing within [`crate::classify::FIRST_BYTES_TIMEOUT`]: it speaks
+/// a server-first protocol, or it is merely slow (a loaded machine can hold a ClientHello back
+/// that long, and a TLS client taken for server-first would be relayed without interception).
+/// Where an address rule allows the destination, veil connects upstream and whoever speaks
+/// first decides: the server (relayed, over this upstream connection) or the client
+/// (classified as usual, keeping the connection for it). Elsewhere only the client can speak
+/// first.
 async fn after_silence(
     conn: &mut Steered,
     buf: &mut Vec<u8>,
@@ -276,9 +277,9 @@ async fn tls(mut conn: Steered, buf: Vec<u8>, hello: ClientHello, policy: &Arc<P
         leg: Leg::Tls(hello.sni),
         policy: Arc::clone(policy),
     };
-    // Boxed: an async fn's state is as large as its largest await, and these live for the
-    // whole connection; inline, every connection would carry the largest of them (and the
-    // handshake's) for its lifetime (`cargo xtask bench`, scenario 5).
+    // Boxed: an async fn's state is as large as its largest await, so inline, every
+    // connection's task would carry the largest of these (and of the denials) whichever it
+    // runs: 13 KiB of state instead of 5 KiB plus the one it runs.
     let result = match upstream.alpn.as_deref() {
         Some(b"h2") => Box::pin(http::proxy_h2(client, upstream.stream, forwarder)).await,
         Some(b"http/1.1") => Box::pin(http::proxy_h1(client, upstream.stream, forwarder)).await,
