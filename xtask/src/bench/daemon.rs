@@ -55,6 +55,7 @@ impl Daemon {
             if ready() {
                 return Ok(());
             }
+            super::interrupt::check()?;
             if let Some(status) = self
                 .child
                 .as_mut()

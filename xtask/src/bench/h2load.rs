@@ -65,6 +65,11 @@ fn output_within(cmd: &mut Command, limit: Duration) -> Result<Output> {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let started = Instant::now();
     while child.try_wait()?.is_none() {
+        if let Err(e) = super::interrupt::check() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
         if started.elapsed() > limit {
             // A sandboxed h2load left behind is killed with the sandbox by `veil reset`.
             let _ = child.kill();

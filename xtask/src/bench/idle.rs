@@ -8,12 +8,12 @@ use std::{
     process::{Child, Stdio},
     sync::mpsc,
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context, Result};
 
-use super::{report::Row, status_kib, Bench, HOST, UPSTREAM_IP};
+use super::{interrupt, report::Row, status_kib, Bench, HOST, UPSTREAM_IP};
 
 /// The client, written next to the other temporary files at run time.
 const CLIENT: &str = include_str!("idle.py");
@@ -89,11 +89,20 @@ fn wait_ready(client: &mut Child, count: usize) -> Result<()> {
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = match rx.recv_timeout(OPEN_LIMIT) {
-        Ok(line) => line,
-        Err(_) => {
-            let _ = client.kill();
-            bail!("the connections were not all open within {OPEN_LIMIT:?}");
+    let started = Instant::now();
+    let line = loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => break line,
+            Err(mpsc::RecvTimeoutError::Timeout) if started.elapsed() < OPEN_LIMIT => {
+                if let Err(e) = interrupt::check() {
+                    let _ = client.kill();
+                    return Err(e);
+                }
+            }
+            Err(_) => {
+                let _ = client.kill();
+                bail!("the connections were not all open within {OPEN_LIMIT:?}");
+            }
         }
     };
     if line.trim() != format!("ready {count}") {

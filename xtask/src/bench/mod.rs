@@ -7,6 +7,7 @@
 mod daemon;
 mod h2load;
 mod idle;
+mod interrupt;
 mod kernel;
 mod mitm;
 mod nginx;
@@ -95,6 +96,7 @@ pub struct Bench {
 /// Runs the benchmarks.
 pub fn run(ws: &Workspace, quick: bool, only: &[u8]) -> Result<()> {
     let mode = Mode::new(quick);
+    interrupt::catch();
     let setup = setup::run(ws)?;
     let idle_conns = open_files_for(mode.idle_conns)?;
     let tools = tools::ensure(ws)?;
@@ -116,6 +118,11 @@ pub fn run(ws: &Workspace, quick: bool, only: &[u8]) -> Result<()> {
     if let Err(e) = std::fs::remove_dir_all(&tmp) {
         eprintln!("warning: removing {}: {e}", tmp.display());
     }
+    // Whatever failed after an interrupt failed because of it (the signal reaches the servers
+    // and clients too); say that instead.
+    interrupt::check().map_err(|_| {
+        anyhow::anyhow!("interrupted; everything the benchmark started was stopped and removed")
+    })?;
     result
 }
 

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 
 use super::{
     h2load::{self, Summary},
-    idle, kernel,
+    idle, interrupt, kernel,
     report::{Row, TARGETS},
     Bench,
 };
@@ -67,6 +67,7 @@ fn each_run(
 ) -> Result<()> {
     for run in 0..bench.mode.runs {
         for &t in targets {
+            interrupt::check()?;
             let target = TARGETS[t];
             println!("{what}: {target}, run {}/{}", run + 1, bench.mode.runs);
             let summary = h2load::run(&mut bench.h2load(t, &args(t, run), path))?;
@@ -301,6 +302,7 @@ fn many_secrets(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> 
     for count in [1, 100, top] {
         let started = std::time::Instant::now();
         while live < count {
+            interrupt::check()?;
             let name = format!("bench-extra-{live}");
             let host = format!("other-{live}.example.test");
             bench
