@@ -20,6 +20,7 @@ fn main() {
             object.display()
         );
     }
+    // Invariant: cargo sets OUT_DIR for every build script it runs.
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("veil-ebpf.o");
     if let Err(e) = std::fs::copy(&object, &out) {
         panic!("copying {} to {}: {e}", object.display(), out.display());

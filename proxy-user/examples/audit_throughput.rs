@@ -125,6 +125,7 @@ fn event(i: usize) -> Event {
         uid: 1000,
         gid: 1000,
         comm: "curl".into(),
+        // Both literals are valid socket addresses.
         client: Some("127.0.0.1:40000".parse().expect("a socket address")),
         destination: Some("127.0.0.2:443".parse().expect("a socket address")),
         host: Some("api.example.test".into()),

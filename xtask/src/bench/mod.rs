@@ -98,7 +98,6 @@ pub fn run(ws: &Workspace, quick: bool, only: &[u8]) -> Result<()> {
     let mode = Mode::new(quick);
     interrupt::catch();
     let setup = setup::run(ws)?;
-    let idle_conns = open_files_for(mode.idle_conns)?;
     let tools = tools::ensure(ws)?;
     let veil_bin = build_veil(ws)?;
 
@@ -108,7 +107,6 @@ pub fn run(ws: &Workspace, quick: bool, only: &[u8]) -> Result<()> {
         ws,
         mode,
         only,
-        idle_conns,
         &tools,
         &veil_bin,
         &setup.cgroup2,
@@ -198,13 +196,14 @@ fn run_in(
     ws: &Workspace,
     mode: Mode,
     only: &[u8],
-    idle_conns: usize,
     tools: &tools::Tools,
     veil_bin: &std::path::Path,
     cgroup2: &std::path::Path,
     name: &str,
     tmp: &std::path::Path,
 ) -> Result<()> {
+    // Before anything starts: every server and client inherits the limit.
+    let idle_conns = open_files_for(mode.idle_conns)?;
     let pki = pki::make(&tmp.join("pki"), HOST, &UPSTREAM_IP.to_string())?;
     let upstream = SocketAddr::from((UPSTREAM_IP, demo_support::free_port(UPSTREAM_IP)?));
     let _nginx = nginx::start(&tmp.join("nginx"), upstream, &pki, mode.big_bytes)?;
