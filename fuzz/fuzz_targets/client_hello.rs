@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use veil::classify::parse_client_hello;
+use veil_core::classify::parse_client_hello;
 
 fuzz_target!(|data: &[u8]| {
     let whole = parse_client_hello(data);

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use veil::classify::parse_request_head;
+use veil_core::classify::parse_request_head;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Some(head)) = parse_request_head(data) {

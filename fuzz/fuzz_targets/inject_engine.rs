@@ -11,7 +11,7 @@ use base64::{
     Engine as _,
 };
 use libfuzzer_sys::fuzz_target;
-use veil::{
+use veil_core::{
     host_pattern::HostPattern,
     inject::{Engine, Entry, Event, Outcome, Target},
 };

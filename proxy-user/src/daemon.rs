@@ -8,33 +8,25 @@ use std::{
     net::SocketAddr,
     os::unix::fs::{DirBuilderExt, PermissionsExt},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, PoisonError, RwLock},
+    sync::{Arc, Mutex, PoisonError},
 };
 
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
 
 use crate::{
-    api::tcp::ApiKey,
     audit::{
-        self, AuditError, AuditHandle, AuditStore, AuditWriter, Event, Filter, Follow,
-        PolicyChange, PolicyTrigger, Record, RetentionPolicy,
+        AuditError, AuditHandle, AuditStore, AuditWriter, Filter, Follow, Record, RetentionPolicy,
     },
     cgroup::{self, CgroupError},
     config::Paths,
     metrics::Metrics,
-    policy::{
-        self,
-        config::{ConfigError, Egress},
-        Policy,
-    },
-    proxy::injector::Injector,
-    sandbox::{Registry, RegistryError, Sandbox},
-    secrets::{keyfile, SecretError, SecretStore, SecretsConfig},
-    steering::{
-        Attached, RefusalReader, SandboxSettings, SettingsOverride, Steering, SteeringConfig,
-        SteeringError,
-    },
+    policy::{ConfigError, LivePolicy, PolicyFile},
+    proxy::Context,
+    relay::Gate,
+    sandbox::{Registry, RegistryError, SandboxError, Sandboxes},
+    secrets::{keyfile, ApiKey, SecretError, SecretStore, SecretsConfig},
+    steering::{Attached, RefusalReader, Steering, SteeringConfig, SteeringError},
     tls::{ca::Ca, leaf::LeafMinter, upstream::Upstream, TlsError},
 };
 
@@ -91,6 +83,9 @@ pub enum DaemonError {
     /// A registry failure.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// A sandbox lifecycle failure.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
     /// An audit failure.
     #[error(transparent)]
     Audit(#[from] AuditError),
@@ -113,24 +108,19 @@ pub enum DaemonError {
     },
 }
 
-/// The running daemon's shared state.
+/// The running daemon's services, for the control API and the daemon's own tasks. The data
+/// path gets only its [`Context`].
 pub struct Daemon {
-    listen: SocketAddr,
-    listen6: Option<SocketAddr>,
-    defaults: SandboxSettings,
-    config: ConfigFile,
-    policy: RwLock<Arc<Policy>>,
-    policy_write: Mutex<()>,
-    leaves: LeafMinter,
-    upstream: Upstream,
-    parent: PathBuf,
-    steering: Mutex<Steering>,
-    registry: Registry,
+    listeners: Vec<SocketAddr>,
+    policy: LivePolicy,
+    leaves: Arc<LeafMinter>,
+    steering: Arc<Mutex<Steering>>,
+    registry: Arc<Registry>,
+    sandboxes: Sandboxes,
     audit: AuditHandle,
     store: AuditStore,
     secrets: SecretStore,
-    injector: Injector,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     api_addr: Option<SocketAddr>,
     _lock: Flock<File>,
 }
@@ -147,12 +137,23 @@ pub struct Listeners {
     pub api_tcp: Option<(TcpListener, ApiKey)>,
 }
 
+/// A started daemon: its services, its sockets, the front of its data path, and the audit
+/// writer to shut down last.
+pub struct Started {
+    /// The services.
+    pub daemon: Arc<Daemon>,
+    /// The sockets.
+    pub listeners: Listeners,
+    /// The front of the data path, for the proxy listeners' accept loops.
+    pub gate: Arc<Gate>,
+    /// The audit log's writer.
+    pub writer: AuditWriter,
+}
+
 impl Daemon {
     /// Takes the lock, opens the database, loads and attaches the eBPF programs to the
     /// sandbox parent cgroup, and binds both listeners. Must run inside a tokio runtime.
-    pub fn start(
-        options: &Options,
-    ) -> Result<(Arc<Self>, Listeners, audit::AuditWriter), DaemonError> {
+    pub fn start(options: &Options) -> Result<Started, DaemonError> {
         let paths = &options.paths;
         create_dir(&paths.run_dir, 0o755)?;
         create_dir(&paths.state_dir, 0o700)?;
@@ -166,7 +167,7 @@ impl Daemon {
                 path: db_path.clone(),
                 source,
             })?;
-        let registry = Registry::open(&db)?;
+        let registry = Arc::new(Registry::open(&db)?);
         let store = AuditStore::open(&db, &db_path)?;
         let (audit, writer) = AuditWriter::spawn(store.clone());
         let key = keyfile::master_key(
@@ -180,14 +181,12 @@ impl Daemon {
             audit.clone(),
             paths.secrets_profile(),
         )?;
-
-        let config = match &options.config {
-            Some(path) => ConfigFile::Given(path.clone()),
-            None => ConfigFile::Default(paths.state_dir.join("egress.toml")),
+        let file = match &options.config {
+            Some(path) => PolicyFile::Given(path.clone()),
+            None => PolicyFile::Default(paths.state_dir.join("egress.toml")),
         };
-        let policy = load_policy(&config)?;
-        let loaded = policy_changed(&policy, Some(config.path()), PolicyTrigger::Start);
-        let leaves = LeafMinter::new(Ca::load_or_create(&paths.ca_dir())?)?;
+        let policy = LivePolicy::open(file, audit.clone())?;
+        let leaves = Arc::new(LeafMinter::new(Ca::load_or_create(&paths.ca_dir())?)?);
         write_ca_bundle(&paths.ca_bundle(), leaves.ca_pem())?;
         let upstream = Upstream::new(&options.upstream_ca)?;
         let proxy = bind_proxy(options.steering.listen)?;
@@ -199,7 +198,7 @@ impl Daemon {
             listen6: proxy6.as_ref().and(options.steering.listen6),
             ..options.steering.clone()
         };
-        let (mut steering, steered) = Steering::load(&steering_config)?;
+        let (mut steering, records, steered) = Steering::load(&steering_config)?;
         let parent = cgroup::resolve_parent(&cgroup::cgroup2_mount()?, &paths.cgroup_parent);
         cgroup::ensure(&parent)?;
         let parent_id = match steering.attach(&parent)? {
@@ -215,8 +214,14 @@ impl Daemon {
                 "{adopted} attached cgroup(s) were already steered; adopted their pinned links"
             );
         }
-        forget_vanished(&registry, &audit);
-        restore_settings(&registry, &mut steering)?;
+        let steering = Arc::new(Mutex::new(steering));
+        let sandboxes = Sandboxes::open(
+            parent,
+            steering_config.defaults,
+            Arc::clone(&steering),
+            Arc::clone(&registry),
+            audit.clone(),
+        )?;
         let api = bind_api(&paths.socket())?;
         let (api_tcp, api_addr) = match options.api_listen {
             Some(addr) => {
@@ -234,109 +239,71 @@ impl Daemon {
             }
             None => (None, None),
         };
-        let daemon = Arc::new(Self {
-            listen: steering_config.listen,
-            listen6: steering_config.listen6,
-            defaults: steering_config.defaults,
-            config,
-            policy: RwLock::new(Arc::new(policy)),
-            policy_write: Mutex::new(()),
-            leaves,
+        let listeners: Vec<SocketAddr> = std::iter::once(steering_config.listen)
+            .chain(steering_config.listen6)
+            .collect();
+        let metrics = Arc::new(Metrics::default());
+        let ctx = Arc::new(Context {
+            policy: policy.subscribe(),
+            leaves: Arc::clone(&leaves),
             upstream,
-            parent,
-            steering: Mutex::new(steering),
+            engine: secrets.engine(),
+            audit: audit.clone(),
+            metrics: Arc::clone(&metrics),
+        });
+        let gate = Arc::new(Gate {
+            ctx,
+            records,
+            registry: Arc::clone(&registry),
+            listeners: listeners.clone(),
+            api: api_addr,
+        });
+        let daemon = Arc::new(Self {
+            listeners,
+            policy,
+            leaves,
+            steering,
             registry,
+            sandboxes,
             audit,
             store,
-            injector: Injector::new(secrets.subscribe()),
             secrets,
-            metrics: Metrics::default(),
+            metrics,
             api_addr,
             _lock: lock,
         });
-        daemon.audit.record(loaded);
-        Ok((
+        daemon.policy.started();
+        Ok(Started {
             daemon,
-            Listeners {
+            listeners: Listeners {
                 proxy,
                 proxy6,
                 api,
                 api_tcp,
             },
+            gate,
             writer,
-        ))
+        })
     }
 
-    /// The egress policy in force now.
-    pub fn policy(&self) -> Arc<Policy> {
-        Arc::clone(&self.policy.read().unwrap_or_else(PoisonError::into_inner))
+    /// The egress policy and its file.
+    pub fn policy(&self) -> &LivePolicy {
+        &self.policy
     }
 
-    /// Re-reads the configuration file and swaps in its policy; connections already
-    /// accepted keep the policy they started with. On error the old policy stays.
-    pub fn reload_policy(&self) -> Result<usize, DaemonError> {
-        let _writing = self
-            .policy_write
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let policy = load_policy(&self.config)?;
-        let rules = policy.allow.len();
-        let changed = policy_changed(&policy, Some(self.config.path()), PolicyTrigger::Reload);
-        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
-        self.audit.record(changed);
-        Ok(rules)
-    }
-
-    /// The egress rules in force, as written.
-    pub fn egress(&self) -> Egress {
-        policy::config::rules_of(&self.policy())
-    }
-
-    /// Replaces the egress rules: checks them, writes them to the configuration file, and
-    /// puts them in force for new connections. Nothing changes if they do not parse.
-    pub fn set_egress(&self, egress: &Egress) -> Result<Policy, DaemonError> {
-        let _writing = self
-            .policy_write
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let policy = policy::config::store(self.config.path(), egress)?;
-        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy.clone());
-        self.audit.record(policy_changed(
-            &policy,
-            Some(self.config.path()),
-            PolicyTrigger::Api,
-        ));
-        Ok(policy)
-    }
-
-    /// The configuration file the egress policy is read from and written to.
-    pub fn config_path(&self) -> &Path {
-        self.config.path()
-    }
-
-    /// Leaf certificates for sandbox-facing TLS.
+    /// Leaf certificates for sandbox-facing TLS (and veil's CA).
     pub fn tls(&self) -> &LeafMinter {
         &self.leaves
     }
 
-    /// Verified TLS to upstreams.
-    pub fn upstream(&self) -> &Upstream {
-        &self.upstream
-    }
-
     /// Every address steered connects are rewritten to (IPv4, and IPv6 if there is one).
-    pub fn listeners(&self) -> Vec<SocketAddr> {
-        std::iter::once(self.listen).chain(self.listen6).collect()
+    pub fn listeners(&self) -> &[SocketAddr] {
+        &self.listeners
     }
 
     /// Where the TCP control API listens, if it does.
     pub fn api_addr(&self) -> Option<SocketAddr> {
         self.api_addr
-    }
-
-    /// The live placeholder engine.
-    pub fn injector(&self) -> &Injector {
-        &self.injector
     }
 
     /// The secrets store.
@@ -349,134 +316,9 @@ impl Daemon {
         &self.metrics
     }
 
-    /// Creates a sandbox cgroup called `name` under the sandbox parent (steered through it),
-    /// with `overrides` over the default settings.
-    pub async fn create_sandbox(
-        &self,
-        name: &str,
-        overrides: &SettingsOverride,
-    ) -> Result<Sandbox, DaemonError> {
-        cgroup::validate_name(name)?;
-        self.require_audit()?;
-        if self.registry.get(name).is_some() {
-            return Err(RegistryError::NameTaken(name.to_owned()).into());
-        }
-        let settings = overrides.apply(&self.defaults);
-        settings.to_kernel()?;
-        let dir = self.parent.join(name);
-        cgroup::create(&dir)?;
-        let sandbox = Sandbox {
-            name: name.to_owned(),
-            cgroup_id: cgroup::cgroup_id(&dir)?,
-            cgroup: dir.clone(),
-            managed: true,
-            settings,
-        };
-        // Settings first: nothing runs in the new cgroup yet, and nothing may run without them.
-        let filed = self
-            .lock_steering()
-            .set_settings(sandbox.cgroup_id, &sandbox.settings)
-            .map_err(DaemonError::from)
-            .and_then(|()| Ok(self.registry.insert(sandbox.clone())?));
-        if let Err(e) = filed {
-            let _ = self.lock_steering().remove_settings(sandbox.cgroup_id);
-            let _ = cgroup::remove(&dir);
-            return Err(e);
-        }
-        self.audit
-            .record_durable(Event::SandboxAttached(audit::SandboxChange {
-                name: sandbox.name.clone(),
-                cgroup: dir.display().to_string(),
-                cgroup_id: sandbox.cgroup_id,
-            }))
-            .await?;
-        Ok(sandbox)
-    }
-
-    /// Steers the existing cgroup at `dir` as sandbox `name`, with `overrides` over the
-    /// default settings.
-    pub async fn attach(
-        &self,
-        name: &str,
-        dir: &Path,
-        overrides: &SettingsOverride,
-    ) -> Result<Sandbox, DaemonError> {
-        cgroup::validate_name(name)?;
-        self.require_audit()?;
-        let dir = fs::canonicalize(dir).map_err(|source| DaemonError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let cgroup_id = cgroup::cgroup_id(&dir)?;
-        if self.registry.get(name).is_some() {
-            return Err(RegistryError::NameTaken(name.to_owned()).into());
-        }
-        if let Some(existing) = self.registry.name_of(cgroup_id) {
-            return Err(RegistryError::CgroupTaken {
-                cgroup: dir,
-                name: existing,
-            }
-            .into());
-        }
-        let settings = overrides.apply(&self.defaults);
-        settings.to_kernel()?;
-        let sandbox = Sandbox {
-            name: name.to_owned(),
-            cgroup: dir.clone(),
-            cgroup_id,
-            managed: false,
-            settings,
-        };
-        self.registry.insert(sandbox.clone())?;
-        let attached = {
-            let mut steering = self.lock_steering();
-            // Settings before links, so the first steered connect already sees them.
-            steering
-                .set_settings(cgroup_id, &sandbox.settings)
-                .and_then(|()| steering.attach(&dir))
-        };
-        if let Err(e) = attached {
-            let _ = self.lock_steering().remove_settings(cgroup_id);
-            let _ = self.registry.remove(name);
-            return Err(e.into());
-        }
-        self.audit
-            .record_durable(Event::SandboxAttached(audit::SandboxChange {
-                name: sandbox.name.clone(),
-                cgroup: dir.display().to_string(),
-                cgroup_id,
-            }))
-            .await?;
-        Ok(sandbox)
-    }
-
-    /// Removes sandbox `name`: a managed one's cgroup is emptied and deleted, an attached one
-    /// is detached and left in place.
-    pub async fn remove_sandbox(&self, name: &str) -> Result<Sandbox, DaemonError> {
-        let sandbox = self
-            .registry
-            .get(name)
-            .ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
-        if sandbox.managed {
-            cgroup::remove(&sandbox.cgroup)?;
-        } else {
-            self.lock_steering().detach(sandbox.cgroup_id)?;
-        }
-        self.lock_steering().remove_settings(sandbox.cgroup_id)?;
-        self.registry.remove(name)?;
-        self.audit
-            .record_durable(Event::SandboxDetached(audit::SandboxChange {
-                name: sandbox.name.clone(),
-                cgroup: sandbox.cgroup.display().to_string(),
-                cgroup_id: sandbox.cgroup_id,
-            }))
-            .await?;
-        Ok(sandbox)
-    }
-
-    /// Every registered sandbox.
-    pub fn sandboxes(&self) -> Vec<Sandbox> {
-        self.registry.list()
+    /// The sandbox lifecycle.
+    pub fn sandboxes(&self) -> &Sandboxes {
+        &self.sandboxes
     }
 
     /// The name of the sandbox with this cgroup id, if it is registered.
@@ -505,11 +347,6 @@ impl Daemon {
         Ok(Follow::start(&self.store, &self.audit, filter)?)
     }
 
-    /// Takes the kernel's record for the connection whose client end is `peer`.
-    pub fn take_record(&self, peer: SocketAddr) -> Option<veil_ebpf::ConnRecord> {
-        self.lock_steering().take(peer)
-    }
-
     /// The reader of the kernel's refusals, for the one task that forwards them to the audit
     /// log. Must run inside a tokio runtime.
     pub fn refusal_reader(&self) -> Result<RefusalReader, DaemonError> {
@@ -521,79 +358,8 @@ impl Daemon {
         Ok(self.lock_steering().logger()?)
     }
 
-    /// Fails when the audit log is failing: a sandbox is only confined with its record.
-    fn require_audit(&self) -> Result<(), DaemonError> {
-        match self.audit.failure() {
-            Some(reason) => Err(AuditError::Failing { reason }.into()),
-            None => Ok(()),
-        }
-    }
-
     fn lock_steering(&self) -> std::sync::MutexGuard<'_, Steering> {
         self.steering.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Drops registry entries whose cgroup no longer exists (removed while veil was down), and
-/// removes managed sandboxes nothing runs in any more (their `veil run` died), so their names
-/// can be used again. Each one leaves a detach record.
-fn forget_vanished(registry: &Registry, audit: &AuditHandle) {
-    for sandbox in registry.list() {
-        let stale = if !sandbox.cgroup.exists() {
-            true
-        } else if sandbox.managed && !cgroup::is_populated(&sandbox.cgroup).unwrap_or(true) {
-            cgroup::remove(&sandbox.cgroup).is_ok()
-        } else {
-            false
-        };
-        if stale && registry.remove(&sandbox.name).is_ok() {
-            log::info!("sandbox {} is gone; forgetting it", sandbox.name);
-            audit.record(Event::SandboxDetached(audit::SandboxChange {
-                name: sandbox.name,
-                cgroup: sandbox.cgroup.display().to_string(),
-                cgroup_id: sandbox.cgroup_id,
-            }));
-        }
-    }
-}
-
-/// The audit event for `policy`, read from `config`, coming into force.
-fn policy_changed(policy: &Policy, config: Option<&Path>, trigger: PolicyTrigger) -> Event {
-    Event::PolicyChanged(PolicyChange {
-        source: config.map(|path| path.display().to_string()),
-        allow_rules: policy.allow.len() as u64,
-        passthrough: policy.passthrough.len() as u64,
-        trigger,
-    })
-}
-
-/// Where the egress policy lives.
-enum ConfigFile {
-    /// `--config FILE`: it must exist.
-    Given(PathBuf),
-    /// The default file in the state directory, written by `PUT /v1/egress`; absent means an
-    /// empty policy.
-    Default(PathBuf),
-}
-
-impl ConfigFile {
-    fn path(&self) -> &Path {
-        match self {
-            Self::Given(path) | Self::Default(path) => path,
-        }
-    }
-}
-
-fn load_policy(config: &ConfigFile) -> Result<Policy, DaemonError> {
-    match config {
-        ConfigFile::Default(path) if !path.exists() => {
-            log::warn!(
-                "no egress policy (no --config, and no {}): every destination is denied",
-                path.display()
-            );
-            Ok(Policy::default())
-        }
-        _ => Ok(policy::config::load(config.path())?),
     }
 }
 
@@ -628,17 +394,6 @@ const SYSTEM_ROOTS: [&str; 2] = [
     "/etc/ssl/certs/ca-certificates.crt",
     "/etc/pki/tls/certs/ca-bundle.crt",
 ];
-
-/// Files every registered sandbox's settings in the kernel again (the maps may be new) and
-/// drops settings left by sandboxes that are gone.
-fn restore_settings(registry: &Registry, steering: &mut Steering) -> Result<(), DaemonError> {
-    let sandboxes = registry.list();
-    for sandbox in &sandboxes {
-        steering.set_settings(sandbox.cgroup_id, &sandbox.settings)?;
-    }
-    let ids: Vec<u64> = sandboxes.iter().map(|s| s.cgroup_id).collect();
-    Ok(steering.retain_settings(&ids)?)
-}
 
 fn create_dir(dir: &Path, mode: u32) -> Result<(), DaemonError> {
     fs::DirBuilder::new()

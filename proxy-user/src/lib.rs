@@ -10,7 +10,6 @@
 //!
 //! Layout, one module per concern:
 //! - [`cli`]: the command line; [`config`]: where an installation keeps its files.
-//! - [`host_pattern`]: host patterns shared by egress rules and secret scopes.
 //! - [`steering`]: loading, attaching and pinning the eBPF programs; reading their maps.
 //! - [`cgroup`]: finding the cgroup2 mount, creating, joining and removing cgroups.
 //! - [`sandbox`]: the registry of steered cgroups and their names.
@@ -42,8 +41,6 @@ pub mod cli_audit;
 pub mod cli_secrets;
 pub mod config;
 pub mod daemon;
-pub mod host_pattern;
-pub mod inject;
 pub mod limits;
 pub mod metrics;
 pub mod policy;

@@ -13,10 +13,10 @@ use veil::{
     cli::{AttachArgs, Cli, Command, DetachArgs, EgressCommand, ProxyArgs, SecretArgs},
     config::Paths,
     daemon::Options,
-    policy::config::Egress,
     secrets::SecretsConfig,
     steering::{BpfLogLevel, SandboxSettings, SettingsOverride, SteeringConfig},
 };
+use veil_core::policy::config::Egress;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -12,20 +12,34 @@ use tokio::net::{TcpListener, TcpStream};
 use veil_ebpf::ConnRecord;
 
 use crate::{
-    audit::{Connection, Event, Verdict},
-    daemon::Daemon,
-    metrics::ErrorKind,
-    proxy::{self, Steered},
-    steering,
+    audit::{Connection, Verdict},
+    proxy::{self, Context, Outcome, Steered},
+    sandbox::Registry,
+    steering::{self, OrigDsts},
 };
 
+/// What the front of the data path holds: the kernel's records, the names of sandboxes, veil's
+/// own addresses (never a destination), and the data path's services.
+pub struct Gate {
+    /// The data path's services.
+    pub ctx: Arc<Context>,
+    /// The kernel's original-destination records.
+    pub records: OrigDsts,
+    /// The sandbox registry, to name the sandbox in records.
+    pub registry: Arc<Registry>,
+    /// Every address steered connects are rewritten to.
+    pub listeners: Vec<SocketAddr>,
+    /// The TCP control API's address, if it listens.
+    pub api: Option<SocketAddr>,
+}
+
 /// Accepts steered connections until the listener fails for good or the task is dropped.
-pub async fn accept_loop(listener: TcpListener, daemon: Arc<Daemon>) {
+pub async fn accept_loop(listener: TcpListener, gate: Arc<Gate>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let daemon = Arc::clone(&daemon);
-                tokio::spawn(async move { handle(daemon, stream, peer).await });
+                let gate = Arc::clone(&gate);
+                tokio::spawn(async move { handle(&gate, stream, peer).await });
             }
             Err(e) => {
                 // Typically EMFILE/ENFILE under load: back off instead of spinning.
@@ -37,23 +51,19 @@ pub async fn accept_loop(listener: TcpListener, daemon: Arc<Daemon>) {
 }
 
 /// Handles one steered connection from `peer` (the client's own address).
-async fn handle(daemon: Arc<Daemon>, client: TcpStream, peer: SocketAddr) {
+async fn handle(gate: &Gate, client: TcpStream, peer: SocketAddr) {
     let accepted = Instant::now();
-    let Some(record) = daemon.take_record(peer) else {
+    let ctx = Arc::clone(&gate.ctx);
+    let Some(record) = gate.records.take(peer) else {
         log::warn!("refusing {peer}: no original-destination record (not a steered connect)");
-        daemon.metrics().error(ErrorKind::NoRecord);
-        daemon
-            .metrics()
-            .connection(Verdict::Refused, accepted.elapsed());
-        daemon.audit().record(Event::Connection(unknown(peer)));
-        return;
+        return ctx.conclude(unknown(peer), accepted, Outcome::NoRecord);
     };
     let _ = client.set_nodelay(true);
-    let mut event = describe(&daemon, &record, peer);
-    match decide(&record, &daemon.listeners(), daemon.api_addr()) {
+    let event = describe(&gate.registry, &record, peer);
+    match decide(&record, &gate.listeners, gate.api) {
         Ok(dst) => {
             proxy::serve(Steered {
-                daemon,
+                ctx,
                 client,
                 dst,
                 event,
@@ -62,15 +72,7 @@ async fn handle(daemon: Arc<Daemon>, client: TcpStream, peer: SocketAddr) {
             })
             .await
         }
-        Err(reason) => {
-            log::warn!("refusing {peer} (pid {}): {reason}", record.pid);
-            event.reason = reason;
-            daemon.metrics().denial();
-            daemon
-                .metrics()
-                .connection(Verdict::Refused, accepted.elapsed());
-            daemon.audit().record(Event::Connection(event));
-        }
+        Err(reason) => ctx.conclude(event, accepted, Outcome::Denied(reason)),
     }
 }
 
@@ -116,9 +118,9 @@ fn is_local(ip: IpAddr) -> bool {
 }
 
 /// The audit event for a connection with a kernel record, refused until decided otherwise.
-fn describe(daemon: &Daemon, record: &ConnRecord, peer: SocketAddr) -> Connection {
+fn describe(registry: &Registry, record: &ConnRecord, peer: SocketAddr) -> Connection {
     Connection {
-        sandbox: daemon.sandbox_name(steering::sandbox_cgroup(
+        sandbox: registry.name_of(steering::sandbox_cgroup(
             record.cgroup_id,
             record.sandbox_id,
         )),
@@ -152,7 +154,7 @@ fn unknown(peer: SocketAddr) -> Connection {
         protocol: "tcp".into(),
         rule: None,
         verdict: Verdict::Refused,
-        reason: "no original-destination record".into(),
+        reason: "undecided".into(),
     }
 }
 

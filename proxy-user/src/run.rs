@@ -105,7 +105,12 @@ pub async fn run(
     let env = secrets_env(&secrets, &options.paths.secrets_profile());
     let sandbox = match &backend {
         Backend::Remote(client) => client.create_sandbox(&name, settings).await?,
-        Backend::Embedded(running) => running.daemon().create_sandbox(&name, settings).await?,
+        Backend::Embedded(running) => running
+            .daemon()
+            .sandboxes()
+            .create(&name, settings)
+            .await
+            .map_err(DaemonError::from)?,
     };
     let status = run_in(
         &sandbox,
@@ -123,10 +128,11 @@ pub async fn run(
             .map_err(RunError::from),
         Backend::Embedded(running) => running
             .daemon()
-            .remove_sandbox(&name)
+            .sandboxes()
+            .remove(&name)
             .await
             .map(drop)
-            .map_err(RunError::from),
+            .map_err(|e| RunError::from(DaemonError::from(e))),
     };
     if let Backend::Embedded(running) = backend {
         running.shutdown().await;

@@ -12,7 +12,7 @@ use tokio::{
 
 use crate::{
     api, audit,
-    daemon::{Daemon, DaemonError, Options},
+    daemon::{Daemon, DaemonError, Options, Started},
     refusals, relay,
     steering::BpfLogLevel,
 };
@@ -30,13 +30,18 @@ pub fn spawn(options: &Options) -> Result<Running, DaemonError> {
         Ok(open_files) => log::debug!("open files limit: {open_files}"),
         Err(e) => log::warn!("could not raise the open files limit: {e}"),
     }
-    let (daemon, listeners, writer) = Daemon::start(options)?;
+    let Started {
+        daemon,
+        listeners,
+        gate,
+        writer,
+    } = Daemon::start(options)?;
     let hangups = signal(SignalKind::hangup()).map_err(|source| DaemonError::Io {
         path: options.paths.run_dir.clone(),
         source,
     })?;
     let mut tasks = vec![
-        tokio::spawn(relay::accept_loop(listeners.proxy, Arc::clone(&daemon))),
+        tokio::spawn(relay::accept_loop(listeners.proxy, Arc::clone(&gate))),
         tokio::spawn(api::server::serve(listeners.api, Arc::clone(&daemon))),
         tokio::spawn(reload_on_hangup(hangups, Arc::clone(&daemon))),
         tokio::spawn(refusals::forward(
@@ -51,10 +56,7 @@ pub fn spawn(options: &Options) -> Result<Running, DaemonError> {
         )));
     }
     if let Some(proxy6) = listeners.proxy6 {
-        tasks.push(tokio::spawn(relay::accept_loop(
-            proxy6,
-            Arc::clone(&daemon),
-        )));
+        tasks.push(tokio::spawn(relay::accept_loop(proxy6, gate)));
     }
     if let Some((listener, key)) = listeners.api_tcp {
         log::info!(
@@ -116,7 +118,7 @@ impl Running {
 /// Re-reads the egress policy on every SIGHUP; a bad file leaves the old policy in force.
 async fn reload_on_hangup(mut hangups: Signal, daemon: Arc<Daemon>) {
     while hangups.recv().await.is_some() {
-        match daemon.reload_policy() {
+        match daemon.policy().reload() {
             Ok(rules) => log::info!("SIGHUP: reloaded the egress policy ({rules} allow rules)"),
             Err(e) => log::error!("SIGHUP: keeping the old egress policy: {e}"),
         }

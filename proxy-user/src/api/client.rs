@@ -11,11 +11,11 @@ use hyper::{body::Incoming, client::conn::http1, header, Method, Request, Respon
 use hyper_util::rt::TokioIo;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::net::UnixStream;
+use veil_core::policy::config::Egress;
 
 use super::{EgressState, ErrorBody, SandboxRequest};
 use crate::{
     audit::{Record, Verification},
-    policy::config::Egress,
     sandbox::Sandbox,
     secrets::SecretInfo,
     steering::SettingsOverride,

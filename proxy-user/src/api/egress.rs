@@ -6,8 +6,10 @@ use http_body_util::Full;
 use hyper::{body::Incoming, header, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use veil_core::policy::config::Egress;
+
 use super::server;
-use crate::{daemon::Daemon, policy::config::Egress};
+use crate::daemon::Daemon;
 
 /// What `GET /v1/egress` answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,7 +32,7 @@ pub(super) async fn put(daemon: &Daemon, req: Request<Incoming>) -> Response<Ful
         Ok(egress) => egress,
         Err(response) => return response,
     };
-    match daemon.set_egress(&egress) {
+    match daemon.policy().set(&egress) {
         Ok(policy) => {
             log::info!(
                 "egress policy replaced through the API ({} allow rules)",
@@ -53,7 +55,7 @@ pub(super) fn ca(daemon: &Daemon) -> Response<Full<Bytes>> {
 
 fn state(daemon: &Daemon) -> EgressState {
     EgressState {
-        rules: daemon.egress(),
-        config: daemon.config_path().display().to_string(),
+        rules: daemon.policy().egress(),
+        config: daemon.policy().path().display().to_string(),
     }
 }

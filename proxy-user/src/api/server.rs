@@ -17,7 +17,7 @@ use crate::{
     audit::{self, AuditError},
     cgroup::CgroupError,
     daemon::{Daemon, DaemonError},
-    sandbox::RegistryError,
+    sandbox::{RegistryError, SandboxError},
     steering::SteeringError,
 };
 
@@ -83,29 +83,32 @@ pub(super) async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<F
         (&Method::GET, ["v1", "egress"]) => super::egress::get(daemon),
         (&Method::PUT, ["v1", "egress"]) => super::egress::put(daemon, req).await,
         (&Method::GET, ["v1", "ca"]) => super::egress::ca(daemon),
-        (&Method::GET, ["v1", "sandboxes"]) => json(StatusCode::OK, &daemon.sandboxes()),
+        (&Method::GET, ["v1", "sandboxes"]) => json(StatusCode::OK, &daemon.sandboxes().list()),
         (&Method::POST, ["v1", "sandboxes"]) => {
             let request: SandboxRequest = match read_json(req).await {
                 Ok(r) => r,
                 Err(resp) => return resp,
             };
+            let sandboxes = daemon.sandboxes();
             let created = match &request.cgroup {
-                Some(dir) => daemon.attach(&request.name, dir, &request.settings).await,
-                None => {
-                    daemon
-                        .create_sandbox(&request.name, &request.settings)
+                Some(dir) => {
+                    sandboxes
+                        .attach(&request.name, dir, &request.settings)
                         .await
                 }
+                None => sandboxes.create(&request.name, &request.settings).await,
             };
             match created {
                 Ok(sandbox) => json(StatusCode::CREATED, &sandbox),
-                Err(e) => daemon_error(&e),
+                Err(e) => daemon_error(&e.into()),
             }
         }
-        (&Method::DELETE, ["v1", "sandboxes", name]) => match daemon.remove_sandbox(name).await {
-            Ok(sandbox) => json(StatusCode::OK, &sandbox),
-            Err(e) => daemon_error(&e),
-        },
+        (&Method::DELETE, ["v1", "sandboxes", name]) => {
+            match daemon.sandboxes().remove(name).await {
+                Ok(sandbox) => json(StatusCode::OK, &sandbox),
+                Err(e) => daemon_error(&e.into()),
+            }
+        }
         (&Method::GET, ["v1", "audit"]) => {
             let filter = match parse_audit_query(&query, audit::now_ms()) {
                 Ok(q) => q.filter,
@@ -154,23 +157,40 @@ pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
 /// The response for a failed daemon operation.
 pub(super) fn daemon_error(e: &DaemonError) -> Response<Full<Bytes>> {
     let status = match e {
-        DaemonError::Registry(RegistryError::NotFound(_)) => StatusCode::NOT_FOUND,
-        DaemonError::Registry(RegistryError::NameTaken(_) | RegistryError::CgroupTaken { .. })
-        | DaemonError::Cgroup(CgroupError::Exists(_)) => StatusCode::CONFLICT,
-        DaemonError::Cgroup(CgroupError::InvalidName(_) | CgroupError::NotACgroup(_))
-        | DaemonError::Steering(SteeringError::TooManyResolvers { .. }) => StatusCode::BAD_REQUEST,
-        DaemonError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            StatusCode::BAD_REQUEST
-        }
-        DaemonError::Audit(
-            AuditError::Store(_) | AuditError::Failing { .. } | AuditError::WriterGone,
-        ) => StatusCode::SERVICE_UNAVAILABLE,
+        DaemonError::Sandbox(e) => sandbox_status(e),
+        DaemonError::Audit(e) => audit_status(e),
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     if status.is_server_error() {
         log::error!("control API: {e}");
     }
     error(status, e.to_string())
+}
+
+/// The status for a failed sandbox change.
+fn sandbox_status(e: &SandboxError) -> StatusCode {
+    match e {
+        SandboxError::Registry(RegistryError::NotFound(_)) => StatusCode::NOT_FOUND,
+        SandboxError::Registry(RegistryError::NameTaken(_) | RegistryError::CgroupTaken { .. })
+        | SandboxError::Cgroup(CgroupError::Exists(_)) => StatusCode::CONFLICT,
+        SandboxError::Cgroup(CgroupError::InvalidName(_) | CgroupError::NotACgroup(_))
+        | SandboxError::Steering(SteeringError::TooManyResolvers { .. }) => StatusCode::BAD_REQUEST,
+        SandboxError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            StatusCode::BAD_REQUEST
+        }
+        SandboxError::Audit(e) => audit_status(e),
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The status for a failed audit log operation.
+fn audit_status(e: &AuditError) -> StatusCode {
+    match e {
+        AuditError::Store(_) | AuditError::Failing { .. } | AuditError::WriterGone => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 /// `value` as a JSON response.

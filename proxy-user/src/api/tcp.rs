@@ -2,7 +2,7 @@
 //! machines or in containers: every request needs `Authorization: Bearer <api key>`, the key
 //! being the contents of `<state-dir>/api.key` (created on first start, 0600).
 
-use std::{convert::Infallible, path::Path, sync::Arc};
+use std::{convert::Infallible, sync::Arc};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -10,41 +10,10 @@ use hyper::{
     body::Incoming, header, server::conn::http1, service::service_fn, Request, Response, StatusCode,
 };
 use hyper_util::rt::TokioIo;
-use ring::hmac;
 use tokio::net::TcpListener;
 
 use super::server;
-use crate::{
-    daemon::Daemon,
-    secrets::{self, hex, keyfile, SecretError},
-};
-
-/// The API key, kept as its HMAC under a random per-process key so checking a presented token
-/// takes the same time however much of it is right.
-pub struct ApiKey {
-    mac_key: hmac::Key,
-    tag: hmac::Tag,
-}
-
-impl ApiKey {
-    /// Reads the key in `path`, creating it on first start.
-    pub fn load(path: &Path) -> Result<Self, SecretError> {
-        let key = keyfile::read_or_create(path, "API key")?;
-        let token = zeroize::Zeroizing::new(hex::encode(key.as_slice()));
-        let mac_key = hmac::Key::new(hmac::HMAC_SHA256, &secrets::random::<32>()?);
-        let tag = hmac::sign(&mac_key, token.as_bytes());
-        Ok(Self { mac_key, tag })
-    }
-
-    /// Whether `request` carries `Authorization: Bearer <the key>`.
-    fn admits<B>(&self, request: &Request<B>) -> bool {
-        request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-            .is_some_and(|token| hmac::verify(&self.mac_key, token, self.tag.as_ref()).is_ok())
-    }
-}
+use crate::{daemon::Daemon, secrets::ApiKey};
 
 /// Serves API connections on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, key: ApiKey, daemon: Arc<Daemon>) {

@@ -2,12 +2,9 @@
 //! veil makes, of everything the kernel refuses a sandbox, of every sandbox it starts
 //! or stops watching, and of every change to a secret (never its value).
 //!
-//! The module is split by concern:
+//! The records, their encoding, the hash chain and the renderings are pure and live in
+//! [`veil_core::audit`] (re-exported here); this module keeps them:
 //!
-//! - `record.rs`: the data model ([`Record`], [`Event`] and its payloads) and
-//!   its on-disk encoding (JSON values under 8-byte big-endian seq keys).
-//! - `chain.rs`: the hash chain: every record's [`Hash`] over a canonical encoding
-//!   (documented there), the [`ChainHead`], and the [`Anchor`] retention leaves.
 //! - `store.rs`: [`AuditStore`], the sled tree `audit` holding the records,
 //!   with atomic, flushed, chained batch appends and [`Filter`]ed queries.
 //! - `verify.rs`: walking the chain ([`AuditStore::verify`]) to find the first
@@ -21,34 +18,27 @@
 //!   audited goes ahead unaudited.
 //! - `follow.rs`: [`Follow`], the matching records as they are committed, with
 //!   none skipped.
-//! - `format.rs`: rendering records for people ([`table`], [`TableStream`]) and
-//!   for machines ([`json_line`]).
 //!
 //! Every fallible operation in this module returns [`AuditError`].
 
-mod chain;
 mod follow;
-mod format;
 mod health;
-mod record;
 mod retention;
 mod store;
 mod verify;
 mod writer;
 
-use std::sync::Arc;
-
-pub use chain::{Anchor, ChainHead, Hash};
 pub use follow::Follow;
-pub use format::{json_line, table, TableStream};
-pub use record::{
-    Connection, Event, EventKind, Injection, KernelRefusal, PolicyChange, PolicyTrigger, Record,
-    RefusalsDropped, Retention, SandboxChange, SecretChange, SecretRef, Verdict,
-};
 pub use retention::{enforce_retention, RetentionPolicy};
 pub use store::{AuditStore, Filter};
 pub use verify::{BreakKind, ChainBreak, Verification};
 pub use writer::{now_ms, AuditHandle, AuditWriter};
+
+pub use veil_core::audit::{
+    json_line, table, Anchor, ChainHead, Connection, DecodeError, Event, EventKind, Hash,
+    Injection, KernelRefusal, PolicyChange, PolicyTrigger, Record, RefusalsDropped, Retention,
+    SandboxChange, SecretChange, SecretRef, TableStream, Verdict,
+};
 
 /// Errors from the audit log.
 ///
@@ -60,23 +50,9 @@ pub enum AuditError {
     #[error("audit store: {0}")]
     Store(sled::Error),
 
-    /// A stored record could not be decoded.
-    #[error("undecodable audit record: {0}")]
-    Decode(Arc<serde_json::Error>),
-
-    /// A key in the audit tree is not an 8-byte sequence number.
-    #[error("audit key has {len} bytes, expected 8")]
-    BadKey {
-        /// Length of the offending key.
-        len: usize,
-    },
-
-    /// An event kind name was not recognised.
-    #[error("unknown audit event kind {given:?} (expected one of: {valid})", valid = EventKind::names())]
-    UnknownKind {
-        /// The name that was given.
-        given: String,
-    },
+    /// A stored record or key could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
 
     /// The audit writer stopped, or its append aborted, before acknowledging
     /// the record, so it may not have been stored.

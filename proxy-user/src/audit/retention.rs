@@ -8,9 +8,9 @@
 use std::sync::TryLockError;
 use std::time::Duration;
 
-use super::chain::{Anchor, ChainHead, Entry, Hash};
-use super::record::{seq_from_key, seq_key, Retention};
 use super::{AuditError, AuditHandle, AuditStore, Event, Record};
+use veil_core::audit::{seq_from_key, seq_key, Retention};
+use veil_core::audit::{Anchor, ChainHead, Entry, Hash};
 
 /// How much of the audit log to keep, and how often to enforce it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use sled::IVec;
 
-use super::chain::{ChainHead, Entry};
-use super::record::{seq_from_key, seq_key};
 use super::{AuditError, Event, EventKind, Record};
+use veil_core::audit::{seq_from_key, seq_key};
+use veil_core::audit::{ChainHead, Entry};
 
 /// The audit log: hash-chained records keyed by seq in the sled tree `audit`.
 ///
@@ -41,7 +41,7 @@ impl AuditStore {
                 let seq = seq_from_key(&key)?;
                 let entry = Entry::decode(&value).map_err(|e| AuditError::HeadUnreadable {
                     seq,
-                    source: Box::new(e),
+                    source: Box::new(e.into()),
                 })?;
                 ChainHead {
                     seq,

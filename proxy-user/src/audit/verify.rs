@@ -6,9 +6,9 @@ use std::sync::PoisonError;
 
 use serde::{Deserialize, Serialize};
 
-use super::chain::{ChainHead, Entry, Hash};
-use super::record::seq_from_key;
 use super::{AuditError, AuditStore, Record};
+use veil_core::audit::seq_from_key;
+use veil_core::audit::{ChainHead, Entry, Hash};
 
 /// The outcome of walking the chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,9 +285,9 @@ impl Walk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::record::seq_key;
     use crate::audit::store::TREE;
     use crate::audit::{Anchor, Event, SandboxChange};
+    use veil_core::audit::seq_key;
 
     fn attached(name: &str) -> Event {
         Event::SandboxAttached(SandboxChange {

@@ -37,13 +37,6 @@ where
     }
 }
 
-/// The ALPN protocol a denial answers with: HTTP/1.1 if offered, else HTTP/2 if offered.
-pub fn alpn_for_denial(offered: &[Vec<u8>]) -> Option<&'static [u8]> {
-    [b"http/1.1".as_slice(), b"h2".as_slice()]
-        .into_iter()
-        .find(|p| offered.iter().any(|o| o == p))
-}
-
 async fn serve_403<S>(client: S, message: String)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -61,19 +54,5 @@ where
         .await
     {
         log::debug!("serving a denial: {e}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn denial_alpn_prefers_http1() {
-        let both = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        assert_eq!(alpn_for_denial(&both), Some(b"http/1.1".as_slice()));
-        assert_eq!(alpn_for_denial(&[b"h2".to_vec()]), Some(b"h2".as_slice()));
-        assert_eq!(alpn_for_denial(&[b"imap".to_vec()]), None);
-        assert_eq!(alpn_for_denial(&[]), None);
     }
 }

@@ -29,15 +29,17 @@ use super::{
     headers::{is_upgrade, strip_hop_by_hop},
     inject_request::{inject, Destination, Origin},
 };
-use crate::{classify::strip_port, daemon::Daemon, host_pattern::normalize, policy::Policy};
+use veil_core::{classify::http_head::strip_port, host_pattern::normalize, policy::Policy};
+
+use super::Context;
 
 /// A response body: streamed from upstream, or made by veil.
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
 /// What a forwarded request needs to know about its connection.
 pub struct Forwarder {
-    /// The daemon (placeholder engine, audit log, metrics).
-    pub daemon: Arc<Daemon>,
+    /// The data path's services (placeholder engine, audit log, metrics).
+    pub ctx: Arc<Context>,
     /// Who opened the connection.
     pub origin: Origin,
     /// The original destination.
@@ -166,7 +168,7 @@ impl Forwarder {
                 protocol: "http",
             },
         };
-        if let Err(e) = inject(&self.daemon, &self.origin, &mut req, &destination).await {
+        if let Err(e) = inject(&self.ctx, &self.origin, &mut req, &destination).await {
             log::error!("not forwarding a request to {}: {e}", destination.host);
             return answer(StatusCode::SERVICE_UNAVAILABLE, format!("veil: {e}\n"));
         }

@@ -8,11 +8,10 @@ use hyper::{
     Request, Uri,
 };
 
-use crate::{
-    audit::{Connection, Event, Injection},
-    daemon::Daemon,
-    inject::{self, Target},
-};
+use veil_core::inject::{self, Target};
+
+use super::Context;
+use crate::audit::{Connection, Event, Injection};
 
 /// Who sent a request, for the audit records of what happened to it.
 #[derive(Clone, Debug)]
@@ -65,12 +64,12 @@ pub struct Destination<'a> {
 /// Rewrites `req` in place and records what happened; returns once every replacement is on
 /// disk.
 pub async fn inject(
-    daemon: &Daemon,
+    ctx: &Context,
     origin: &Origin,
     req: &mut Request<Incoming>,
     to: &Destination<'_>,
 ) -> Result<(), InjectError> {
-    let Some(engine) = daemon.injector().engine() else {
+    let Some(engine) = ctx.engine.current() else {
         return Ok(());
     };
     let target = if to.verified {
@@ -113,9 +112,9 @@ pub async fn inject(
                 secret_name,
                 header,
             } => {
-                daemon.metrics().injection();
+                ctx.metrics.injection();
                 let record = injection(origin, to, secret_id, secret_name, header, None);
-                pending.push(daemon.audit().record_durable(Event::SecretInjected(record)));
+                pending.push(ctx.audit.record_durable(Event::SecretInjected(record)));
             }
             inject::Event::NotInjected {
                 secret_id,
@@ -135,7 +134,7 @@ pub async fn inject(
                     header,
                     Some(reason.as_str().to_owned()),
                 );
-                daemon.audit().record(Event::PlaceholderNotInjected(record));
+                ctx.audit.record(Event::PlaceholderNotInjected(record));
             }
         }
     }

@@ -1,20 +1,20 @@
 //! What happens to a steered connection once veil knows its original destination: classify
-//! its first bytes, apply the egress policy, and then
+//! its first bytes, plan (pure: [`veil_core::plan`]), then carry the plan out:
 //!
 //! - TLS: verify the upstream first (original address, client's SNI and ALPN), then finish
 //!   the client's handshake with a leaf from veil's CA selecting what upstream selected, and
 //!   proxy HTTP/1.1 or HTTP/2 ([`http`]); passthrough SNIs are relayed untouched;
 //! - plain HTTP: proxy it, checking every request's Host against the policy;
-//! - anything else: splice bytes, if an address rule allows the destination.
+//! - anything else: splice bytes, if an address rule allows the destination;
+//! - denials of HTTP and HTTPS get a 403 that says why ([`deny`]).
 //!
-//! Denials of HTTP and HTTPS get a 403 that says why ([`deny`]). Every connection leaves one
-//! audit record.
+//! Every connection's outcome is recorded once, by [`Context::conclude`].
 
+pub mod context;
 pub mod deny;
 pub mod headers;
 pub mod http;
 pub mod inject_request;
-pub mod injector;
 pub mod prefixed;
 
 use std::{
@@ -23,21 +23,23 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rustls_pki_types::ServerName;
+use rustls_pki_types::ServerName as PkiName;
 use tokio::{
     io::{copy_bidirectional, AsyncRead, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
     time::timeout,
 };
 use tokio_rustls::TlsAcceptor;
+use veil_core::{
+    plan::{plan, Action, Denial, Plan, ServerName},
+    policy::Policy,
+};
+
+pub use context::{Context, Outcome};
 
 use crate::{
-    audit::{Connection, Event, Verdict},
-    classify::{classify, classify_rest, ClassifyError, ClientHello, Protocol, RequestHead},
-    daemon::Daemon,
-    metrics::ErrorKind,
-    policy::{Decision, Policy},
-    tls::leaf::LeafName,
+    audit::Connection,
+    classify::{classify, classify_rest, ClassifyError, Protocol},
 };
 use http::{Forwarder, Leg};
 use inject_request::Origin;
@@ -50,8 +52,8 @@ const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One steered connection on its way through veil.
 pub struct Steered {
-    /// The daemon.
-    pub daemon: Arc<Daemon>,
+    /// The data path's services.
+    pub ctx: Arc<Context>,
     /// The sandbox's end.
     pub client: TcpStream,
     /// Where the sandbox meant to connect.
@@ -64,22 +66,48 @@ pub struct Steered {
     pub upstream: Option<TcpStream>,
 }
 
-/// Classifies, decides and proxies one steered connection.
+/// Classifies, plans and proxies one steered connection.
 pub async fn serve(mut conn: Steered) {
     let mut buf = Vec::new();
-    let policy = conn.daemon.policy();
+    let policy = conn.ctx.policy();
     let classified = match classify(&mut conn.client, &mut buf).await {
         Ok(Protocol::Other) if buf.is_empty() => after_silence(&mut conn, &mut buf, &policy).await,
         classified => classified,
     };
     let protocol = match classified {
         Ok(protocol) => protocol,
-        Err(e) => return conn.refuse(format!("unusable first bytes: {e}")),
+        Err(e) => {
+            return conn.conclude(Outcome::Refused(format!("unusable first bytes: {e}")));
+        }
     };
-    match protocol {
-        Protocol::Tls(hello) => tls(conn, buf, hello, &policy).await,
-        Protocol::Http(head) => plain_http(conn, buf, head, policy).await,
-        Protocol::Other => tcp(conn, buf, &policy).await,
+    let planned = plan(&protocol, conn.dst, &policy);
+    conn.event.protocol = planned.kind.as_str().to_owned();
+    conn.event.host.clone_from(&planned.host);
+    let Plan {
+        action, decision, ..
+    } = planned;
+    // Each arm is boxed: an async fn's state is as large as its largest await, so inline,
+    // every connection's task would carry the largest of them whichever it runs.
+    match action {
+        Action::Deny(denial) => Box::pin(deny(conn, buf, denial, decision.reason)).await,
+        Action::Passthrough | Action::Splice => {
+            Box::pin(splice(conn, buf, decision.rule)).await;
+        }
+        Action::PlainHttp => Box::pin(plain_http(conn, buf, policy, decision.rule)).await,
+        Action::Intercept(name) => {
+            let Protocol::Tls(hello) = protocol else {
+                return conn.conclude(Outcome::Refused("intercepting non-TLS".into()));
+            };
+            Box::pin(intercept(
+                conn,
+                buf,
+                name,
+                hello.alpn,
+                policy,
+                decision.rule,
+            ))
+            .await;
+        }
     }
 }
 
@@ -120,174 +148,147 @@ async fn after_silence(
     }
 }
 
-async fn tcp(mut conn: Steered, buf: Vec<u8>, policy: &Policy) {
-    conn.event.protocol = "tcp".into();
-    let decision = policy.decide_addr(conn.dst);
-    if !decision.allowed {
-        log::info!(
-            "denying {} to {}: {}",
-            conn.event.comm,
-            conn.dst,
-            decision.reason
-        );
-        drop(conn.deny(decision.reason));
-        return;
+/// Tells a denied client why, in its own protocol.
+async fn deny(conn: Steered, buf: Vec<u8>, denial: Denial, reason: String) {
+    let ctx = Arc::clone(&conn.ctx);
+    let client = conn.conclude_with_client(Outcome::Denied(reason));
+    match denial {
+        Denial::Close => {}
+        Denial::Http(message) => deny::respond_plain(Prefixed::new(buf, client), message).await,
+        Denial::Tls {
+            name,
+            alpn,
+            message,
+        } => match ctx.leaves.server_config(&name, alpn) {
+            Ok(config) => deny::respond_tls(Prefixed::new(buf, client), config, message).await,
+            Err(e) => log::error!("minting a certificate for {name}: {e}"),
+        },
     }
-    splice(conn, buf, decision).await;
 }
 
-async fn plain_http(mut conn: Steered, buf: Vec<u8>, head: RequestHead, policy: Arc<Policy>) {
-    conn.event.protocol = "http".into();
-    conn.event.host = head.host.clone();
-    let decision = match &head.host {
-        Some(host) => policy.decide_host(host, conn.dst),
-        None => policy.decide_addr(conn.dst),
-    };
-    let shown = head.host.unwrap_or_else(|| conn.dst.to_string());
-    if !decision.allowed {
-        let message = format!("veil: egress to {shown} is denied: {}\n", decision.reason);
-        let client = conn.deny(decision.reason);
-        return Box::pin(deny::respond_plain(Prefixed::new(buf, client), message)).await;
-    }
+async fn plain_http(mut conn: Steered, buf: Vec<u8>, policy: Arc<Policy>, rule: Option<String>) {
     let Some(upstream) = conn.connect().await else {
         return;
     };
     let dst = conn.dst;
-    let origin = conn.origin();
-    let daemon = Arc::clone(&conn.daemon);
-    let client = conn.allow(decision);
+    let origin = Origin::of(&conn.event);
+    let ctx = Arc::clone(&conn.ctx);
+    let client = conn.conclude_with_client(Outcome::Allowed {
+        rule,
+        how: "relayed",
+    });
     let forwarder = Forwarder {
-        daemon,
+        ctx,
         origin,
         dst,
         leg: Leg::Plain,
         policy,
     };
-    // Boxed for the reason given in `tls`.
-    let proxied = Box::pin(http::proxy_h1(
-        Prefixed::new(buf, client),
-        upstream,
-        forwarder,
-    ));
-    if let Err(e) = proxied.await {
+    if let Err(e) = http::proxy_h1(Prefixed::new(buf, client), upstream, forwarder).await {
         log::debug!("plain HTTP to {dst}: {e}");
     }
 }
 
-async fn tls(mut conn: Steered, buf: Vec<u8>, hello: ClientHello, policy: &Arc<Policy>) {
-    conn.event.protocol = "tls".into();
-    conn.event.host = hello.sni.clone();
-    let (decision, leaf_name) = match &hello.sni {
-        Some(sni) => (
-            policy.decide_host(sni, conn.dst),
-            LeafName::Dns(sni.clone()),
-        ),
-        None => (policy.decide_addr(conn.dst), LeafName::Ip(conn.dst.ip())),
-    };
-    let shown = hello
-        .sni
-        .clone()
-        .unwrap_or_else(|| conn.dst.ip().to_string());
-    if !decision.allowed {
-        let message = format!("veil: egress to {shown} is denied: {}\n", decision.reason);
-        let config = conn
-            .daemon
-            .tls()
-            .server_config(&leaf_name, deny::alpn_for_denial(&hello.alpn));
-        let client = conn.deny(decision.reason);
-        return match config {
-            // Boxed for the reason given below, at the proxying.
-            Ok(config) => {
-                Box::pin(deny::respond_tls(
-                    Prefixed::new(buf, client),
-                    config,
-                    message,
-                ))
-                .await
-            }
-            Err(e) => log::error!("minting a certificate for {shown}: {e}"),
-        };
-    }
-    if hello
-        .sni
-        .as_deref()
-        .is_some_and(|sni| policy.is_passthrough(sni))
-    {
-        conn.event.protocol = "tls-passthrough".into();
-        return splice(conn, buf, decision).await;
-    }
+async fn intercept(
+    mut conn: Steered,
+    buf: Vec<u8>,
+    name: ServerName,
+    alpn: Vec<Vec<u8>>,
+    policy: Arc<Policy>,
+    rule: Option<String>,
+) {
     let Some(tcp) = conn.connect().await else {
         return;
     };
-    let name = match &hello.sni {
-        Some(sni) => ServerName::try_from(sni.clone()),
-        None => Ok(ServerName::IpAddress(conn.dst.ip().into())),
+    let pki_name = match &name {
+        ServerName::Dns(dns) => PkiName::try_from(dns.clone()),
+        ServerName::Ip(ip) => Ok(PkiName::IpAddress((*ip).into())),
     };
-    let name = match name {
-        Ok(name) => name,
-        Err(e) => return conn.refuse(format!("unusable server name {shown}: {e}")),
-    };
-    let handshake = conn.daemon.upstream().connect(tcp, name, &hello.alpn);
-    let upstream = match timeout(TLS_TIMEOUT, handshake).await {
-        Ok(Ok(upstream)) => upstream,
-        Ok(Err(e)) => return conn.refuse(format!("upstream TLS for {shown} failed: {e}")),
-        Err(_) => return conn.refuse(format!("upstream TLS for {shown} timed out")),
-    };
-    let config = match conn
-        .daemon
-        .tls()
-        .server_config(&leaf_name, upstream.alpn.as_deref())
-    {
-        Ok(config) => config,
-        Err(e) => return conn.refuse(format!("minting a certificate for {shown}: {e}")),
-    };
-    let client = match TlsAcceptor::from(config)
-        .accept(Prefixed::new(buf, conn.client))
-        .await
-    {
-        Ok(client) => client,
+    let pki_name = match pki_name {
+        Ok(pki_name) => pki_name,
         Err(e) => {
-            conn.event.reason = format!("sandbox TLS handshake failed: {e}");
-            log::info!("{shown}: {}", conn.event.reason);
-            conn.daemon
-                .metrics()
-                .connection(Verdict::Refused, conn.accepted.elapsed());
-            return conn.daemon.audit().record(Event::Connection(conn.event));
+            return conn.conclude(Outcome::Refused(format!(
+                "unusable server name {name}: {e}"
+            )));
         }
     };
+    let handshake = conn.ctx.upstream.connect(tcp, pki_name, &alpn);
+    let upstream = match timeout(TLS_TIMEOUT, handshake).await {
+        Ok(Ok(upstream)) => upstream,
+        Ok(Err(e)) => {
+            return conn.conclude(Outcome::Refused(format!(
+                "upstream TLS for {name} failed: {e}"
+            )))
+        }
+        Err(_) => {
+            return conn.conclude(Outcome::Refused(format!(
+                "upstream TLS for {name} timed out"
+            )))
+        }
+    };
+    let config = match conn
+        .ctx
+        .leaves
+        .server_config(&name, upstream.alpn.as_deref())
+    {
+        Ok(config) => config,
+        Err(e) => {
+            return conn.conclude(Outcome::Refused(format!(
+                "minting a certificate for {name}: {e}"
+            )))
+        }
+    };
+    let accepted = timeout(
+        TLS_TIMEOUT,
+        TlsAcceptor::from(config).accept(Prefixed::new(buf, conn.client)),
+    )
+    .await;
     let Steered {
-        daemon,
+        ctx,
         dst,
-        mut event,
-        accepted,
+        event,
+        accepted: since,
         ..
     } = conn;
+    let client = match accepted {
+        Ok(Ok(client)) => client,
+        Ok(Err(e)) => {
+            let reason = format!("sandbox TLS handshake failed: {e}");
+            return ctx.conclude(event, since, Outcome::Refused(reason));
+        }
+        Err(_) => {
+            let reason = "sandbox TLS handshake timed out".to_owned();
+            return ctx.conclude(event, since, Outcome::Refused(reason));
+        }
+    };
     let origin = Origin::of(&event);
-    event.verdict = Verdict::Allowed;
-    daemon
-        .metrics()
-        .connection(event.verdict, accepted.elapsed());
-    event.rule = decision.rule;
-    event.reason = "intercepted".into();
-    daemon.audit().record(Event::Connection(event));
+    ctx.conclude(
+        event,
+        since,
+        Outcome::Allowed {
+            rule,
+            how: "intercepted",
+        },
+    );
+    let sni = match name {
+        ServerName::Dns(dns) => Some(dns),
+        ServerName::Ip(_) => None,
+    };
     let forwarder = Forwarder {
-        daemon,
+        ctx,
         origin,
         dst,
-        leg: Leg::Tls(hello.sni),
-        policy: Arc::clone(policy),
+        leg: Leg::Tls(sni),
+        policy,
     };
-    // Boxed: an async fn's state is as large as its largest await, so inline, every
-    // connection's task would carry the largest of these (and of the denials) whichever it
-    // runs: 13 KiB of state instead of 5 KiB plus the one it runs.
     let result = match upstream.alpn.as_deref() {
-        Some(b"h2") => Box::pin(http::proxy_h2(client, upstream.stream, forwarder)).await,
-        Some(b"http/1.1") => Box::pin(http::proxy_h1(client, upstream.stream, forwarder)).await,
-        None => return Box::pin(sniff_and_proxy(client, upstream.stream, forwarder)).await,
-        Some(_) => return Box::pin(relay(client, upstream.stream, Vec::new(), dst)).await,
+        Some(b"h2") => http::proxy_h2(client, upstream.stream, forwarder).await,
+        Some(b"http/1.1") => http::proxy_h1(client, upstream.stream, forwarder).await,
+        None => return sniff_and_proxy(client, upstream.stream, forwarder).await,
+        Some(_) => return relay(client, upstream.stream, Vec::new(), dst).await,
     };
     if let Err(e) = result {
-        log::debug!("HTTP to {shown}: {e}");
+        log::debug!("HTTP to {dst}: {e}");
     }
 }
 
@@ -310,12 +311,15 @@ where
     }
 }
 
-async fn splice(mut conn: Steered, buf: Vec<u8>, decision: Decision) {
+async fn splice(mut conn: Steered, buf: Vec<u8>, rule: Option<String>) {
     let Some(upstream) = conn.connect().await else {
         return;
     };
     let dst = conn.dst;
-    let client = conn.allow(decision);
+    let client = conn.conclude_with_client(Outcome::Allowed {
+        rule,
+        how: "relayed",
+    });
     relay(client, upstream, buf, dst).await;
 }
 
@@ -337,65 +341,26 @@ where
 }
 
 impl Steered {
-    /// Who opened the connection, for the records of its requests.
-    fn origin(&self) -> Origin {
-        Origin::of(&self.event)
+    /// Records the connection's outcome and drops it.
+    fn conclude(self, outcome: Outcome) {
+        drop(self.conclude_with_client(outcome));
     }
 
-    /// Counts the connection under its verdict so far, with the time since it was accepted.
-    fn count(&self) {
-        self.daemon
-            .metrics()
-            .connection(self.event.verdict, self.accepted.elapsed());
-    }
-
-    /// Records a refusal and drops the connection.
-    fn refuse(mut self, reason: String) {
-        log::info!("refusing {} to {}: {reason}", self.event.comm, self.dst);
-        self.event.verdict = Verdict::Refused;
-        self.event.reason = reason;
-        self.count();
-        self.daemon.audit().record(Event::Connection(self.event));
-    }
-
-    /// Records a denial by the egress policy and hands back the client's stream, to be told
-    /// why.
-    fn deny(self, reason: String) -> TcpStream {
+    /// Records the connection's outcome and hands back the client's stream.
+    fn conclude_with_client(self, outcome: Outcome) -> TcpStream {
         let Self {
-            daemon,
+            ctx,
             client,
-            mut event,
+            event,
             accepted,
             ..
         } = self;
-        event.verdict = Verdict::Refused;
-        event.reason = reason;
-        daemon.metrics().denial();
-        daemon
-            .metrics()
-            .connection(Verdict::Refused, accepted.elapsed());
-        daemon.audit().record(Event::Connection(event));
+        ctx.conclude(event, accepted, outcome);
         client
     }
 
-    /// Records the allowed connection and hands back the client's stream.
-    fn allow(mut self, decision: Decision) -> TcpStream {
-        self.event.verdict = Verdict::Allowed;
-        self.count();
-        let Self {
-            daemon,
-            client,
-            mut event,
-            ..
-        } = self;
-        event.verdict = Verdict::Allowed;
-        event.rule = decision.rule;
-        event.reason = "relayed".into();
-        daemon.audit().record(Event::Connection(event));
-        client
-    }
-
-    /// Connects to the original destination, or records why not.
+    /// Connects to the original destination, or records why not (and the connection is
+    /// over).
     async fn connect(&mut self) -> Option<TcpStream> {
         if let Some(upstream) = self.upstream.take() {
             return Some(upstream);
@@ -408,14 +373,11 @@ impl Steered {
             Ok(Err(e)) => format!("upstream connect failed: {e}"),
             Err(_) => "upstream connect timed out".to_owned(),
         };
-        log::info!("{} to {}: {reason}", self.event.comm, self.dst);
-        self.event.verdict = Verdict::Refused;
-        self.event.reason = reason;
-        self.daemon.metrics().error(ErrorKind::Upstream);
-        self.count();
-        self.daemon
-            .audit()
-            .record(Event::Connection(self.event.clone()));
+        self.ctx.conclude(
+            self.event.clone(),
+            self.accepted,
+            Outcome::Unreachable(reason),
+        );
         None
     }
 }

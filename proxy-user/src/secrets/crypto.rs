@@ -8,7 +8,7 @@ use ring::{
 };
 use zeroize::Zeroizing;
 
-use super::{value::SecretValue, SecretError};
+use super::{SecretError, SecretValue};
 
 /// Length of a master key in bytes.
 pub const KEY_LEN: usize = 32;

@@ -1,36 +1,38 @@
 //! Secrets: stored encrypted, held decrypted in memory only, never shown again.
 //!
-//! - `value.rs`: [`SecretValue`], the plaintext, zeroized on drop and never formatted.
-//! - `validate.rs`: API request bodies into checked values ([`NewSecret`], [`SecretPatch`]),
-//!   with errors that name the field; the placeholder [`Prefix`].
+//! The value type, validation and the live set are pure and live in
+//! [`veil_core::secrets`] (re-exported here).
+//!
 //! - `crypto.rs`: [`MasterKey`]: AES-256-GCM, random nonce, the secret's id as associated data.
 //! - `keyfile.rs`: 0600 files holding a random 256-bit key (the master key, the API key).
-//! - `set.rs`: [`SecretSet`], the live secrets the proxy reads, and [`SecretInfo`], what the
-//!   API shows.
 //! - `store.rs`: [`SecretStore`], the sled trees, the lifecycle (create, rotate, delete, each
 //!   durably audited before it is answered) and the live set's watch channel.
+//! - `engine.rs`: the placeholder engine for the live set, rebuilt and published with it.
+//! - `api_key.rs`: [`ApiKey`], the TCP control API's bearer token.
 //! - `profile.rs`: the `source`-able secrets profile and `export` lines.
 //! - `hex.rs`: hex encoding for key files, ids and sealed values.
 //!
 //! Every fallible operation returns [`SecretError`]; no error ever contains a secret value.
 
+mod api_key;
 mod crypto;
+mod engine;
 pub mod hex;
 pub mod keyfile;
 mod profile;
-mod set;
 mod store;
-mod validate;
-mod value;
 
 use std::{io, path::PathBuf};
 
+pub use api_key::ApiKey;
 pub use crypto::{random, MasterKey};
+pub use engine::LiveEngine;
 pub use profile::exports;
-pub use set::{LiveSecret, SecretInfo, SecretSet};
 pub use store::SecretStore;
-pub use validate::{FieldError, NewSecret, Prefix, SecretPatch};
-pub use value::{SecretValue, ValueError};
+pub use veil_core::secrets::{
+    FieldError, LiveSecret, NewSecret, Prefix, SecretInfo, SecretPatch, SecretSet, SecretValue,
+    ValueError,
+};
 
 use crate::audit::AuditError;
 

@@ -9,7 +9,7 @@ use std::{
     path::Path,
 };
 
-use super::set::{SecretInfo, SecretSet};
+use super::{SecretInfo, SecretSet};
 
 /// An environment variable that held a placeholder of a deleted secret (or that a secret moved
 /// away from), with that placeholder.
@@ -82,7 +82,7 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-    use crate::secrets::{set::LiveSecret, value::SecretValue};
+    use crate::secrets::{LiveSecret, SecretValue};
 
     fn live(env_var: &str, proxy_value: &str) -> LiveSecret {
         LiveSecret {

@@ -15,18 +15,16 @@ use sled::{
 };
 use tokio::sync::{watch, Mutex};
 
+use veil_core::host_pattern::HostPattern;
+
 use super::{
     crypto::{self, MasterKey},
+    engine::{LiveEngine, Publisher},
     hex,
     profile::{self, Retired},
-    set::{LiveSecret, SecretInfo, SecretSet},
-    validate::{NewSecret, Prefix, SecretPatch},
-    SecretError,
+    LiveSecret, NewSecret, Prefix, SecretError, SecretInfo, SecretPatch, SecretSet,
 };
-use crate::{
-    audit::{AuditHandle, Event, SecretChange},
-    host_pattern::HostPattern,
-};
+use crate::audit::{AuditHandle, Event, SecretChange};
 
 /// The secrets store. One per daemon.
 pub struct SecretStore {
@@ -37,6 +35,7 @@ pub struct SecretStore {
     audit: AuditHandle,
     profile: PathBuf,
     live: watch::Sender<Arc<SecretSet>>,
+    engine: Publisher,
     /// Held for the whole of a change, so changes apply, audit and publish in one order.
     writes: Mutex<()>,
 }
@@ -85,6 +84,7 @@ impl SecretStore {
             audit,
             profile,
             live: watch::channel(Arc::new(SecretSet::default())).0,
+            engine: Publisher::new(),
             writes: Mutex::new(()),
         };
         store.publish(set);
@@ -94,6 +94,11 @@ impl SecretStore {
     /// A receiver of the live set: it always holds the current set and sees every change.
     pub fn subscribe(&self) -> watch::Receiver<Arc<SecretSet>> {
         self.live.subscribe()
+    }
+
+    /// The placeholder engine for the live set, following every change.
+    pub fn engine(&self) -> LiveEngine {
+        self.engine.subscribe()
     }
 
     /// Every secret, by name.
@@ -274,6 +279,7 @@ impl SecretStore {
                 self.profile.display()
             );
         }
+        self.engine.publish(&set);
         self.live.send_replace(Arc::new(set));
     }
 

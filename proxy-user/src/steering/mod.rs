@@ -29,6 +29,7 @@ use std::{
     os::fd::AsFd,
     path::{Path, PathBuf},
     str::FromStr,
+    sync::{Mutex, PoisonError},
 };
 
 use aya::{
@@ -203,10 +204,37 @@ pub enum Attached {
     Existing(u64),
 }
 
+/// The kernel's records of where steered connections were going, keyed by the client's
+/// address. Apart from [`Steering`], so accepting a connection never waits for a sandbox
+/// being created.
+pub struct OrigDsts(Mutex<HashMap<MapData, Endpoint, ConnRecord>>);
+
+impl OrigDsts {
+    /// Takes the record the kernel filed for a connection whose client end is `peer`: looks
+    /// it up and deletes it, so a record is used once. `None` means veil has no record and
+    /// must refuse the connection.
+    pub fn take(&self, peer: SocketAddr) -> Option<ConnRecord> {
+        let key = endpoint(peer);
+        let mut by_peer = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match by_peer.get(&key, 0) {
+            Ok(record) => {
+                if let Err(e) = by_peer.remove(&key) {
+                    log::warn!("removing the record for {peer}: {e}");
+                }
+                Some(record)
+            }
+            Err(MapError::KeyNotFound) => None,
+            Err(e) => {
+                log::error!("looking up the record for {peer}: {e}");
+                None
+            }
+        }
+    }
+}
+
 /// The loaded programs and the maps veil reads and writes.
 pub struct Steering {
     ebpf: Ebpf,
-    by_peer: HashMap<MapData, Endpoint, ConnRecord>,
     settings: HashMap<MapData, u64, Settings>,
     refusals: Option<(RingBuf<MapData>, PerCpuArray<MapData, u64>)>,
     dir: PathBuf,
@@ -214,9 +242,10 @@ pub struct Steering {
 
 impl Steering {
     /// Loads the embedded programs, reusing (or creating and pinning) the connection maps under
-    /// `config.dir`, and moves every pinned link onto the new programs. Returns the cgroup ids
-    /// that were already steered.
-    pub fn load(config: &SteeringConfig) -> Result<(Self, Vec<u64>), SteeringError> {
+    /// `config.dir`, and moves every pinned link onto the new programs. Returns the
+    /// original-destination records (for the accept path, apart from everything else) and the
+    /// cgroup ids that were already steered.
+    pub fn load(config: &SteeringConfig) -> Result<(Self, OrigDsts, Vec<u64>), SteeringError> {
         let listen = listener_v4(config.listen)?;
         let listen6 = config.listen6.map(listener_v6).transpose()?;
         ensure_bpffs(&config.dir)?;
@@ -234,14 +263,13 @@ impl Steering {
         let dropped = take_map(&mut ebpf, MAP_REFUSALS_DROPPED, PerCpuArray::try_from)?;
         let mut steering = Self {
             ebpf,
-            by_peer,
             settings,
             refusals: Some((ring, dropped)),
             dir: config.dir.clone(),
         };
         steering.set_settings(DEFAULT_SETTINGS_KEY, &config.defaults)?;
         let steered = steering.adopt_pinned_links()?;
-        Ok((steering, steered))
+        Ok((steering, OrigDsts(Mutex::new(by_peer)), steered))
     }
 
     /// Steers the cgroup at `dir` (and every cgroup below it) through veil, pinning the links.
@@ -277,26 +305,6 @@ impl Steering {
     /// cgroup that was not steered is not an error.
     pub fn detach(&mut self, cgroup_id: u64) -> Result<(), SteeringError> {
         detach_links(&self.link_dir(cgroup_id))
-    }
-
-    /// Takes the record the kernel filed for a connection whose client end is `peer`: looks
-    /// it up and deletes it, so a record is used once. `None` means veil has no record and
-    /// must refuse the connection.
-    pub fn take(&mut self, peer: SocketAddr) -> Option<ConnRecord> {
-        let key = endpoint(peer);
-        match self.by_peer.get(&key, 0) {
-            Ok(record) => {
-                if let Err(e) = self.by_peer.remove(&key) {
-                    log::warn!("removing the record for {peer}: {e}");
-                }
-                Some(record)
-            }
-            Err(MapError::KeyNotFound) => None,
-            Err(e) => {
-                log::error!("looking up the record for {peer}: {e}");
-                None
-            }
-        }
     }
 
     /// Files `settings` for the sandbox cgroup `cgroup_id` (or, under

@@ -3,7 +3,6 @@
 //! presents them.
 
 use std::{
-    net::IpAddr,
     num::NonZeroUsize,
     sync::{Arc, Mutex, PoisonError},
     time::{Duration as StdDuration, Instant},
@@ -19,6 +18,8 @@ use rustls::{
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::{Duration, OffsetDateTime};
 
+use veil_core::plan::ServerName;
+
 use super::{ca::Ca, provider, TlsError};
 
 /// How many leaf certificates are kept.
@@ -29,22 +30,13 @@ const SESSIONS: usize = 4096;
 const LEAF_VALIDITY_DAYS: i64 = 7;
 const LEAF_REFRESH: StdDuration = StdDuration::from_secs(24 * 3600);
 
-/// What a leaf certificate is for.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum LeafName {
-    /// A DNS name from the client's SNI.
-    Dns(String),
-    /// The address a client without SNI dialled.
-    Ip(IpAddr),
-}
-
 /// Mints and caches leaf certificates.
 pub struct LeafMinter {
     ca: Ca,
     key: KeyPair,
     signing_key: Arc<dyn rustls::sign::SigningKey>,
     provider: Arc<CryptoProvider>,
-    cache: Mutex<LruCache<LeafName, (Arc<CertifiedKey>, Instant)>>,
+    cache: Mutex<LruCache<ServerName, (Arc<CertifiedKey>, Instant)>>,
     /// One store for every configuration: a configuration is built per connection, and
     /// rustls's default (a new 256-entry store in each) both held memory for as long as the
     /// connection lived and made every resumption miss.
@@ -77,7 +69,7 @@ impl LeafMinter {
     }
 
     /// The leaf for `name`, from the cache or minted now.
-    pub fn leaf(&self, name: &LeafName) -> Result<Arc<CertifiedKey>, TlsError> {
+    pub fn leaf(&self, name: &ServerName) -> Result<Arc<CertifiedKey>, TlsError> {
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((leaf, minted)) = cache.get(name) {
             if minted.elapsed() < LEAF_REFRESH {
@@ -93,7 +85,7 @@ impl LeafMinter {
     /// protocol upstream selected), or no ALPN.
     pub fn server_config(
         &self,
-        name: &LeafName,
+        name: &ServerName,
         alpn: Option<&[u8]>,
     ) -> Result<Arc<ServerConfig>, TlsError> {
         let leaf = self.leaf(name)?;
@@ -109,10 +101,10 @@ impl LeafMinter {
         Ok(Arc::new(config))
     }
 
-    fn mint(&self, name: &LeafName) -> Result<CertifiedKey, TlsError> {
+    fn mint(&self, name: &ServerName) -> Result<CertifiedKey, TlsError> {
         let san = match name {
-            LeafName::Dns(dns) => dns.clone(),
-            LeafName::Ip(ip) => ip.to_string(),
+            ServerName::Dns(dns) => dns.clone(),
+            ServerName::Ip(ip) => ip.to_string(),
         };
         let mut params = CertificateParams::new(vec![san.clone()])?;
         params.distinguished_name.push(DnType::CommonName, san);
@@ -134,7 +126,7 @@ impl LeafMinter {
 mod tests {
     use rustls::{
         client::{danger::ServerCertVerifier, WebPkiServerVerifier},
-        pki_types::ServerName,
+        pki_types::ServerName as PkiName,
         RootCertStore,
     };
     use rustls_pki_types::{pem::PemObject, CertificateDer, UnixTime};
@@ -159,7 +151,7 @@ mod tests {
             .verify_server_cert(
                 &leaf.cert[0],
                 &[],
-                &ServerName::try_from(name.to_owned()).unwrap(),
+                &PkiName::try_from(name.to_owned()).unwrap(),
                 &[],
                 UnixTime::now(),
             )
@@ -169,17 +161,19 @@ mod tests {
     #[test]
     fn leaves_verify_for_their_name_only() {
         let (_dir, m) = minter();
-        let leaf = m.leaf(&LeafName::Dns("api.example.test".into())).unwrap();
+        let leaf = m.leaf(&ServerName::Dns("api.example.test".into())).unwrap();
         verify(&m, &leaf, "api.example.test").unwrap();
         assert!(verify(&m, &leaf, "other.example.test").is_err());
-        let ip_leaf = m.leaf(&LeafName::Ip("127.0.0.2".parse().unwrap())).unwrap();
+        let ip_leaf = m
+            .leaf(&ServerName::Ip("127.0.0.2".parse().unwrap()))
+            .unwrap();
         verify(&m, &ip_leaf, "127.0.0.2").unwrap();
     }
 
     #[test]
     fn leaves_are_cached() {
         let (_dir, m) = minter();
-        let name = LeafName::Dns("a.test".into());
+        let name = ServerName::Dns("a.test".into());
         assert!(Arc::ptr_eq(
             &m.leaf(&name).unwrap(),
             &m.leaf(&name).unwrap()
@@ -192,10 +186,10 @@ mod tests {
     fn every_configuration_shares_one_session_store_and_sends_one_ticket() {
         let (_dir, m) = minter();
         let a = m
-            .server_config(&LeafName::Dns("a.test".into()), Some(b"h2"))
+            .server_config(&ServerName::Dns("a.test".into()), Some(b"h2"))
             .unwrap();
         let b = m
-            .server_config(&LeafName::Ip("127.0.0.2".parse().unwrap()), None)
+            .server_config(&ServerName::Ip("127.0.0.2".parse().unwrap()), None)
             .unwrap();
         assert!(Arc::ptr_eq(&a.session_storage, &b.session_storage));
         assert!(Arc::ptr_eq(&a.session_storage, &m.sessions));

@@ -34,7 +34,7 @@ use std::fmt;
 use ring::digest;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{AuditError, Event, Record};
+use super::{DecodeError, Event, Record};
 
 /// A SHA-256 hash in the chain, shown and serialized as 64 lowercase hex digits.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
@@ -110,7 +110,7 @@ pub struct Anchor {
 
 impl Anchor {
     /// Encodes the anchor as the JSON bytes stored in sled.
-    pub(super) fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         // Invariant: a struct of a number and a hex string always serializes.
         serde_json::to_vec(&StoredAnchor { anchor: *self }).expect("an anchor serializes")
     }
@@ -122,7 +122,7 @@ impl Anchor {
     clippy::large_enum_variant,
     reason = "nearly every entry is a record; a log holds at most one anchor"
 )]
-pub(super) enum Entry {
+pub enum Entry {
     /// An audit record.
     Record(Record),
     /// The retention anchor before the oldest record.
@@ -131,10 +131,10 @@ pub(super) enum Entry {
 
 impl Entry {
     /// Decodes a stored value: an anchor or a record.
-    pub(super) fn decode(bytes: &[u8]) -> Result<Self, AuditError> {
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         if bytes.starts_with(ANCHOR_PREFIX) {
             let stored: StoredAnchor = serde_json::from_slice(bytes)
-                .map_err(|e| AuditError::Decode(std::sync::Arc::new(e)))?;
+                .map_err(|e| DecodeError::Json(std::sync::Arc::new(e)))?;
             Ok(Self::Anchor(stored.anchor))
         } else {
             Record::decode(bytes).map(Self::Record)
@@ -142,7 +142,7 @@ impl Entry {
     }
 
     /// The seq the entry claims.
-    pub(super) fn seq(&self) -> u64 {
+    pub fn seq(&self) -> u64 {
         match self {
             Self::Record(record) => record.seq,
             Self::Anchor(anchor) => anchor.seq,
@@ -150,7 +150,7 @@ impl Entry {
     }
 
     /// The hash the next record's `prev_hash` must equal.
-    pub(super) fn hash(&self) -> Hash {
+    pub fn hash(&self) -> Hash {
         match self {
             Self::Record(record) => record.hash,
             Self::Anchor(anchor) => anchor.hash,
@@ -159,7 +159,7 @@ impl Entry {
 }
 
 /// The hash of a record with these contents (see the module documentation).
-pub(super) fn record_hash(seq: u64, time_ms: u64, prev_hash: &Hash, event: &Event) -> Hash {
+pub fn record_hash(seq: u64, time_ms: u64, prev_hash: &Hash, event: &Event) -> Hash {
     let mut context = digest::Context::new(&digest::SHA256);
     context.update(DOMAIN);
     context.update(&seq.to_be_bytes());
@@ -271,7 +271,7 @@ mod tests {
             br#"{"anchor":{"seq":1,"hash":"00","extra":1}}"#,
             b"garbage",
         ] {
-            assert!(matches!(Entry::decode(bad), Err(AuditError::Decode(_))));
+            assert!(matches!(Entry::decode(bad), Err(DecodeError::Json(_))));
         }
     }
 }

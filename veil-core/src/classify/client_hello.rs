@@ -211,12 +211,14 @@ impl<'a> Reader<'a> {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures {
+    //! ClientHellos made to order, for tests here and in the daemon.
+
     use super::*;
 
     /// Builds a ClientHello handshake message (no record header).
-    pub(crate) fn hello_message(sni: Option<&str>, alpn: &[&[u8]], padding: usize) -> Vec<u8> {
+    pub fn hello_message(sni: Option<&str>, alpn: &[&[u8]], padding: usize) -> Vec<u8> {
         let mut body = vec![0x03, 0x03];
         body.extend_from_slice(&[7; 32]);
         body.push(32);
@@ -248,7 +250,7 @@ pub(crate) mod tests {
     }
 
     /// Wraps a handshake message into records of at most `chunk` bytes each.
-    pub(crate) fn records(message: &[u8], chunk: usize) -> Vec<u8> {
+    pub fn records(message: &[u8], chunk: usize) -> Vec<u8> {
         let mut out = Vec::new();
         for part in message.chunks(chunk) {
             out.extend_from_slice(&[RECORD_HANDSHAKE, 0x03, 0x01]);
@@ -269,6 +271,14 @@ pub(crate) mod tests {
         v.extend_from_slice(data);
         v
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{
+        fixtures::{hello_message, records},
+        *,
+    };
 
     #[test]
     fn sni_and_alpn() {

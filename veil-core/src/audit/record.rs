@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::chain::{record_hash, Hash};
-use super::AuditError;
+use super::DecodeError;
 
 /// One stored audit record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,12 +51,12 @@ impl Record {
     }
 
     /// Decodes a record from bytes produced by [`Record::encode`].
-    pub fn decode(bytes: &[u8]) -> Result<Self, AuditError> {
-        serde_json::from_slice(bytes).map_err(|e| AuditError::Decode(Arc::new(e)))
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(Arc::new(e)))
     }
 
     /// Serializes the record as one JSON object.
-    pub(super) fn to_json(&self) -> String {
+    pub fn to_json(&self) -> String {
         // Invariant: serializing a `Record` cannot fail. Every field is a
         // string, number, bool, option or `SocketAddr` (a string), there are
         // no maps with non-string keys and no fallible `Serialize` impls.
@@ -470,19 +470,19 @@ impl EventKind {
     }
 
     /// All valid names, comma-separated, for error messages.
-    pub(super) fn names() -> String {
+    pub fn names() -> String {
         Self::ALL.map(Self::as_str).join(", ")
     }
 }
 
 impl FromStr for EventKind {
-    type Err = AuditError;
+    type Err = DecodeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
             .find(|kind| kind.as_str() == s)
-            .ok_or_else(|| AuditError::UnknownKind {
+            .ok_or_else(|| DecodeError::UnknownKind {
                 given: s.to_owned(),
             })
     }
@@ -495,13 +495,13 @@ impl fmt::Display for EventKind {
 }
 
 /// The sled key for `seq`: its 8 big-endian bytes, so keys sort in seq order.
-pub(super) fn seq_key(seq: u64) -> [u8; 8] {
+pub fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
 /// The seq stored in a key produced by [`seq_key`].
-pub(super) fn seq_from_key(key: &[u8]) -> Result<u64, AuditError> {
-    let bytes = <[u8; 8]>::try_from(key).map_err(|_| AuditError::BadKey { len: key.len() })?;
+pub fn seq_from_key(key: &[u8]) -> Result<u64, DecodeError> {
+    let bytes = <[u8; 8]>::try_from(key).map_err(|_| DecodeError::BadKey { len: key.len() })?;
     Ok(u64::from_be_bytes(bytes))
 }
 
@@ -700,7 +700,7 @@ mod tests {
             br#"{"seq":1,"time_ms":2,"kind":"teleport"}"#,
             br#"{"seq":1,"time_ms":2,"kind":"connection"}"#,
         ] {
-            assert!(matches!(Record::decode(bytes), Err(AuditError::Decode(_))));
+            assert!(matches!(Record::decode(bytes), Err(DecodeError::Json(_))));
         }
     }
 
@@ -756,7 +756,7 @@ mod tests {
         for key in [&[][..], &[1; 7], &[1; 9]] {
             assert!(matches!(
                 seq_from_key(key),
-                Err(AuditError::BadKey { len }) if len == key.len()
+                Err(DecodeError::BadKey { len }) if len == key.len()
             ));
         }
     }

@@ -1,5 +1,5 @@
-//! The sandbox registry: which cgroups veil steers and what they are called, kept in sled so
-//! a restarted daemon still names the sandboxes it finds steered.
+//! The registry: which cgroups veil steers and what they are called, kept in sled so a
+//! restarted daemon still names the sandboxes it finds steered.
 
 use std::{
     collections::HashMap,

@@ -1,8 +1,5 @@
-//! Classifying a steered connection by its first bytes: a TLS ClientHello, an HTTP/1 request
-//! head, or something else. The parsers are pure; [`classify`] does the reading.
-
-pub mod client_hello;
-pub mod http_head;
+//! Reading a steered connection's first bytes until [`veil_core::classify::sniff`] says what
+//! they are: a TLS ClientHello, an HTTP/1 request head, or something else.
 
 use std::time::Duration;
 
@@ -11,8 +8,8 @@ use tokio::{
     time::{timeout, Instant},
 };
 
-pub use client_hello::{parse_client_hello, ClientHello, HelloError};
-pub use http_head::{parse_request_head, strip_port, HeadError, RequestHead};
+use veil_core::classify::{sniff, Sniff, SniffError};
+pub use veil_core::classify::{ClientHello, Protocol, RequestHead};
 
 /// How long veil waits for a client to speak first before treating the connection as a
 /// server-first protocol.
@@ -20,26 +17,12 @@ pub const FIRST_BYTES_TIMEOUT: Duration = Duration::from_millis(300);
 /// How long a client may take to send a whole ClientHello or request head.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What a connection turned out to be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Protocol {
-    /// TLS, with what its ClientHello said.
-    Tls(ClientHello),
-    /// Plain HTTP/1.
-    Http(RequestHead),
-    /// Anything else, including protocols where the server speaks first.
-    Other,
-}
-
 /// Why classification failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
-    /// The client sent a broken ClientHello.
+    /// The client sent a broken ClientHello or request head.
     #[error(transparent)]
-    Hello(#[from] HelloError),
-    /// The client sent an over-long request head.
-    #[error(transparent)]
-    Head(HeadError),
+    Unusable(#[from] SniffError),
     /// The client stopped sending in the middle of a ClientHello or request head.
     #[error("the client sent an incomplete {0} and then nothing for {HEAD_TIMEOUT:?}")]
     Stalled(&'static str),
@@ -73,35 +56,15 @@ pub async fn classify_rest<S: AsyncRead + Unpin>(
 ) -> Result<Protocol, ClassifyError> {
     let deadline = Instant::now() + HEAD_TIMEOUT;
     loop {
-        let what = match decide(buf)? {
-            Progress::Done(protocol) => return Ok(protocol),
-            Progress::NeedMore(what) => what,
+        let what = match sniff(buf)? {
+            Sniff::Done(protocol) => return Ok(protocol),
+            Sniff::NeedMore(what) => what,
         };
         match tokio::time::timeout_at(deadline, read_more(stream, buf)).await {
             Ok(Ok(0)) | Err(_) => return Err(ClassifyError::Stalled(what)),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e.into()),
         }
-    }
-}
-
-enum Progress {
-    Done(Protocol),
-    NeedMore(&'static str),
-}
-
-fn decide(buf: &[u8]) -> Result<Progress, ClassifyError> {
-    match parse_client_hello(buf) {
-        Ok(Some(hello)) => return Ok(Progress::Done(Protocol::Tls(hello))),
-        Ok(None) => return Ok(Progress::NeedMore("TLS ClientHello")),
-        Err(HelloError::NotTls) => {}
-        Err(e) => return Err(e.into()),
-    }
-    match parse_request_head(buf) {
-        Ok(Some(head)) => Ok(Progress::Done(Protocol::Http(head))),
-        Ok(None) => Ok(Progress::NeedMore("HTTP request head")),
-        Err(HeadError::NotHttp) => Ok(Progress::Done(Protocol::Other)),
-        Err(e) => Err(ClassifyError::Head(e)),
     }
 }
 
@@ -119,10 +82,9 @@ async fn read_more<S: AsyncRead + Unpin>(
 mod tests {
     use tokio::io::AsyncWriteExt;
 
-    use super::{
-        client_hello::tests::{hello_message, records},
-        *,
-    };
+    use veil_core::classify::client_hello::fixtures::{hello_message, records};
+
+    use super::*;
 
     #[tokio::test]
     async fn tls_split_over_writes() {

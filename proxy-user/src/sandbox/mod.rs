@@ -1,0 +1,247 @@
+//! Sandboxes: the cgroups veil steers, their lifecycle (create, attach, remove), and the
+//! registry that names them ([`registry`]). Every change is filed in the kernel's settings
+//! map, the registry and the audit log, in that order, and undone if a step fails.
+
+mod registry;
+
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+pub use registry::{Registry, RegistryError, Sandbox};
+
+use crate::{
+    audit::{self, AuditError, AuditHandle, Event},
+    cgroup::{self, CgroupError},
+    steering::{SandboxSettings, SettingsOverride, Steering, SteeringError},
+};
+
+/// Errors from creating, attaching or removing a sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// A cgroup failure.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// A registry failure.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A steering failure.
+    #[error(transparent)]
+    Steering(#[from] SteeringError),
+    /// The change could not be audited.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// The cgroup path is unusable.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+/// The sandbox lifecycle: what the daemon steers and under which names.
+pub struct Sandboxes {
+    parent: PathBuf,
+    defaults: SandboxSettings,
+    steering: Arc<Mutex<Steering>>,
+    registry: Arc<Registry>,
+    audit: AuditHandle,
+}
+
+impl Sandboxes {
+    /// The lifecycle over `registry`, creating sandboxes under `parent` with `defaults`.
+    /// Forgets sandboxes that vanished while veil was down and files every remaining one's
+    /// settings in the kernel again.
+    pub fn open(
+        parent: PathBuf,
+        defaults: SandboxSettings,
+        steering: Arc<Mutex<Steering>>,
+        registry: Arc<Registry>,
+        audit: AuditHandle,
+    ) -> Result<Self, SandboxError> {
+        let sandboxes = Self {
+            parent,
+            defaults,
+            steering,
+            registry,
+            audit,
+        };
+        sandboxes.forget_vanished();
+        sandboxes.restore_settings()?;
+        Ok(sandboxes)
+    }
+
+    /// Creates a sandbox cgroup called `name` under the sandbox parent (steered through it),
+    /// with `overrides` over the default settings.
+    pub async fn create(
+        &self,
+        name: &str,
+        overrides: &SettingsOverride,
+    ) -> Result<Sandbox, SandboxError> {
+        cgroup::validate_name(name)?;
+        self.require_audit()?;
+        if self.registry.get(name).is_some() {
+            return Err(RegistryError::NameTaken(name.to_owned()).into());
+        }
+        let settings = overrides.apply(&self.defaults);
+        settings.to_kernel()?;
+        let dir = self.parent.join(name);
+        cgroup::create(&dir)?;
+        let sandbox = Sandbox {
+            name: name.to_owned(),
+            cgroup_id: cgroup::cgroup_id(&dir)?,
+            cgroup: dir.clone(),
+            managed: true,
+            settings,
+        };
+        // Settings first: nothing runs in the new cgroup yet, and nothing may run without them.
+        let filed = self
+            .steering()
+            .set_settings(sandbox.cgroup_id, &sandbox.settings)
+            .map_err(SandboxError::from)
+            .and_then(|()| Ok(self.registry.insert(sandbox.clone())?));
+        if let Err(e) = filed {
+            let _ = self.steering().remove_settings(sandbox.cgroup_id);
+            let _ = cgroup::remove(&dir);
+            return Err(e);
+        }
+        self.audit
+            .record_durable(Event::SandboxAttached(change(&sandbox)))
+            .await?;
+        Ok(sandbox)
+    }
+
+    /// Steers the existing cgroup at `dir` as sandbox `name`, with `overrides` over the
+    /// default settings.
+    pub async fn attach(
+        &self,
+        name: &str,
+        dir: &Path,
+        overrides: &SettingsOverride,
+    ) -> Result<Sandbox, SandboxError> {
+        cgroup::validate_name(name)?;
+        self.require_audit()?;
+        let dir = fs::canonicalize(dir).map_err(|source| SandboxError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let cgroup_id = cgroup::cgroup_id(&dir)?;
+        if self.registry.get(name).is_some() {
+            return Err(RegistryError::NameTaken(name.to_owned()).into());
+        }
+        if let Some(existing) = self.registry.name_of(cgroup_id) {
+            return Err(RegistryError::CgroupTaken {
+                cgroup: dir,
+                name: existing,
+            }
+            .into());
+        }
+        let settings = overrides.apply(&self.defaults);
+        settings.to_kernel()?;
+        let sandbox = Sandbox {
+            name: name.to_owned(),
+            cgroup: dir.clone(),
+            cgroup_id,
+            managed: false,
+            settings,
+        };
+        self.registry.insert(sandbox.clone())?;
+        let attached = {
+            let mut steering = self.steering();
+            // Settings before links, so the first steered connect already sees them.
+            steering
+                .set_settings(cgroup_id, &sandbox.settings)
+                .and_then(|()| steering.attach(&dir))
+        };
+        if let Err(e) = attached {
+            let _ = self.steering().remove_settings(cgroup_id);
+            let _ = self.registry.remove(name);
+            return Err(e.into());
+        }
+        self.audit
+            .record_durable(Event::SandboxAttached(change(&sandbox)))
+            .await?;
+        Ok(sandbox)
+    }
+
+    /// Removes sandbox `name`: a managed one's cgroup is emptied and deleted, an attached one
+    /// is detached and left in place.
+    pub async fn remove(&self, name: &str) -> Result<Sandbox, SandboxError> {
+        let sandbox = self
+            .registry
+            .get(name)
+            .ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
+        if sandbox.managed {
+            cgroup::remove(&sandbox.cgroup)?;
+        } else {
+            self.steering().detach(sandbox.cgroup_id)?;
+        }
+        self.steering().remove_settings(sandbox.cgroup_id)?;
+        self.registry.remove(name)?;
+        self.audit
+            .record_durable(Event::SandboxDetached(change(&sandbox)))
+            .await?;
+        Ok(sandbox)
+    }
+
+    /// Every registered sandbox.
+    pub fn list(&self) -> Vec<Sandbox> {
+        self.registry.list()
+    }
+
+    /// Fails when the audit log is failing: a sandbox is only confined with its record.
+    fn require_audit(&self) -> Result<(), SandboxError> {
+        match self.audit.failure() {
+            Some(reason) => Err(AuditError::Failing { reason }.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops registry entries whose cgroup no longer exists (removed while veil was down), and
+    /// removes managed sandboxes nothing runs in any more (their `veil run` died), so their
+    /// names can be used again. Each one leaves a detach record.
+    fn forget_vanished(&self) {
+        for sandbox in self.registry.list() {
+            let stale = if !sandbox.cgroup.exists() {
+                true
+            } else if sandbox.managed && !cgroup::is_populated(&sandbox.cgroup).unwrap_or(true) {
+                cgroup::remove(&sandbox.cgroup).is_ok()
+            } else {
+                false
+            };
+            if stale && self.registry.remove(&sandbox.name).is_ok() {
+                log::info!("sandbox {} is gone; forgetting it", sandbox.name);
+                self.audit.record(Event::SandboxDetached(change(&sandbox)));
+            }
+        }
+    }
+
+    /// Files every registered sandbox's settings in the kernel again (the maps may be new) and
+    /// drops settings left by sandboxes that are gone.
+    fn restore_settings(&self) -> Result<(), SandboxError> {
+        let sandboxes = self.registry.list();
+        let mut steering = self.steering();
+        for sandbox in &sandboxes {
+            steering.set_settings(sandbox.cgroup_id, &sandbox.settings)?;
+        }
+        let ids: Vec<u64> = sandboxes.iter().map(|s| s.cgroup_id).collect();
+        Ok(steering.retain_settings(&ids)?)
+    }
+
+    fn steering(&self) -> MutexGuard<'_, Steering> {
+        self.steering.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The audit payload naming `sandbox`.
+fn change(sandbox: &Sandbox) -> audit::SandboxChange {
+    audit::SandboxChange {
+        name: sandbox.name.clone(),
+        cgroup: sandbox.cgroup.display().to_string(),
+        cgroup_id: sandbox.cgroup_id,
+    }
+}

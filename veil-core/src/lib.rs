@@ -1,0 +1,23 @@
+//! veil's pure core: everything the daemon decides, parses and encodes that needs no I/O, so
+//! it is tested and fuzzed on any machine, without root, BPF, sockets or a database.
+//!
+//! - [`classify`]: first-bytes sniffing; the TLS ClientHello and HTTP/1 request-head parsers.
+//! - [`host_pattern`]: host patterns (`api.github.com`, `*.example.com`, `*`), shared by egress
+//!   rules and secret scopes.
+//! - [`policy`]: egress rules, the decisions they make, and the configuration file's text.
+//! - [`plan`]: what happens to a connection, decided from its first bytes, its original
+//!   destination and the policy.
+//! - [`inject`]: the placeholder engine: placeholders in request headers (and opted-in query
+//!   strings) become secrets only for verified in-scope hosts.
+//! - [`audit`]: audit records, their encoding, the hash chain, renderings.
+//! - [`secrets`]: the secret value type, validation of secrets' fields, the live set.
+//!
+//! The daemon (`veil`, in `proxy-user/`) carries out what this crate decides.
+
+pub mod audit;
+pub mod classify;
+pub mod host_pattern;
+pub mod inject;
+pub mod plan;
+pub mod policy;
+pub mod secrets;

@@ -1,0 +1,329 @@
+//! Decide, then do: what happens to a steered connection, computed from what its first bytes
+//! are, where it was going and the egress policy. The daemon carries the plan out.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::{
+    classify::Protocol,
+    policy::{Decision, Policy},
+};
+
+/// The name veil proves upstream and shows the sandbox: the client's SNI, or the address it
+/// dialled when it sent none.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ServerName {
+    /// A DNS name from the client's SNI.
+    Dns(String),
+    /// The address a client without SNI dialled.
+    Ip(IpAddr),
+}
+
+impl std::fmt::Display for ServerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Dns(name) => f.write_str(name),
+            Self::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// What kind of connection an audit record describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnKind {
+    /// TCP that is neither TLS nor HTTP.
+    Tcp,
+    /// Plain HTTP/1.
+    Http,
+    /// TLS, intercepted (or denied).
+    Tls,
+    /// TLS relayed without interception.
+    TlsPassthrough,
+}
+
+impl ConnKind {
+    /// The name audit records use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Http => "http",
+            Self::Tls => "tls",
+            Self::TlsPassthrough => "tls-passthrough",
+        }
+    }
+}
+
+/// What veil does with a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The policy denies it: tell the client so.
+    Deny(Denial),
+    /// Relay TLS untouched to a passthrough SNI.
+    Passthrough,
+    /// Verify upstream TLS for this name, then finish the client's handshake with a leaf for
+    /// it and proxy HTTP.
+    Intercept(ServerName),
+    /// Proxy plain HTTP, checking each request's Host against the policy.
+    PlainHttp,
+    /// Copy bytes both ways.
+    Splice,
+}
+
+/// How a denied client is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// Not HTTP: the connection is closed.
+    Close,
+    /// Plain HTTP: a 403 with this body.
+    Http(String),
+    /// TLS: veil finishes the handshake with a leaf for this name, choosing this ALPN
+    /// protocol, and answers 403 with the body.
+    Tls {
+        /// The leaf's name.
+        name: ServerName,
+        /// The protocol to select from the client's offer.
+        alpn: Option<&'static [u8]>,
+        /// The 403's body.
+        message: String,
+    },
+}
+
+/// A connection's plan: what to do, the policy's decision behind it, and what the audit
+/// record says it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// What veil does.
+    pub action: Action,
+    /// The policy's decision.
+    pub decision: Decision,
+    /// The connection's kind, for its audit record.
+    pub kind: ConnKind,
+    /// The host it named (SNI or HTTP Host), for its audit record.
+    pub host: Option<String>,
+}
+
+/// Plans a connection to `dst` whose first bytes are `protocol`, under `policy`.
+pub fn plan(protocol: &Protocol, dst: SocketAddr, policy: &Policy) -> Plan {
+    match protocol {
+        Protocol::Tls(hello) => {
+            let (decision, name) = match &hello.sni {
+                Some(sni) => (policy.decide_host(sni, dst), ServerName::Dns(sni.clone())),
+                None => (policy.decide_addr(dst), ServerName::Ip(dst.ip())),
+            };
+            let mut kind = ConnKind::Tls;
+            let action = if !decision.allowed {
+                Action::Deny(Denial::Tls {
+                    message: denied_message(&name.to_string(), &decision),
+                    alpn: alpn_for_denial(&hello.alpn),
+                    name,
+                })
+            } else if hello
+                .sni
+                .as_deref()
+                .is_some_and(|sni| policy.is_passthrough(sni))
+            {
+                kind = ConnKind::TlsPassthrough;
+                Action::Passthrough
+            } else {
+                Action::Intercept(name)
+            };
+            Plan {
+                action,
+                decision,
+                kind,
+                host: hello.sni.clone(),
+            }
+        }
+        Protocol::Http(head) => {
+            let decision = match &head.host {
+                Some(host) => policy.decide_host(host, dst),
+                None => policy.decide_addr(dst),
+            };
+            let action = if decision.allowed {
+                Action::PlainHttp
+            } else {
+                let shown = head.host.clone().unwrap_or_else(|| dst.to_string());
+                Action::Deny(Denial::Http(denied_message(&shown, &decision)))
+            };
+            Plan {
+                action,
+                decision,
+                kind: ConnKind::Http,
+                host: head.host.clone(),
+            }
+        }
+        Protocol::Other => {
+            let decision = policy.decide_addr(dst);
+            let action = if decision.allowed {
+                Action::Splice
+            } else {
+                Action::Deny(Denial::Close)
+            };
+            Plan {
+                action,
+                decision,
+                kind: ConnKind::Tcp,
+                host: None,
+            }
+        }
+    }
+}
+
+/// The body of the 403 a denied HTTP or HTTPS client gets.
+pub fn denied_message(shown: &str, decision: &Decision) -> String {
+    format!("veil: egress to {shown} is denied: {}\n", decision.reason)
+}
+
+/// The ALPN protocol a denial answers with: HTTP/1.1 if offered, else HTTP/2 if offered.
+pub fn alpn_for_denial(offered: &[Vec<u8>]) -> Option<&'static [u8]> {
+    [b"http/1.1".as_slice(), b"h2".as_slice()]
+        .into_iter()
+        .find(|p| offered.iter().any(|o| o == p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::{ClientHello, RequestHead};
+
+    fn policy(allow: &[&str], passthrough: &[&str]) -> Policy {
+        let own = |rules: &[&str]| rules.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+        Policy::parse(&own(allow), &own(passthrough)).unwrap()
+    }
+
+    fn tls(sni: Option<&str>, alpn: &[&[u8]]) -> Protocol {
+        Protocol::Tls(ClientHello {
+            sni: sni.map(str::to_owned),
+            alpn: alpn.iter().map(|p| p.to_vec()).collect(),
+        })
+    }
+
+    fn http(host: Option<&str>) -> Protocol {
+        Protocol::Http(RequestHead {
+            host: host.map(str::to_owned),
+        })
+    }
+
+    const PUBLIC: &str = "93.184.216.34:443";
+
+    #[test]
+    fn plans_follow_the_first_bytes_and_the_policy() {
+        let p = policy(
+            &[
+                "api.test",
+                "pinned.test",
+                "93.184.216.0/24:443",
+                "127.0.0.5/32",
+            ],
+            &["pinned.test"],
+        );
+        let dst: SocketAddr = PUBLIC.parse().unwrap();
+        let local: SocketAddr = "127.0.0.5:80".parse().unwrap();
+        let table: Vec<(Protocol, SocketAddr, Action, ConnKind)> = vec![
+            (
+                tls(Some("api.test"), &[b"h2"]),
+                dst,
+                Action::Intercept(ServerName::Dns("api.test".into())),
+                ConnKind::Tls,
+            ),
+            (
+                tls(None, &[]),
+                dst,
+                Action::Intercept(ServerName::Ip(dst.ip())),
+                ConnKind::Tls,
+            ),
+            (
+                tls(Some("pinned.test"), &[]),
+                dst,
+                Action::Passthrough,
+                ConnKind::TlsPassthrough,
+            ),
+            (
+                http(Some("api.test")),
+                dst,
+                Action::PlainHttp,
+                ConnKind::Http,
+            ),
+            (http(None), local, Action::PlainHttp, ConnKind::Http),
+            (Protocol::Other, dst, Action::Splice, ConnKind::Tcp),
+            (
+                Protocol::Other,
+                "93.184.217.1:443".parse().unwrap(),
+                Action::Deny(Denial::Close),
+                ConnKind::Tcp,
+            ),
+        ];
+        for (protocol, dst, action, kind) in table {
+            let planned = plan(&protocol, dst, &p);
+            assert_eq!(planned.action, action, "{protocol:?} to {dst}");
+            assert_eq!(planned.kind, kind, "{protocol:?} to {dst}");
+            assert_eq!(
+                planned.decision.allowed,
+                !matches!(action, Action::Deny(_)),
+                "{protocol:?} to {dst}"
+            );
+        }
+    }
+
+    #[test]
+    fn denials_say_why_in_the_clients_protocol() {
+        let p = policy(&["api.test"], &[]);
+        let dst: SocketAddr = PUBLIC.parse().unwrap();
+        let planned = plan(&tls(Some("evil.test"), &[b"h2", b"http/1.1"]), dst, &p);
+        let Action::Deny(Denial::Tls {
+            name,
+            alpn,
+            message,
+        }) = planned.action
+        else {
+            panic!("a TLS denial: {:?}", planned.action)
+        };
+        assert_eq!(name, ServerName::Dns("evil.test".into()));
+        assert_eq!(alpn, Some(b"http/1.1".as_slice()));
+        assert!(
+            message.starts_with("veil: egress to evil.test is denied"),
+            "{message}"
+        );
+        assert_eq!(planned.host.as_deref(), Some("evil.test"));
+
+        let planned = plan(&http(Some("evil.test")), dst, &p);
+        assert!(
+            matches!(planned.action, Action::Deny(Denial::Http(ref m)) if m.contains("evil.test")),
+            "{:?}",
+            planned.action
+        );
+        let planned = plan(&http(None), dst, &p);
+        assert!(
+            matches!(planned.action, Action::Deny(Denial::Http(ref m)) if m.contains(PUBLIC)),
+            "{:?}",
+            planned.action
+        );
+    }
+
+    #[test]
+    fn private_addresses_need_a_rule_that_names_them() {
+        let p = policy(&["*"], &[]);
+        let metadata: SocketAddr = "169.254.169.254:80".parse().unwrap();
+        assert!(matches!(
+            plan(&http(Some("anything.test")), metadata, &p).action,
+            Action::Deny(_)
+        ));
+        assert!(matches!(
+            plan(
+                &tls(Some("anything.test"), &[]),
+                PUBLIC.parse().unwrap(),
+                &p
+            )
+            .action,
+            Action::Intercept(_)
+        ));
+    }
+
+    #[test]
+    fn denial_alpn_prefers_http1() {
+        let both = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        assert_eq!(alpn_for_denial(&both), Some(b"http/1.1".as_slice()));
+        assert_eq!(alpn_for_denial(&[b"h2".to_vec()]), Some(b"h2".as_slice()));
+        assert_eq!(alpn_for_denial(&[b"imap".to_vec()]), None);
+        assert_eq!(alpn_for_denial(&[]), None);
+    }
+}
