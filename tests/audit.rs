@@ -15,7 +15,10 @@ use std::{
 };
 
 use serde_json::Value;
-use veil_tests::{auditdb, eventually, EchoServers, Instance};
+use veil_tests::{
+    audit::{self, seq_of},
+    eventually, EchoServers, Instance,
+};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_veil-test-client");
 
@@ -29,7 +32,7 @@ fn verify_passes_on_an_intact_log_and_finds_edited_deleted_and_reordered_records
     }
     veil.wait_connections(3);
     let count = veil.audit().len();
-    assert_intact(&veil, count);
+    veil.assert_intact(count);
     let (status, body) = veil.api_get("/v1/audit/verify");
     assert_eq!(status, 200, "{body}");
     let report: Value = serde_json::from_str(&body).expect("a JSON verification");
@@ -38,44 +41,42 @@ fn verify_passes_on_an_intact_log_and_finds_edited_deleted_and_reordered_records
 
     veil.stop_daemon(libc::SIGTERM);
     let count = veil.audit().len();
-    assert_intact(&veil, count);
+    veil.assert_intact(count);
     let seq = seq_of(&veil.connections()[1]);
     let db = veil.db_path();
 
     // Edited: a refused connection passed off as allowed.
-    let original = auditdb::edit(&db, |tree| {
-        let original = auditdb::value(tree, seq);
+    let original = audit::edit(&db, |tree| {
+        let original = audit::value(tree, seq);
         let edited = original.replace(r#""verdict":"allowed""#, r#""verdict":"refused""#);
         assert_ne!(edited, original);
-        tree.insert(auditdb::key(seq), edited.as_bytes())
+        tree.insert(audit::key(seq), edited.as_bytes())
             .expect("editing");
         original
     });
-    assert_broken(&veil, seq, "changed");
-    restore(&db, seq, &original);
-    assert_intact(&veil, count);
+    veil.assert_broken(seq, "changed");
+    audit::restore(&db, seq, &original);
+    veil.assert_intact(count);
 
     // Deleted.
-    auditdb::edit(&db, |tree| {
-        tree.remove(auditdb::key(seq)).expect("deleting")
-    });
-    assert_broken(&veil, seq, "removed");
-    restore(&db, seq, &original);
-    assert_intact(&veil, count);
+    audit::edit(&db, |tree| tree.remove(audit::key(seq)).expect("deleting"));
+    veil.assert_broken(seq, "removed");
+    audit::restore(&db, seq, &original);
+    veil.assert_intact(count);
 
     // Reordered: two neighbours swapped.
-    auditdb::edit(&db, |tree| {
-        let next = auditdb::value(tree, seq + 1);
-        tree.insert(auditdb::key(seq), next.as_bytes())
+    audit::edit(&db, |tree| {
+        let next = audit::value(tree, seq + 1);
+        tree.insert(audit::key(seq), next.as_bytes())
             .expect("swapping");
-        tree.insert(auditdb::key(seq + 1), original.as_bytes())
+        tree.insert(audit::key(seq + 1), original.as_bytes())
             .expect("swapping");
     });
-    assert_broken(&veil, seq, "reordered");
+    veil.assert_broken(seq, "reordered");
 
     // A daemon started on the tampered log finds the same through the API.
     veil.start_daemon(&[]);
-    assert_broken(&veil, seq, "reordered");
+    veil.assert_broken(seq, "reordered");
 }
 
 #[test]
@@ -111,12 +112,12 @@ fn durable_records_survive_sigkill_and_the_chain_stays_whole() {
             );
         }
     }
-    assert_intact(&veil, records.len());
+    veil.assert_intact(records.len());
     // A restarted daemon continues the chain.
     veil.start_daemon(&[]);
     echo(&veil, "after", server.addrs[0]);
     veil.stop_daemon(libc::SIGTERM);
-    assert_intact(&veil, veil.audit().len());
+    veil.assert_intact(veil.audit().len());
 }
 
 #[test]
@@ -260,12 +261,12 @@ fn every_filter_through_the_daemon_and_from_the_database() {
     ];
     for (args, expected) in &cases {
         assert_eq!(
-            &seqs(&veil, args),
+            &veil.seqs(args),
             expected,
             "veil audit {args:?} with the daemon"
         );
     }
-    let policies = audit_json(&veil, &["--kind", "policy_changed"]);
+    let policies = veil.audit_json(&["--kind", "policy_changed"]);
     assert_eq!(policies[0]["trigger"], "start");
     assert_eq!(policies[1]["trigger"], "reload");
     assert_eq!(
@@ -301,7 +302,7 @@ fn every_filter_through_the_daemon_and_from_the_database() {
     veil.stop_daemon(libc::SIGTERM);
     for (args, expected) in &cases {
         assert_eq!(
-            &seqs(&veil, args),
+            &veil.seqs(args),
             expected,
             "veil audit {args:?} without the daemon"
         );
@@ -327,9 +328,9 @@ fn retention_by_count_and_age_keeps_verify_passing() {
     let records = veil.audit();
     let first = seq_of(&records[0]);
     assert!(first > 1, "the oldest records are gone: {records:?}");
-    assert_verified(&veil, "dropped by retention");
+    veil.assert_verified("dropped by retention");
     veil.stop_daemon(libc::SIGTERM);
-    assert_verified(&veil, "dropped by retention");
+    veil.assert_verified("dropped by retention");
 
     // By age, at start: everything older than a second goes.
     thread::sleep(Duration::from_millis(1500));
@@ -342,18 +343,18 @@ fn retention_by_count_and_age_keeps_verify_passing() {
             .iter()
             .all(|r| r["kind"] == "policy_changed" || r["kind"] == "retention")
     });
-    assert_verified(&veil, "dropped by retention");
+    veil.assert_verified("dropped by retention");
     veil.stop_daemon(libc::SIGTERM);
-    assert_verified(&veil, "dropped by retention");
+    veil.assert_verified("dropped by retention");
 
     // Removing the anchor retention left is caught.
-    let anchor = auditdb::edit(&veil.db_path(), |tree| {
+    let anchor = audit::edit(&veil.db_path(), |tree| {
         let (key, value) = tree.first().expect("reading").expect("an anchor");
         assert!(value.starts_with(br#"{"anchor":"#), "{value:?}");
         tree.remove(&key).expect("removing the anchor");
         u64::from_be_bytes(key.as_ref().try_into().expect("an 8-byte key"))
     });
-    assert_broken(&veil, 1, "removed");
+    veil.assert_broken(1, "removed");
     let out = veil.run_veil(&["audit", "verify"]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&format!("records 1 to {anchor}")),
@@ -436,25 +437,6 @@ fn echo(veil: &Instance, name: &str, dst: SocketAddr) {
     assert!(out.status.success(), "{out:?}");
 }
 
-fn seq_of(record: &Value) -> u64 {
-    record["seq"].as_u64().expect("a seq")
-}
-
-/// `veil audit --json ARGS`, parsed.
-fn audit_json(veil: &Instance, args: &[&str]) -> Vec<Value> {
-    let out = veil.run_veil(&[&["audit", "--json"], args].concat());
-    assert!(out.status.success(), "veil audit {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
-
-/// The seqs `veil audit --json ARGS` prints.
-fn seqs(veil: &Instance, args: &[&str]) -> Vec<u64> {
-    audit_json(veil, args).iter().map(seq_of).collect()
-}
-
 /// `time_ms` as RFC 3339 with milliseconds.
 fn rfc3339(time_ms: u64) -> String {
     let out = Command::new("date")
@@ -467,39 +449,6 @@ fn rfc3339(time_ms: u64) -> String {
         .output()
         .expect("date runs");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Asserts `veil audit verify` finds `count` intact records.
-fn assert_intact(veil: &Instance, count: usize) {
-    assert_verified(veil, &format!("audit log intact: {count} records verified"));
-}
-
-/// Asserts `veil audit verify` passes and says `says`.
-fn assert_verified(veil: &Instance, says: &str) {
-    let out = veil.run_veil(&["audit", "verify"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{out:?}");
-    assert!(stdout.contains(says), "{stdout}");
-}
-
-/// Asserts `veil audit verify` fails, naming record `seq` as `what` (changed, removed,
-/// reordered).
-fn assert_broken(veil: &Instance, seq: u64, what: &str) {
-    let out = veil.run_veil(&["audit", "verify"]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&format!("record {seq} was {what}")),
-        "expected record {seq} {what}: {stderr}"
-    );
-}
-
-/// Puts `value` back as record `seq`.
-fn restore(db: &Path, seq: u64, value: &str) {
-    auditdb::edit(db, |tree| {
-        tree.insert(auditdb::key(seq), value.as_bytes())
-            .expect("restoring")
-    });
 }
 
 /// Fills the file system holding `dir` until it has no space left.

@@ -9,7 +9,7 @@ use veil_tests::{
     eventually,
     pki::TestCa,
     tls_env::{assert_ok, policy, stdout, Env, HOST},
-    upstream::{hex, pattern, TlsUpstream},
+    upstream::{pattern, TlsUpstream},
 };
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_veil-test-client");
@@ -99,11 +99,11 @@ fn large_bodies_stream_both_ways_without_being_buffered() {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         let data: Vec<u8> = pattern(SIZE).collect();
         ctx.update(&data);
-        fs::write(env.veil.tmp.path().join("upload.bin"), &data).expect("writing the upload");
-        hex(ctx.finish().as_ref())
+        fs::write(env.veil.dir().join("upload.bin"), &data).expect("writing the upload");
+        hex::encode(ctx.finish())
     };
 
-    let download = env.veil.tmp.path().join("download.bin");
+    let download = env.veil.dir().join("download.bin");
     let out = env.curl(&[
         "--resolve",
         &resolve,
@@ -115,12 +115,12 @@ fn large_bodies_stream_both_ways_without_being_buffered() {
     let got = fs::read(&download).expect("the download");
     assert_eq!(got.len(), SIZE);
     assert_eq!(
-        hex(ring::digest::digest(&ring::digest::SHA256, &got).as_ref()),
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, &got)),
         want
     );
     drop(got);
 
-    let upload = format!("@{}", env.veil.tmp.path().join("upload.bin").display());
+    let upload = format!("@{}", env.veil.dir().join("upload.bin").display());
     let out = env.curl(&[
         "--resolve",
         &resolve,
@@ -176,11 +176,17 @@ fn a_denied_host_gets_a_403_that_says_why_and_an_audit_record() {
 #[test]
 fn untrusted_and_wrong_name_upstream_certificates_fail_the_client_too() {
     let env = Env::new(&policy(&[HOST]));
-    let rogue_ca = TestCa::new("not trusted by veil");
-    let untrusted = TlsUpstream::start("127.0.0.3", &rogue_ca.server_cert(&[HOST]), &[b"http/1.1"]);
+    let rogue_ca = TestCa::new("not trusted by veil").expect("a test CA");
+    let untrusted = TlsUpstream::start(
+        "127.0.0.3",
+        &rogue_ca.server_cert(&[HOST]).expect("a server certificate"),
+        &[b"http/1.1"],
+    );
     let wrong_name = TlsUpstream::start(
         "127.0.0.3",
-        &env.ca.server_cert(&["wrong.example.test"]),
+        &env.ca
+            .server_cert(&["wrong.example.test"])
+            .expect("a server certificate"),
         &[b"http/1.1"],
     );
     for upstream in [&untrusted, &wrong_name] {
@@ -289,7 +295,7 @@ fn a_policy_reload_under_traffic_keeps_open_connections_and_applies_to_new_ones(
     let env = Env::new(&policy(&[HOST]));
     let resolve = env.resolve(HOST);
     let size = 32 * 1024 * 1024;
-    let download = env.veil.tmp.path().join("slow.bin");
+    let download = env.veil.dir().join("slow.bin");
     let slow = env
         .veil
         .veil()
@@ -363,8 +369,8 @@ fn passthrough_hosts_are_relayed_without_interception() {
 #[test]
 fn tls_that_is_not_http_is_relayed_unchanged() {
     let env = Env::new(&policy(&[HOST]));
-    let cert = env.ca.server_cert(&[HOST]);
-    let dir = env.veil.tmp.path();
+    let cert = env.ca.server_cert(&[HOST]).expect("a server certificate");
+    let dir = env.veil.dir();
     fs::write(
         dir.join("echo.pem"),
         format!("{}{}", cert.cert_pem, cert.key_pem),
@@ -413,7 +419,7 @@ fn veil_ca_prints_the_ca_sandboxes_trust() {
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
     let bundle = fs::read_to_string(env.veil.ca_bundle()).expect("the bundle");
     assert!(bundle.ends_with(&pem), "the bundle ends with veil's CA");
-    let key = env.veil.tmp.path().join("state/ca/ca-key.pem");
+    let key = env.veil.dir().join("state/ca/ca-key.pem");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         fs::metadata(key).expect("the CA key").permissions().mode() & 0o777,

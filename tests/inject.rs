@@ -27,18 +27,13 @@ fn create_secret(
     env_var: &str,
     hosts: &[&str],
 ) -> String {
-    let body =
-        serde_json::json!({"name": name, "secret": value, "env_var": env_var, "hosts": hosts});
-    let (status, created) = veil.api("POST", "/v1/secrets", Some(&body.to_string()));
-    assert_eq!(status, 201, "{created}");
+    let created = veil.create_secret(name, value, env_var, hosts);
     created["id"].as_str().expect("an id").to_owned()
 }
 
+/// A fresh fake GitHub token.
 fn token() -> String {
-    let mut bytes = [0u8; 12];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .expect("randomness");
-    format!("ghp_{}", veil_tests::upstream::hex(&bytes))
+    veil_testkit::random_token("ghp_").expect("randomness")
 }
 
 fn authorizations(seen: &[Seen]) -> Vec<String> {
@@ -81,7 +76,7 @@ fn curl_python_and_node_send_the_real_secret_and_each_replacement_is_audited() {
     );
 
     // node's fetch resolves names itself: give it a hosts file in a private mount namespace.
-    let hosts = env.veil.tmp.path().join("hosts");
+    let hosts = env.veil.dir().join("hosts");
     fs::write(&hosts, format!("127.0.0.2 {HOST}\n127.0.0.1 localhost\n")).expect("hosts file");
     let node = format!(
         "fetch('https://{HOST}:{port}/node', {{headers: {{authorization: 'token ' + process.env.GITHUB_TOKEN}}}})\
@@ -151,7 +146,7 @@ fn git_clones_a_private_repository_with_the_token_as_basic_password() {
         "GITHUB_TOKEN",
         &["git.example.test"],
     );
-    let dir = env.veil.tmp.path();
+    let dir = env.veil.dir();
     let git = |args: &[&str], cwd: &std::path::Path| {
         let out = Command::new("git")
             .args(args)
@@ -192,7 +187,10 @@ fn git_clones_a_private_repository_with_the_token_as_basic_password() {
         &root.join("private.git"),
     );
 
-    let cert = env.ca.server_cert(&["git.example.test"]);
+    let cert = env
+        .ca
+        .server_cert(&["git.example.test"])
+        .expect("a server certificate");
     let (cert_file, key_file) = (dir.join("git.pem"), dir.join("git.key"));
     fs::write(&cert_file, &cert.cert_pem).expect("cert");
     fs::write(&key_file, &cert.key_pem).expect("key");
@@ -436,7 +434,7 @@ fn rotation_applies_to_the_next_request_on_an_open_connection_and_delete_stops_r
     let env = Env::new(&policy(&[HOST]));
     let (first, second) = (token(), token());
     let id = create_secret(&env.veil, "github-main", &first, "GITHUB_TOKEN", &[HOST]);
-    let go = env.veil.tmp.path().join("go");
+    let go = env.veil.dir().join("go");
     let port = env.upstream.addr.port();
     let python = format!(
         "import http.client, os, socket, ssl, time\n\

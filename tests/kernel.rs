@@ -7,7 +7,7 @@ use std::{
 };
 
 use serde_json::{json, Value};
-use veil_tests::{eventually, probe, spawn_in_cgroup, udp::UdpEcho, EchoServers, Instance};
+use veil_tests::{probe, spawn_in_cgroup, udp::UdpEcho, EchoServers, Instance};
 
 /// The egress policy of these tests: every local "remote" destination, IPv4 and IPv6.
 const LOCAL_POLICY: &str = "[egress]\nallow = [\"127.0.0.0/8\", \"[::1/128]\"]\n";
@@ -25,21 +25,6 @@ fn resolver_addr() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(1);
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
     format!("127.53.{}.{}:53", std::process::id() % 250, n)
-}
-
-/// The one record of `kind` from process `pid` (waiting until it is written).
-fn record_of(veil: &Instance, kind: &str, pid: &Value) -> Value {
-    let mut found = Vec::new();
-    eventually(&format!("a {kind} record for pid {pid}"), || {
-        found = veil
-            .audit()
-            .into_iter()
-            .filter(|r| r["kind"] == kind && &r["pid"] == pid)
-            .collect();
-        !found.is_empty()
-    });
-    assert_eq!(found.len(), 1, "one {kind} record for pid {pid}: {found:?}");
-    found.remove(0)
 }
 
 fn assert_refused(report: &Value, stage: &str, errno: &str) {
@@ -69,7 +54,7 @@ fn a_v4_mapped_connect_is_steered_like_ipv4() {
     assert_eq!(report["reply"], format!("{dst} mapped"), "{report}");
     assert_eq!(report["peer"], json!(["::ffff:127.0.0.2", dst.port()]));
 
-    let rec = record_of(&veil, "connection", &report["pid"]);
+    let rec = veil.record_of("connection", &report["pid"]);
     assert_eq!(rec["destination"], dst.to_string(), "recorded as IPv4");
     assert_eq!(rec["sandbox"], "java");
     assert_eq!(rec["verdict"], "allowed");
@@ -92,7 +77,7 @@ fn native_ipv6_is_steered_to_veils_ipv6_listener() {
     assert_eq!(report["reply"], format!("{dst} six"), "{report}");
     assert_eq!(report["peer"], json!(["::1", dst.port()]));
 
-    let rec = record_of(&veil, "connection", &report["pid"]);
+    let rec = veil.record_of("connection", &report["pid"]);
     assert_eq!(rec["destination"], dst.to_string());
     assert_eq!(rec["sandbox"], "six");
     assert_eq!(rec["verdict"], "allowed");
@@ -137,7 +122,7 @@ fn native_ipv6_can_be_denied_per_sandbox() {
         reports[1]
     );
 
-    let rec = record_of(&veil, "kernel_refusal", &reports[0]["pid"]);
+    let rec = veil.record_of("kernel_refusal", &reports[0]["pid"]);
     assert_eq!(rec["destination"], six.addrs[0].to_string());
     assert_eq!(rec["sandbox"], "no6");
     assert_eq!(rec["protocol"], "tcp");
@@ -180,7 +165,7 @@ fn udp_other_than_dns_is_refused_in_the_kernel() {
     assert_refused(&reports[2], "send", "ECONNREFUSED");
     assert_eq!(quic.received(), 0, "nothing may leave");
 
-    let sendto = record_of(&veil, "kernel_refusal", &reports[0]["pid"]);
+    let sendto = veil.record_of("kernel_refusal", &reports[0]["pid"]);
     assert_eq!(sendto["destination"], quic.addr.to_string());
     assert_eq!(sendto["protocol"], "udp");
     assert_eq!(sendto["sandbox"], "quic");
@@ -192,9 +177,9 @@ fn udp_other_than_dns_is_refused_in_the_kernel() {
             .contains("port other than 53"),
         "{sendto}"
     );
-    let connect = record_of(&veil, "kernel_refusal", &reports[1]["pid"]);
+    let connect = veil.record_of("kernel_refusal", &reports[1]["pid"]);
     assert_eq!(connect["destination"], quic.addr.to_string());
-    let six = record_of(&veil, "kernel_refusal", &reports[2]["pid"]);
+    let six = veil.record_of("kernel_refusal", &reports[2]["pid"]);
     assert_eq!(six["destination"], "[::1]:443");
 }
 
@@ -205,8 +190,7 @@ fn dns_reaches_only_the_sandboxs_resolvers_and_sandboxes_differ() {
     let (allowed_ip, other_ip) = (allowed.addr.ip().to_string(), other.addr.ip().to_string());
     let mut veil = instance();
     // The installation's default resolvers (instead of the host's /etc/resolv.conf).
-    veil.env
-        .push(("VEIL_DNS_RESOLVERS".into(), allowed_ip.clone()));
+    veil.set_env("VEIL_DNS_RESOLVERS", &allowed_ip);
     veil.start_daemon(&[]);
 
     let script = [
@@ -224,7 +208,7 @@ fn dns_reaches_only_the_sandboxs_resolvers_and_sandboxes_differ() {
     assert_refused(&reports[3], "send", "ECONNREFUSED");
     assert_eq!((allowed.received(), other.received()), (2, 0));
 
-    let rec = record_of(&veil, "kernel_refusal", &reports[2]["pid"]);
+    let rec = veil.record_of("kernel_refusal", &reports[2]["pid"]);
     assert_eq!(rec["destination"], other.addr.to_string());
     assert_eq!(rec["sandbox"], "dns");
     assert!(
@@ -234,7 +218,7 @@ fn dns_reaches_only_the_sandboxs_resolvers_and_sandboxes_differ() {
             .contains("resolver the sandbox is not allowed"),
         "{rec}"
     );
-    record_of(&veil, "kernel_refusal", &reports[3]["pid"]);
+    veil.record_of("kernel_refusal", &reports[3]["pid"]);
 
     // A sandbox with resolvers of its own: the other server, and not the default one.
     let script = [
@@ -257,7 +241,7 @@ fn dns_reaches_only_the_sandboxs_resolvers_and_sandboxes_differ() {
     assert_eq!(reports[0]["reply"], format!("{} query", other.addr));
     assert_refused(&reports[1], "send", "ECONNREFUSED");
     assert_eq!((allowed.received(), other.received()), (2, 1));
-    let rec = record_of(&veil, "kernel_refusal", &reports[1]["pid"]);
+    let rec = veil.record_of("kernel_refusal", &reports[1]["pid"]);
     assert_eq!(rec["sandbox"], "own-dns");
 }
 
@@ -282,7 +266,7 @@ fn raw_and_other_non_tcp_udp_sockets_are_refused_even_for_root() {
     ] {
         let report = probe::in_cgroup(&cgroup, &args);
         assert_refused(&report, "socket", "EPERM");
-        let rec = record_of(&veil, "kernel_refusal", &report["pid"]);
+        let rec = veil.record_of("kernel_refusal", &report["pid"]);
         assert_eq!(rec["protocol"], protocol);
         assert_eq!(rec["sandbox"], "raw");
         assert_eq!(rec["uid"], 0);
@@ -312,7 +296,7 @@ fn raw_and_other_non_tcp_udp_sockets_are_refused_even_for_root() {
     .expect("the probe ran");
     let report = probe::reports(&out).remove(0);
     assert_refused(&report, "socket", "EPERM");
-    let rec = record_of(&veil, "kernel_refusal", &report["pid"]);
+    let rec = veil.record_of("kernel_refusal", &report["pid"]);
     assert_eq!(rec["protocol"], "icmp");
 
     // TCP and UDP sockets are fine.
@@ -354,20 +338,20 @@ fn cgroups_made_inside_a_sandbox_are_steered_and_named_for_it() {
     );
     assert_refused(&reports[1], "send", "ECONNREFUSED");
 
-    let sandbox = veil.cgroup_parent.join("outer");
+    let sandbox = veil.cgroup_parent().join("outer");
     assert_eq!(
         reports[0]["cgroup"],
         sandbox.join("inner").to_str().expect("utf-8"),
         "the probe ran in a cgroup of its own"
     );
     let attached = veil.wait_records("sandbox_attached", 1);
-    let conn = record_of(&veil, "connection", &reports[0]["pid"]);
+    let conn = veil.record_of("connection", &reports[0]["pid"]);
     assert_eq!(conn["sandbox"], "outer");
     assert_ne!(
         conn["cgroup_id"], attached[0]["cgroup_id"],
         "the nested cgroup's id"
     );
-    let refusal = record_of(&veil, "kernel_refusal", &reports[1]["pid"]);
+    let refusal = veil.record_of("kernel_refusal", &reports[1]["pid"]);
     assert_eq!(refusal["sandbox"], "outer");
     assert_ne!(refusal["cgroup_id"], attached[0]["cgroup_id"]);
     assert!(
@@ -383,8 +367,8 @@ fn connects_straight_to_veils_listeners_go_through_veil_and_are_refused() {
     // A local service on 127.0.0.1 (like one of the host's own ports) is steered too.
     let local = EchoServers::start(&["127.0.0.1"], 1);
     let (port4, port6) = (
-        veil.listen.port().to_string(),
-        veil.listen6.port().to_string(),
+        veil.listen().port().to_string(),
+        veil.listen6().port().to_string(),
     );
 
     let script = [
@@ -402,12 +386,12 @@ fn connects_straight_to_veils_listeners_go_through_veil_and_are_refused() {
     let out = veil.run_veil(&["run", "--sandbox", "loops", "--", "sh", "-c", &script]);
     let reports = probe::reports(&out);
     for (report, dst) in reports[..3].iter().zip([
-        veil.listen.to_string(),
-        veil.listen6.to_string(),
+        veil.listen().to_string(),
+        veil.listen6().to_string(),
         format!("0.0.0.0:{port4}"),
     ]) {
         assert_eq!(report["ok"], false, "nothing came back: {report}");
-        let rec = record_of(&veil, "connection", &report["pid"]);
+        let rec = veil.record_of("connection", &report["pid"]);
         assert_eq!(rec["destination"], dst);
         assert_eq!(rec["verdict"], "refused");
         assert!(
@@ -416,7 +400,7 @@ fn connects_straight_to_veils_listeners_go_through_veil_and_are_refused() {
         );
     }
     assert_eq!(reports[3]["reply"], format!("{} local", local.addrs[0]));
-    let rec = record_of(&veil, "connection", &reports[3]["pid"]);
+    let rec = veil.record_of("connection", &reports[3]["pid"]);
     assert_eq!(rec["verdict"], "allowed");
 }
 
@@ -438,7 +422,7 @@ fn a_non_blocking_connect_is_steered() {
         ],
     );
     assert_eq!(report["reply"], format!("{dst} nb"), "{report}");
-    let rec = record_of(&veil, "connection", &report["pid"]);
+    let rec = veil.record_of("connection", &report["pid"]);
     assert_eq!(rec["destination"], dst.to_string());
     assert_eq!(rec["verdict"], "allowed");
 }
@@ -462,7 +446,7 @@ fn tcp_fast_open_without_connect_is_steered() {
         ],
     );
     assert_eq!(report["reply"], format!("{dst} tfo"), "{report}");
-    let rec = record_of(&veil, "connection", &report["pid"]);
+    let rec = veil.record_of("connection", &report["pid"]);
     assert_eq!(rec["destination"], dst.to_string());
     assert_eq!(rec["verdict"], "allowed");
 }
@@ -557,7 +541,7 @@ fn settings_and_refusals_outlive_the_daemon_and_leave_with_the_sandbox() {
     assert_refused(&refused, "send", "ECONNREFUSED");
 
     veil.start_daemon(&[]);
-    let rec = record_of(&veil, "kernel_refusal", &refused["pid"]);
+    let rec = veil.record_of("kernel_refusal", &refused["pid"]);
     assert_eq!(rec["sandbox"], "agent");
     let dns = probe::in_cgroup(&cgroup, &["udp", &resolver_ip, "53"]);
     assert_eq!(dns["ok"], true, "{dns}");
@@ -575,7 +559,7 @@ fn settings_and_refusals_outlive_the_daemon_and_leave_with_the_sandbox() {
 fn without_an_ipv6_listener_native_ipv6_is_refused() {
     let mut veil = instance();
     // ::2 is no address of this host: veil cannot listen there and carries on without IPv6.
-    let listen6 = format!("[::2]:{}", veil.listen6.port());
+    let listen6 = format!("[::2]:{}", veil.listen6().port());
     veil.start_daemon(&["--listen6", &listen6]);
     let six = EchoServers::start(&["::1"], 1);
     let four = EchoServers::start(&["127.0.0.2"], 1);
@@ -587,7 +571,7 @@ fn without_an_ipv6_listener_native_ipv6_is_refused() {
     );
     assert_refused(&report, "connect", "ECONNREFUSED");
     assert_eq!(six.accepted(), 0);
-    let rec = record_of(&veil, "kernel_refusal", &report["pid"]);
+    let rec = veil.record_of("kernel_refusal", &report["pid"]);
     assert!(
         rec["reason"].as_str().unwrap_or("").contains("no listener"),
         "{rec}"

@@ -7,7 +7,7 @@ use veil_tests::{EchoServers, Instance};
 const CLIENT: &str = env!("CARGO_BIN_EXE_veil-test-client");
 
 fn sandboxes_left(veil: &Instance) -> Vec<String> {
-    fs::read_dir(&veil.cgroup_parent)
+    fs::read_dir(veil.cgroup_parent())
         .map(|entries| {
             entries
                 .flatten()

@@ -81,13 +81,6 @@ fn ids(list: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-fn secret_events(veil: &Instance) -> Vec<Value> {
-    veil.audit()
-        .into_iter()
-        .filter(|r| r["kind"].as_str().is_some_and(|k| k.starts_with("secret_")))
-        .collect()
-}
-
 #[test]
 fn every_endpoint_and_every_refusal() {
     let mut veil = Instance::new();
@@ -303,7 +296,8 @@ fn every_endpoint_and_every_refusal() {
     assert_eq!(after.as_array().unwrap().len(), 3);
     let (_, unchanged) = veil.api("GET", &format!("/v1/secrets/{id}"), None);
     assert_eq!(unchanged, moved);
-    let kinds: Vec<String> = secret_events(&veil)
+    let kinds: Vec<String> = veil
+        .secret_events()
         .iter()
         .map(|r| r["kind"].as_str().unwrap().to_owned())
         .collect();
@@ -317,7 +311,7 @@ fn every_endpoint_and_every_refusal() {
             "secret_created"
         ]
     );
-    let events = secret_events(&veil);
+    let events = veil.secret_events();
     assert_eq!(
         events[2]["changed"],
         json!(["hosts", "inject_query", "secret"])
@@ -334,7 +328,7 @@ fn every_endpoint_and_every_refusal() {
         404
     );
     assert_eq!(
-        secret_events(&veil).last().unwrap()["kind"],
+        veil.secret_events().last().unwrap()["kind"],
         "secret_deleted"
     );
 
@@ -372,7 +366,7 @@ fn the_cli_manages_secrets_without_argv_values() {
     );
     assert_eq!(gh["proxy_value"], "IRONSH_PROXY_github-main");
     assert_eq!(gh["hosts"], json!(["api.github.com"]));
-    let file = veil.tmp.path().join("value.txt");
+    let file = veil.dir().join("value.txt");
     fs::write(&file, "npm_file_value\n").unwrap();
     let out = veil
         .veil()
@@ -536,7 +530,7 @@ fn restart_keeps_every_secret_and_a_wrong_key_is_refused() {
 
     // An operator-supplied key file must be private, and must be the key the secrets were
     // stored under.
-    let supplied = veil.tmp.path().join("operator.key");
+    let supplied = veil.dir().join("operator.key");
     fs::write(&supplied, format!("{}\n", "ab".repeat(32))).unwrap();
     fs::set_permissions(&supplied, fs::Permissions::from_mode(0o644)).unwrap();
     let out = veil
@@ -616,7 +610,8 @@ fn sigkill_during_a_burst_of_creates_loses_nothing_acknowledged() {
     let lost: Vec<&String> = acknowledged.difference(&stored).collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
     // Every stored secret's creation is in the audit log, acknowledged or not.
-    let audited: BTreeSet<String> = secret_events(&veil)
+    let audited: BTreeSet<String> = veil
+        .secret_events()
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_owned())
         .collect();
@@ -674,7 +669,7 @@ fn no_value_reaches_the_disk_or_the_logs() {
     veil.api("DELETE", "/v1/secrets/does-not-exist", None);
     veil.stop_daemon(libc::SIGTERM);
 
-    let mut places: Vec<(String, Vec<u8>)> = files_under(veil.tmp.path())
+    let mut places: Vec<(String, Vec<u8>)> = files_under(veil.dir())
         .into_iter()
         .filter_map(|path| {
             let bytes = fs::read(&path).ok()?;
@@ -783,7 +778,7 @@ fn sandboxes_get_placeholders_and_the_profile_follows_changes() {
     let gh = create(&veil, "github-main", "GITHUB_TOKEN", "ghp_first", &[]);
     let id = gh["id"].as_str().unwrap().to_owned();
     let echo = "echo \"${GITHUB_TOKEN-unset} ${NEW_TOKEN-unset} $VEIL_SECRETS_PROFILE\"";
-    let profile = veil.tmp.path().join("run/secrets.sh");
+    let profile = veil.dir().join("run/secrets.sh");
     assert_eq!(
         in_sandbox(&veil, &[], echo),
         format!("IRONSH_PROXY_github-main unset {}\n", profile.display())
@@ -800,7 +795,7 @@ fn sandboxes_get_placeholders_and_the_profile_follows_changes() {
         .starts_with("IRONSH_PROXY_github-main unset "));
 
     // A running sandbox picks up later changes by sourcing the profile.
-    let flag = veil.tmp.path().join("go");
+    let flag = veil.dir().join("go");
     let script = format!(
         "echo \"before ${{GITHUB_TOKEN-unset}} ${{NEW_TOKEN-unset}}\"; \
          while [ ! -e {flag} ]; do sleep 0.05; done; \

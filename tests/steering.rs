@@ -207,7 +207,7 @@ fn a_killed_daemon_fails_closed_and_a_restart_resumes_without_reattaching() {
 fn connects_to_veils_own_listener_are_refused() {
     let mut veil = Instance::new();
     veil.start_daemon(&[]);
-    let listener = veil.listen.to_string();
+    let listener = veil.listen().to_string();
     let out = veil.run_veil(&["run", "--", CLIENT, "echo", &listener, "loop"]);
     assert_eq!(
         out.status.code(),
@@ -270,8 +270,8 @@ fn reset_undoes_steering_and_removes_sandboxes_but_keeps_the_audit_log() {
         )),
         "{said}"
     );
-    assert!(!veil.bpf_dir.exists());
-    assert!(!veil.cgroup_parent.exists());
+    assert!(!veil.bpf_dir().exists());
+    assert!(!veil.cgroup_parent().exists());
     let direct = spawn_in_cgroup(
         &cgroup,
         Command::new(CLIENT)

@@ -1,16 +1,16 @@
 //! Harness for veil's integration tests: they run the real `veil` binary as root against the
 //! real kernel, with real cgroups, bpffs pins and processes.
 //!
-//! Every [`Instance`] is a separate veil installation (its own state and runtime directories,
-//! bpffs directory, sandbox parent cgroup and listener port), so tests run in parallel and
-//! twice in a row. Dropping an instance kills its daemon and removes everything it made, also
-//! when the test failed.
+//! Every [`Instance`] is a separate veil installation ([`veil_testkit::Installation`]: its own
+//! state and runtime directories, bpffs directory, sandbox parent cgroup and listener port), so
+//! tests run in parallel and twice in a row. Dropping an instance kills its daemon and removes
+//! everything it made, also when the test failed.
 //!
+//! [`audit`] reads the audit log and edits a stopped veil's database behind its back;
 //! [`probe`] runs the Python probe that tries one way out of a sandbox; [`udp`] has the UDP
-//! servers that stand in for DNS resolvers; [`auditdb`] edits a stopped veil's audit log
-//! behind its back.
+//! servers that stand in for DNS resolvers.
 
-pub mod auditdb;
+pub mod audit;
 pub mod probe;
 pub mod udp;
 
@@ -18,9 +18,9 @@ use std::{
     fs,
     io::{BufRead, BufReader, Write},
     net::{IpAddr, SocketAddr, TcpListener},
-    os::unix::{ffi::OsStrExt, fs::PermissionsExt, process::CommandExt},
+    os::unix::{ffi::OsStrExt, process::CommandExt},
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, Output},
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
@@ -29,12 +29,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub mod pki;
 pub mod tls_env;
 pub mod upstream;
 
 use aya::maps::{HashMap, Map, MapData};
 use veil_ebpf::{ConnRecord, Endpoint, Settings, MAP_BY_COOKIE, MAP_BY_PEER, MAP_SETTINGS};
+pub use veil_testkit::{api::request as api_request, cgroup::remove_cgroup, pki};
+use veil_testkit::{mounts::cgroup2_mount, Installation};
 
 /// Panics unless the tests run as root: they must never skip silently.
 pub fn require_root() {
@@ -69,39 +70,12 @@ pub fn veil_bin() -> PathBuf {
     path
 }
 
-/// The cgroup2 mount point.
-pub fn cgroup2_mount() -> PathBuf {
-    let mounts = fs::read_to_string("/proc/mounts").expect("/proc/mounts is readable");
-    mounts
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
-        })
-        .expect("a cgroup2 file system is mounted")
-}
-
 /// The policy every instance starts with: the echo servers' addresses.
 pub const DEFAULT_POLICY: &str = "[egress]\nallow = [\"127.0.0.2/32\", \"127.0.0.3/32\"]\n";
 
-/// One veil installation with its own paths.
+/// One veil installation for one test, with the assertions tests make on it.
 pub struct Instance {
-    /// A name unique to this test run, used for the bpffs directory and cgroups.
-    pub id: String,
-    /// The temporary directory holding state, runtime directory and logs.
-    pub tmp: tempfile::TempDir,
-    /// veil's IPv4 listener.
-    pub listen: SocketAddr,
-    /// veil's IPv6 listener.
-    pub listen6: SocketAddr,
-    /// Extra environment for every `veil` command of this installation (such as
-    /// `VEIL_DNS_RESOLVERS`).
-    pub env: Vec<(String, String)>,
-    /// The bpffs directory.
-    pub bpf_dir: PathBuf,
-    /// The sandbox parent cgroup.
-    pub cgroup_parent: PathBuf,
-    daemon: Option<Child>,
+    installation: Installation,
     cgroups: Vec<PathBuf>,
 }
 
@@ -115,70 +89,83 @@ impl Instance {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!("{id}-"))
-            .tempdir()
-            .expect("a temporary directory");
-        // Sandboxed workloads running as other users read the CA bundle in here.
-        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))
-            .expect("opening up the temporary directory");
         let instance = Self {
-            listen: free_port("127.0.0.1:0"),
-            listen6: free_port("[::1]:0"),
-            env: Vec::new(),
-            bpf_dir: PathBuf::from("/sys/fs/bpf").join(&id),
-            cgroup_parent: cgroup2_mount().join(&id),
-            id,
-            tmp,
-            daemon: None,
+            installation: Installation::new(&veil_bin(), &id).expect("a veil installation"),
             cgroups: Vec::new(),
         };
         instance.set_policy(DEFAULT_POLICY);
         instance
     }
 
+    /// A name unique to this test run, used for the bpffs directory and cgroups.
+    pub fn id(&self) -> &str {
+        self.installation.name()
+    }
+
+    /// The temporary directory holding state, runtime directory and logs (removed on drop).
+    pub fn dir(&self) -> &Path {
+        self.installation.dir()
+    }
+
+    /// veil's IPv4 listener.
+    pub fn listen(&self) -> SocketAddr {
+        self.installation.listen()
+    }
+
+    /// veil's IPv6 listener.
+    pub fn listen6(&self) -> SocketAddr {
+        self.installation.listen6()
+    }
+
+    /// The bpffs directory.
+    pub fn bpf_dir(&self) -> &Path {
+        self.installation.bpf_dir()
+    }
+
+    /// The sandbox parent cgroup.
+    pub fn cgroup_parent(&self) -> &Path {
+        self.installation.cgroup_parent()
+    }
+
+    /// Adds `var=value` to the environment of every `veil` command of this installation
+    /// (such as `VEIL_DNS_RESOLVERS`).
+    pub fn set_env(&mut self, var: &str, value: &str) {
+        self.installation.set_env(var, value);
+    }
+
     /// Replaces the egress policy (the `[egress]` section's `allow` and `passthrough` lists);
     /// a running daemon picks it up on SIGHUP (see [`Instance::reload`]).
     pub fn set_policy(&self, policy: &str) {
-        fs::write(self.config_path(), policy).expect("writing the config file");
+        self.installation
+            .set_policy(policy)
+            .expect("writing the config file");
     }
 
     /// Sends SIGHUP to the daemon so it re-reads its configuration.
     pub fn reload(&self) {
-        if let Some(child) = &self.daemon {
-            // SAFETY: kill(2) on our own running child.
-            unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+        if let Some(daemon) = self.installation.daemon() {
+            daemon.signal(libc::SIGHUP);
         }
     }
 
     /// The configuration file veil reads.
     pub fn config_path(&self) -> PathBuf {
-        self.tmp.path().join("veil.toml")
+        self.installation.config_path()
     }
 
     /// The CA bundle sandboxes trust.
     pub fn ca_bundle(&self) -> PathBuf {
-        self.tmp.path().join("run/ca-bundle.pem")
+        self.installation.ca_bundle()
     }
 
     /// A `veil` command for this installation.
     pub fn veil(&self) -> Command {
-        let mut cmd = Command::new(veil_bin());
-        cmd.env("VEIL_STATE_DIR", self.tmp.path().join("state"))
-            .env("VEIL_RUN_DIR", self.tmp.path().join("run"))
-            .env("VEIL_BPF_DIR", &self.bpf_dir)
-            .env("VEIL_CGROUP_PARENT", &self.cgroup_parent)
-            .env("VEIL_LISTEN", self.listen.to_string())
-            .env("VEIL_LISTEN6", self.listen6.to_string())
-            .env("VEIL_CONFIG", self.config_path())
-            .env_remove("RUST_LOG")
-            .envs(self.env.iter().map(|(k, v)| (k, v)));
-        cmd
+        self.installation.command()
     }
 
     /// Runs `veil ARGS` to completion.
     pub fn run_veil(&self, args: &[&str]) -> Output {
-        self.veil().args(args).output().expect("veil runs")
+        self.installation.output(args).expect("veil runs")
     }
 
     /// Starts `veil serve EXTRA` and waits until its control API answers.
@@ -189,49 +176,19 @@ impl Instance {
     /// Starts `veil serve EXTRA` with extra environment variables (such as `RUST_LOG`) and
     /// waits until its control API answers.
     pub fn start_daemon_with_env(&mut self, extra: &[&str], env: &[(&str, &str)]) {
-        assert!(self.daemon.is_none(), "daemon already running");
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.daemon_log_path())
-            .expect("daemon log file");
-        let child = self
-            .veil()
-            .arg("serve")
-            .args(extra)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("veil serve starts");
-        self.daemon = Some(child);
-        let socket = self.tmp.path().join("run/veil.sock");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !healthy(&socket) {
-            if let Some(Some(status)) = self.daemon.as_mut().map(|c| c.try_wait().ok().flatten()) {
-                panic!("veil serve exited with {status}:\n{}", self.daemon_log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "veil serve did not come up:\n{}",
-                self.daemon_log()
-            );
-            thread::sleep(Duration::from_millis(20));
+        if let Err(e) = self.installation.start_daemon(extra, env) {
+            panic!("{e}\n{}", self.daemon_log());
         }
     }
 
     /// Sends `signal` to the daemon and waits for it to exit.
     pub fn stop_daemon(&mut self, signal: i32) {
-        if let Some(mut child) = self.daemon.take() {
-            // SAFETY: kill(2) on our own child, not yet reaped.
-            unsafe { libc::kill(child.id() as i32, signal) };
-            let _ = child.wait();
-        }
+        self.installation.stop_daemon(signal);
     }
 
     /// The daemon's peak resident memory (VmHWM), KiB.
     pub fn daemon_peak_rss_kib(&self) -> u64 {
-        let pid = self.daemon.as_ref().expect("the daemon runs").id();
+        let pid = self.daemon().pid().expect("the daemon runs");
         let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
         status
             .lines()
@@ -242,27 +199,52 @@ impl Instance {
 
     /// Sends `signal` to the running daemon without waiting (SIGSTOP and SIGCONT, say).
     pub fn signal_daemon(&self, signal: i32) {
-        let child = self.daemon.as_ref().expect("the daemon runs");
-        // SAFETY: kill(2) on our own child, not yet reaped.
-        unsafe { libc::kill(child.id() as i32, signal) };
+        self.daemon().signal(signal);
+    }
+
+    fn daemon(&self) -> &veil_testkit::Daemon {
+        self.installation.daemon().expect("the daemon runs")
     }
 
     /// The control API's Unix socket.
     pub fn socket(&self) -> PathBuf {
-        self.tmp.path().join("run/veil.sock")
+        self.installation.socket()
     }
 
     /// The state directory (the database and the CA).
     pub fn state_dir(&self) -> PathBuf {
-        self.tmp.path().join("state")
+        self.installation.state_dir()
     }
 
     /// Sends one request to the control API and returns the status and the body as JSON
     /// (`null` when the body is not JSON).
     pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-        let (status, body) = api_request(&self.socket(), method, path, body)
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let (status, body) = self.api_text(method, path, body);
         (status, serde_json::from_str(&body).unwrap_or_default())
+    }
+
+    /// `GET path` on the control socket: the status code and the body.
+    pub fn api_get(&self, path: &str) -> (u16, String) {
+        self.api_text("GET", path, None)
+    }
+
+    fn api_text(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        self.installation
+            .api(method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Stores a secret through the control API and returns what the API answered.
+    pub fn create_secret(
+        &self,
+        name: &str,
+        value: &str,
+        env_var: &str,
+        hosts: &[&str],
+    ) -> serde_json::Value {
+        self.installation
+            .create_secret(name, value, env_var, hosts)
+            .unwrap_or_else(|e| panic!("creating secret {name}: {e}"))
     }
 
     /// The sled database directory.
@@ -270,83 +252,16 @@ impl Instance {
         self.state_dir().join("db")
     }
 
-    /// `GET path` on the control socket: the status code and the body.
-    pub fn api_get(&self, path: &str) -> (u16, String) {
-        let socket = self.tmp.path().join("run/veil.sock");
-        let mut stream = std::os::unix::net::UnixStream::connect(&socket)
-            .unwrap_or_else(|e| panic!("{}: {e}", socket.display()));
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("a read timeout");
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: veil\r\nConnection: close\r\n\r\n"
-        )
-        .expect("sending the request");
-        let mut response = String::new();
-        std::io::Read::read_to_string(&mut stream, &mut response).expect("reading the response");
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .unwrap_or_else(|| panic!("no status in {response:?}"));
-        let body = response
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, body)| body)
-            .to_owned();
-        (status, body)
-    }
-
     /// What the daemon has logged so far.
     pub fn daemon_log(&self) -> String {
-        fs::read_to_string(self.daemon_log_path()).unwrap_or_default()
-    }
-
-    /// The audit log as JSON values (`veil audit --json`).
-    pub fn audit(&self) -> Vec<serde_json::Value> {
-        let out = self.run_veil(&["audit", "--json"]);
-        assert!(
-            out.status.success(),
-            "veil audit failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
-            .collect()
-    }
-
-    /// Connection records in the audit log.
-    pub fn connections(&self) -> Vec<serde_json::Value> {
-        self.audit()
-            .into_iter()
-            .filter(|r| r["kind"] == "connection")
-            .collect()
-    }
-
-    /// Waits until the audit log holds at least `n` connection records (they are written
-    /// asynchronously, off the data path) and returns them all.
-    pub fn wait_connections(&self, n: usize) -> Vec<serde_json::Value> {
-        self.wait_records("connection", n)
-    }
-
-    /// Waits until the audit log holds at least `n` records of `kind` and returns them all.
-    pub fn wait_records(&self, kind: &str, n: usize) -> Vec<serde_json::Value> {
-        let mut records = Vec::new();
-        eventually(&format!("{n} {kind} records"), || {
-            records = self
-                .audit()
-                .into_iter()
-                .filter(|r| r["kind"] == kind)
-                .collect();
-            records.len() >= n
-        });
-        records
+        self.installation.daemon_log()
     }
 
     /// Makes a cgroup of this instance's own (removed on drop) and returns its path.
     pub fn make_cgroup(&mut self, name: &str) -> PathBuf {
-        let dir = cgroup2_mount().join(format!("{}-{name}", self.id));
+        let dir = cgroup2_mount()
+            .expect("a cgroup2 mount")
+            .join(format!("{}-{name}", self.id()));
         fs::create_dir(&dir).expect("creating a test cgroup");
         self.cgroups.push(dir.clone());
         dir
@@ -355,7 +270,7 @@ impl Instance {
     /// Entries in the pinned (by cookie, by peer) connection maps.
     pub fn map_entries(&self) -> (usize, usize) {
         let count = |name: &str| -> usize {
-            let data = MapData::from_pin(self.bpf_dir.join("maps").join(name))
+            let data = MapData::from_pin(self.bpf_dir().join("maps").join(name))
                 .expect("the pinned map opens");
             match name {
                 MAP_BY_COOKIE => HashMap::<_, u64, ConnRecord>::try_from(Map::HashMap(data))
@@ -374,7 +289,7 @@ impl Instance {
     /// The cgroup ids that have settings in the pinned settings map (0 holds the defaults),
     /// sorted.
     pub fn settings_keys(&self) -> Vec<u64> {
-        let data = MapData::from_pin(self.bpf_dir.join("maps").join(MAP_SETTINGS))
+        let data = MapData::from_pin(self.bpf_dir().join("maps").join(MAP_SETTINGS))
             .expect("the pinned settings map opens");
         let map = HashMap::<_, u64, Settings>::try_from(Map::HashMap(data)).expect("a hash map");
         let mut keys: Vec<u64> = map.keys().map(|k| k.expect("a key")).collect();
@@ -384,7 +299,10 @@ impl Instance {
 
     /// The ids of the links pinned for the cgroup at `dir`, one per hook, in pin name order.
     pub fn link_ids(&self, dir: &Path) -> Vec<u32> {
-        let link_dir = self.bpf_dir.join("links").join(cgroup_id(dir).to_string());
+        let link_dir = self
+            .bpf_dir()
+            .join("links")
+            .join(cgroup_id(dir).to_string());
         let mut pins: Vec<PathBuf> = fs::read_dir(&link_dir)
             .unwrap_or_else(|e| panic!("{}: {e}", link_dir.display()))
             .map(|entry| entry.expect("a directory entry").path())
@@ -406,10 +324,6 @@ impl Instance {
             })
             .collect()
     }
-
-    fn daemon_log_path(&self) -> PathBuf {
-        self.tmp.path().join("daemon.log")
-    }
 }
 
 impl Default for Instance {
@@ -421,14 +335,10 @@ impl Default for Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.stop_daemon(libc::SIGKILL);
-        for dir in self
-            .cgroups
-            .iter()
-            .chain(std::iter::once(&self.cgroup_parent))
-        {
-            remove_cgroup(dir);
+        for dir in &self.cgroups {
+            let _ = remove_cgroup(dir);
         }
-        let _ = fs::remove_dir_all(&self.bpf_dir);
+        // Dropping the installation removes its cgroup parent, bpffs directory and files.
     }
 }
 
@@ -461,25 +371,6 @@ pub fn spawn_in_cgroup(dir: &Path, cmd: &mut Command) -> Child {
         });
     }
     cmd.spawn().expect("spawning into the cgroup")
-}
-
-/// Kills what is in `dir`, then removes it and its children.
-pub fn remove_cgroup(dir: &Path) {
-    if !dir.exists() {
-        return;
-    }
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.path().is_dir() {
-                remove_cgroup(&entry.path());
-            }
-        }
-    }
-    let _ = fs::write(dir.join("cgroup.kill"), "1");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while fs::remove_dir(dir).is_err() && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Echo servers on several local addresses: each answers `TOKEN\n` with
@@ -564,58 +455,6 @@ fn serve_echo(listener: TcpListener, addr: SocketAddr, accepted: &AtomicUsize, s
             Err(_) => thread::sleep(Duration::from_millis(2)),
         }
     }
-}
-
-/// A port nobody listens on right now at `any` (`127.0.0.1:0`, `[::1]:0`).
-fn free_port(any: &str) -> SocketAddr {
-    TcpListener::bind(any)
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
-
-/// Sends one HTTP/1.1 request over the Unix socket `socket` and returns the status and body.
-pub fn api_request(
-    socket: &Path,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> std::io::Result<(u16, String)> {
-    use std::io::Read;
-    let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let body = body.unwrap_or("");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: veil\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other(format!("no response head in {response:?}")))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
-    Ok((status, body.to_owned()))
-}
-
-fn healthy(socket: &Path) -> bool {
-    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: veil\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut status = String::new();
-    BufReader::new(stream).read_line(&mut status).is_ok() && status.contains(" 200 ")
 }
 
 /// Polls `check` for up to ten seconds.

@@ -30,10 +30,10 @@ impl Env {
     /// As [`Env::new`], with the upstream's certificate for `names`.
     pub fn with_names(policy: &str, names: &[&str]) -> Self {
         let mut veil = Instance::new();
-        let ca = TestCa::new("veil test upstream CA");
-        let ca_file = veil.tmp.path().join("upstream-ca.pem");
+        let ca = TestCa::new("veil test upstream CA").expect("a test CA");
+        let ca_file = veil.dir().join("upstream-ca.pem");
         fs::write(&ca_file, &ca.cert_pem).expect("writing the test CA");
-        let cert = ca.server_cert(names);
+        let cert = ca.server_cert(names).expect("a server certificate");
         let upstream = TlsUpstream::start("127.0.0.2", &cert, &[b"h2", b"http/1.1"]);
         veil.set_policy(policy);
         veil.start_daemon(&["--upstream-ca", ca_file.to_str().expect("utf-8 path")]);

@@ -241,7 +241,7 @@ async fn respond(
         }
         return text(
             StatusCode::OK,
-            format!("bytes={n} sha256={}\n", hex(hasher.finish().as_ref())),
+            format!("bytes={n} sha256={}\n", hex::encode(hasher.finish())),
         );
     }
     if path.starts_with("/slow") {
@@ -368,11 +368,6 @@ pub fn accept_key(key: &[u8]) -> String {
     ctx.update(key);
     ctx.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
     base64(ctx.finish().as_ref())
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Standard base64 with padding.

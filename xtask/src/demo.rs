@@ -4,33 +4,23 @@
 //! with a throwaway test PKI), and audits the swap. It runs on a private instance (its own
 //! bpffs dir, cgroup parent, state and run dirs) that is removed afterwards, whatever happens.
 
-use std::{
-    env, fs,
-    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
-    os::unix::fs::OpenOptionsExt,
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+use std::{fs, net::Ipv4Addr, os::unix::fs::OpenOptionsExt, path::Path, process::Output};
 
 use anyhow::{bail, Context, Result};
+use veil_testkit::{pki::TestCa, random_token, Installation};
 
 use crate::{
     build_cmd,
     demo_check::{self, Evidence},
     demo_cleanup::Cleanup,
-    demo_pki,
     demo_support::{
-        free_port, make_temp_dir, output, output_with_input, print_indented, print_log, print_text,
-        say, spawn_logged, stdout, step, wait_until,
+        output, output_with_input, print_indented, print_log, print_text, say, stdout, step,
     },
     demo_upstream, process, setup, Workspace,
 };
 
 /// The stand-in API listens here; the names below resolve to it (with curl's `--resolve`).
 pub const UPSTREAM_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-
-/// veil's listener address in the demo.
-const LISTEN_IP: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
 /// The API the secret is for.
 pub const API_HOST: &str = "api.demo.test";
@@ -46,7 +36,7 @@ pub const ENV_VAR: &str = "GITHUB_TOKEN";
 /// Runs the demo.
 pub fn run(ws: &Workspace) -> Result<()> {
     step("Checking the toolchain and mounting bpffs (cargo xtask setup)");
-    let setup = setup::run(ws)?;
+    setup::run(ws)?;
     step("Building the eBPF object and veil (cargo xtask build)");
     build_cmd::run(ws, false)?;
     let veil = ws.root.join("target/debug/veil");
@@ -55,49 +45,18 @@ pub fn run(ws: &Workspace) -> Result<()> {
     }
 
     let name = format!("veil-demo-{}", std::process::id());
-    let tmp = make_temp_dir(&name)?;
     // From here on, everything the demo creates is removed when `cleanup` drops.
     let mut cleanup = Cleanup {
-        veil: veil.clone(),
-        serve: None,
+        instance: Installation::new(&veil, &name)?,
         upstream: None,
-        bpf_dir: Path::new("/sys/fs/bpf").join(&name),
-        cgroup_parent: setup.cgroup2.join(&name),
-        tmp: tmp.clone(),
     };
-    for dir in ["run", "state", "pki"] {
-        fs::create_dir(tmp.join(dir)).with_context(|| format!("creating {dir} in the temp dir"))?;
-    }
-    let listen = SocketAddr::from((LISTEN_IP, free_port(LISTEN_IP)?));
-    // Without IPv6 on the host veil binds no IPv6 listener (and refuses sandboxes' IPv6), so
-    // the default is harmless then; otherwise the demo's must not be a real installation's.
-    let listen6 = free_port(Ipv6Addr::LOCALHOST)
-        .ok()
-        .map(|port| SocketAddr::from((Ipv6Addr::LOCALHOST, port)));
-    // Every veil command reads these, so the demo's commands read like an operator's. Other
-    // VEIL_* settings of the caller's (VEIL_TOOLS_DIR is xtask's own) must not leak into the
-    // demo's instance. xtask is single-threaded here.
-    let inherited: Vec<_> = env::vars_os()
-        .map(|(var, _)| var)
-        .filter(|var| var.to_string_lossy().starts_with("VEIL_") && var != "VEIL_TOOLS_DIR")
-        .collect();
-    for var in inherited {
-        env::remove_var(var);
-    }
-    let mut instance: Vec<(&str, PathBuf)> = vec![
-        ("VEIL_STATE_DIR", tmp.join("state")),
-        ("VEIL_RUN_DIR", tmp.join("run")),
-        ("VEIL_BPF_DIR", cleanup.bpf_dir.clone()),
-        ("VEIL_CGROUP_PARENT", name.clone().into()),
-        ("VEIL_LISTEN", listen.to_string().into()),
-    ];
-    instance.extend(listen6.map(|addr| ("VEIL_LISTEN6", addr.to_string().into())));
-    for (var, value) in &instance {
-        env::set_var(var, value);
-    }
+    let tmp = cleanup.instance.dir().to_path_buf();
 
-    step("Making a throwaway test PKI for the stand-in API (openssl)");
-    let pki = demo_pki::make(&tmp.join("pki"), &[API_HOST, OTHER_HOST], UPSTREAM_IP)?;
+    step("Making a throwaway test PKI for the stand-in API (rcgen)");
+    let pki = TestCa::new("veil-demo-CA")?.write_files(
+        &tmp.join("pki"),
+        &[API_HOST, OTHER_HOST, &UPSTREAM_IP.to_string()],
+    )?;
     say(&format!(
         "A CA, and a certificate it issued for {API_HOST}, {OTHER_HOST} and {UPSTREAM_IP}. veil \
          will trust this CA for upstream TLS (--upstream-ca), as it trusts the public roots for \
@@ -106,7 +65,7 @@ pub fn run(ws: &Workspace) -> Result<()> {
     ));
 
     step("Starting the stand-in remote API: HTTPS with python3's ssl and http.server");
-    let token = demo_pki::random_token()?;
+    let token = random_token("demo_")?;
     let token_file = tmp.join("api-token");
     fs::OpenOptions::new()
         .write(true)
@@ -116,50 +75,50 @@ pub fn run(ws: &Workspace) -> Result<()> {
         .and_then(|mut f| std::io::Write::write_all(&mut f, token.as_bytes()))
         .context("writing the API's token file")?;
     let upstream =
-        demo_upstream::start(&tmp, UPSTREAM_IP, &pki, &token_file, &mut cleanup.upstream)?;
-    let port = upstream.addr.port();
+        cleanup
+            .upstream
+            .insert(demo_upstream::start(&tmp, UPSTREAM_IP, &pki, &token_file)?);
+    let (upstream_addr, upstream_log) = (upstream.addr, upstream.process.log_path().to_path_buf());
+    let port = upstream_addr.port();
     // The log's first line says where it listens; what follows is what it received.
     let mut upstream_seen = 0;
-    new_lines(&upstream.log, &mut upstream_seen);
+    new_lines(&upstream_log, &mut upstream_seen);
     say(&format!(
         "It plays {API_HOST}, the API the token is for: it accepts exactly one bearer token, \
          {token} (a fake one made just now from /dev/urandom), and answers 401 to anything else. \
-         There is no DNS here: the clients below reach both names at {} with curl's --resolve.",
-        upstream.addr
+         There is no DNS here: the clients below reach both names at {upstream_addr} with curl's \
+         --resolve."
     ));
 
     step("Starting the veil daemon (veil serve) on a private instance");
+    let instance = &mut cleanup.instance;
     println!("Every veil command below runs on this demo's own instance, set in the environment:");
-    for (var, value) in &instance {
-        println!("    export {var}={}", value.display());
+    for (var, value) in instance.env() {
+        println!("    export {var}={}", value.to_string_lossy());
     }
-    let config = tmp.join("veil.toml");
     let policy = format!("[egress]\nallow = [\"{API_HOST}\", \"{OTHER_HOST}\"]\n");
-    fs::write(&config, &policy).context("writing veil.toml")?;
-    println!("{}:", config.display());
+    instance.set_policy(&policy)?;
+    println!("{}:", instance.config_path().display());
     print_text(&policy);
-    let serve_log = tmp.join("veil-serve.log");
-    let mut serve = Command::new(&veil);
-    serve
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .arg("--upstream-ca")
-        .arg(&pki.ca);
-    let child = cleanup.serve.insert(spawn_logged(&mut serve, &serve_log)?);
-    let socket = tmp.join("run/veil.sock");
-    wait_until("veil serve", child, &serve_log, || socket.exists())?;
+    let ca = pki.ca.to_str().context("the PKI's path is not UTF-8")?;
+    let mut serve = instance.command();
+    serve.args(["serve", "--upstream-ca", ca]);
+    println!("$ {} &", process::show_program(&serve));
+    instance.start_daemon(&["--upstream-ca", ca], &[])?;
+    let instance = &cleanup.instance;
+    let serve_log = instance.daemon_log_path();
     say(&format!(
         "veil loaded its eBPF programs (pinned under {bpf}) and attached them to the cgroup \
          {cg}: every TCP connect from a sandbox below it is steered in the kernel to veil's \
          listener {listen}. veil completes sandboxes' TLS with certificates from its own CA, \
          and lets through only what the egress policy allows: {API_HOST} and {OTHER_HOST}.",
-        bpf = cleanup.bpf_dir.display(),
-        cg = cleanup.cgroup_parent.display(),
+        bpf = instance.bpf_dir().display(),
+        cg = instance.cgroup_parent().display(),
+        listen = instance.listen(),
     ));
 
     step("The operator stores the token in veil (veil secrets create)");
-    let mut create = Command::new(&veil);
+    let mut create = instance.command();
     create.args([
         "secrets",
         "create",
@@ -184,14 +143,14 @@ pub fn run(ws: &Workspace) -> Result<()> {
 
     step("A client in a sandbox calls the API with its $GITHUB_TOKEN (veil run)");
     let client = sandboxed(
-        &veil,
+        instance,
         &[
             format!("echo \"inside the sandbox: {ENV_VAR}=${ENV_VAR}\""),
             curl(API_HOST, port, true),
         ],
     )?;
     print_indented(&client);
-    let api_saw = new_lines(&upstream.log, &mut upstream_seen);
+    let api_saw = new_lines(&upstream_log, &mut upstream_seen);
     if !client.status.success() {
         print_log("veil serve's log", &serve_log);
         bail!("the sandboxed client failed ({})", client.status);
@@ -208,14 +167,14 @@ pub fn run(ws: &Workspace) -> Result<()> {
 
     step("For contrast: the placeholder sent elsewhere");
     let contrast = sandboxed(
-        &veil,
+        instance,
         &[
             curl(OTHER_HOST, port, true),
             curl(&UPSTREAM_IP.to_string(), port, false),
         ],
     )?;
     print_indented(&contrast);
-    let other_saw = new_lines(&upstream.log, &mut upstream_seen);
+    let other_saw = new_lines(&upstream_log, &mut upstream_seen);
     say(&format!(
         "{OTHER_HOST} is allowed by the egress policy but outside the secret's scope: veil left \
          the placeholder alone, so the server got nothing it could use (401). {UPSTREAM_IP} by \
@@ -225,11 +184,11 @@ pub fn run(ws: &Workspace) -> Result<()> {
     print_text(&other_saw);
 
     step("Reading the audit log (veil audit)");
-    let table = output(Command::new(&veil).arg("audit"))?;
+    let table = output(instance.command().arg("audit"))?;
     print_indented(&table);
-    let mut json = Command::new(&veil);
+    let mut json = instance.command();
     json.args(["audit", "--json"]);
-    if audit_has_kind_flag(&veil) {
+    if audit_has_kind_flag(instance) {
         json.args(["--kind", "secret_injected"]);
     }
     let json = output(&mut json)?;
@@ -277,16 +236,17 @@ fn curl(host: &str, port: u16, resolve: bool) -> String {
 }
 
 /// Runs `lines` as one `sh -c` script in the sandbox `demo`.
-fn sandboxed(veil: &Path, lines: &[String]) -> Result<Output> {
-    let mut run = Command::new(veil);
+fn sandboxed(instance: &Installation, lines: &[String]) -> Result<Output> {
+    let mut run = instance.command();
     run.args(["run", "--sandbox", "demo", "--", "sh", "-c"])
         .arg(lines.join("; "));
     output(&mut run)
 }
 
 /// Whether this veil's `audit` filters by record kind (`--kind`).
-fn audit_has_kind_flag(veil: &Path) -> bool {
-    Command::new(veil)
+fn audit_has_kind_flag(instance: &Installation) -> bool {
+    instance
+        .command()
         .args(["audit", "--help"])
         .output()
         .is_ok_and(|out| stdout(&out).contains("--kind"))

@@ -1,22 +1,16 @@
 //! The demo's plumbing: explaining what happens (step headers, wrapped paragraphs, indented
-//! output), and starting, running and waiting for the processes it drives.
+//! output), and running the commands it shows.
 
 use std::{
-    fs::{self, File},
-    io::{ErrorKind, Write},
-    net::{IpAddr, TcpListener},
-    path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-    thread,
-    time::{Duration, Instant},
+    fs,
+    io::Write,
+    path::Path,
+    process::{Command, Output, Stdio},
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::process;
-
-/// How long to wait for a server to come up.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The width explanations are wrapped to.
 const WIDTH: usize = 96;
@@ -82,44 +76,10 @@ pub fn print_log(title: &str, path: &Path) {
     }
 }
 
-/// Creates a fresh directory `<temp>/<name>-<n>`.
-pub fn make_temp_dir(name: &str) -> Result<PathBuf> {
-    for n in 0..100 {
-        let dir = std::env::temp_dir().join(format!("{name}-{n}"));
-        match fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
-        }
-    }
-    bail!(
-        "could not create a temp dir {name}-N in {}",
-        std::env::temp_dir().display()
-    )
-}
-
-/// A TCP port that is free on `ip` right now.
-pub fn free_port(ip: impl Into<IpAddr>) -> Result<u16> {
-    let ip = ip.into();
-    let listener = TcpListener::bind((ip, 0)).with_context(|| format!("binding {ip}:0"))?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// Prints `cmd` and starts it with stdout and stderr going to `log`.
-pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
-    let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let line = process::show(cmd);
-    println!("$ {line} &");
-    cmd.stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file)
-        .spawn()
-        .with_context(|| format!("starting `{line}`"))
-}
-
-/// Prints `cmd`, runs it, and returns its output.
+/// Prints `cmd` (without its environment: the demo shows the installation's variables once),
+/// runs it, and returns its output.
 pub fn output(cmd: &mut Command) -> Result<Output> {
-    let line = process::show(cmd);
+    let line = process::show_program(cmd);
     println!("$ {line}");
     cmd.stdin(Stdio::null())
         .output()
@@ -129,7 +89,7 @@ pub fn output(cmd: &mut Command) -> Result<Output> {
 /// Prints `echo <input> | cmd`, runs `cmd` with `input` and a newline on its stdin, and returns
 /// its output.
 pub fn output_with_input(cmd: &mut Command, input: &str) -> Result<Output> {
-    let line = process::show(cmd);
+    let line = process::show_program(cmd);
     println!("$ echo {input} | {line}");
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -148,30 +108,6 @@ pub fn output_with_input(cmd: &mut Command, input: &str) -> Result<Output> {
         .with_context(|| format!("running `{line}`"))?;
     written.with_context(|| format!("writing to `{line}`"))?;
     Ok(out)
-}
-
-/// Waits until `check` holds, failing with `what`'s log if `child` exits or time runs out.
-pub fn wait_until(
-    what: &str,
-    child: &mut Child,
-    log: &Path,
-    mut check: impl FnMut() -> bool,
-) -> Result<()> {
-    let started = Instant::now();
-    loop {
-        if check() {
-            return Ok(());
-        }
-        if let Some(status) = child.try_wait()? {
-            print_log(&format!("{what}'s output"), log);
-            bail!("{what} exited during startup ({status})");
-        }
-        if started.elapsed() > STARTUP_TIMEOUT {
-            print_log(&format!("{what}'s output"), log);
-            bail!("{what} did not come up within {STARTUP_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[cfg(test)]

@@ -4,16 +4,18 @@
 use std::{
     fs,
     net::{Ipv4Addr, SocketAddr},
-    path::{Path, PathBuf},
-    process::{Child, Command},
+    path::Path,
+    process::Command,
+    time::Duration,
 };
 
 use anyhow::{Context, Result};
+use veil_testkit::{free_port, pki::PkiFiles, Daemon};
 
-use crate::{
-    demo_pki::Pki,
-    demo_support::{free_port, spawn_logged, wait_until},
-};
+use crate::process;
+
+/// How long the server may take to come up.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The server. It knows the one token it accepts (read from a file, as a real API keeps a record
 /// of the tokens it issued), answers 200 to it and 401 to anything else without echoing a
@@ -69,23 +71,17 @@ print(f"listening on https://{host}:{port}/", flush=True)
 server.serve_forever()
 "#;
 
-/// The running stand-in API.
+/// The running stand-in API; stopped when dropped.
 pub struct Upstream {
     /// Where it listens.
     pub addr: SocketAddr,
-    /// Its output: one line per request, with the Authorization header it got.
-    pub log: PathBuf,
+    /// The server: its log has one line per request, with the Authorization header it got.
+    pub process: Daemon,
 }
 
 /// Starts the server on a free port of `ip`, accepting the token in `token_file`, with the
-/// certificate from `pki`; puts the process in `slot` (for cleanup) and waits until it listens.
-pub fn start(
-    dir: &Path,
-    ip: Ipv4Addr,
-    pki: &Pki,
-    token_file: &Path,
-    slot: &mut Option<Child>,
-) -> Result<Upstream> {
+/// server certificate from `pki`, and waits until it listens. Its files go in `dir`.
+pub fn start(dir: &Path, ip: Ipv4Addr, pki: &PkiFiles, token_file: &Path) -> Result<Upstream> {
     let addr = SocketAddr::from((ip, free_port(ip)?));
     let script = dir.join("upstream.py");
     fs::write(&script, SCRIPT).context("writing upstream.py")?;
@@ -97,9 +93,13 @@ pub fn start(
         .args([ip.to_string(), addr.port().to_string()])
         .args([&pki.cert, &pki.key])
         .arg(token_file);
-    let child = slot.insert(spawn_logged(&mut python, &log)?);
-    wait_until("the stand-in API", child, &log, || {
+    println!("$ {} &", process::show_program(&python));
+    let mut server = Daemon::spawn("the stand-in API", &mut python, &log)?;
+    server.wait_ready(STARTUP_TIMEOUT, || {
         fs::read_to_string(&log).is_ok_and(|text| text.contains("listening on"))
     })?;
-    Ok(Upstream { addr, log })
+    Ok(Upstream {
+        addr,
+        process: server,
+    })
 }

@@ -6,11 +6,9 @@ mod build_cmd;
 mod demo;
 mod demo_check;
 mod demo_cleanup;
-mod demo_pki;
 mod demo_support;
 mod demo_upstream;
 mod ebpf;
-mod mounts;
 mod process;
 mod setup;
 mod test_cmd;
@@ -64,8 +62,8 @@ enum Command {
         quick: bool,
         /// Run only these scenarios (numbers as in the issue and the report: 1-7; 6 is
         /// measured during 2), e.g. `--only 1,5`.
-        #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=7))]
-        only: Vec<u8>,
+        #[arg(long, value_delimiter = ',', value_enum)]
+        only: Vec<bench::Scenario>,
     },
 }
 
@@ -123,7 +121,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     let ws = Workspace::locate()?;
     match cli.command {
-        Command::Setup => setup::run(&ws).map(drop)?,
+        Command::Setup => setup::run(&ws)?,
         Command::BuildEbpf => ebpf::build(&ws).map(drop)?,
         Command::Build { release } => build_cmd::run(&ws, release)?,
         Command::Test { args } => return test_cmd::run(&ws, &args),

@@ -54,7 +54,13 @@ pub fn show(cmd: &Command) -> String {
             quote(OsStr::new(&value))
         ));
     }
-    words.push(quote(cmd.get_program()));
+    words.push(show_program(cmd));
+    words.join(" ")
+}
+
+/// `cmd` as a shell-like line without the environment it sets: the program and its arguments.
+pub fn show_program(cmd: &Command) -> String {
+    let mut words = vec![quote(cmd.get_program())];
     words.extend(cmd.get_args().map(quote));
     words.join(" ")
 }

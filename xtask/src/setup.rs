@@ -1,13 +1,11 @@
 //! `cargo xtask setup`: install the eBPF toolchain and test tools, mount bpffs. Idempotent.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{path::Path, process::Command};
 
 use anyhow::{bail, Context, Result};
+use veil_testkit::mounts;
 
-use crate::{mounts, process, Workspace};
+use crate::{process, Workspace};
 
 /// The Debian packages veil's build and tests need: Debian's rustc/cargo built on LLVM 22 with
 /// the std sources (for `-Z build-std=core`), LLVM 22 for bpf-linker, bpftool, and the tools the
@@ -21,7 +19,6 @@ pub const PACKAGES: &[&str] = &[
     "curl",
     "git",
     "python3",
-    "openssl",
     "iproute2",
     "nodejs",
     "util-linux",
@@ -36,15 +33,8 @@ const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// Where bpffs must be mounted for veil to pin its maps and links.
 const BPFFS: &str = "/sys/fs/bpf";
 
-/// What setup found: the facts later tasks need.
-#[derive(Debug, Clone)]
-pub struct Setup {
-    /// The cgroup2 mount point.
-    pub cgroup2: PathBuf,
-}
-
 /// Runs setup and prints a one-line summary.
-pub fn run(ws: &Workspace) -> Result<Setup> {
+pub fn run(ws: &Workspace) -> Result<()> {
     if !process::is_root() {
         bail!("cargo xtask setup must run as root (it installs apt packages and mounts bpffs)");
     }
@@ -70,7 +60,7 @@ pub fn run(ws: &Workspace) -> Result<Setup> {
         ws.tools_bin().display(),
         cgroup2.display(),
     );
-    Ok(Setup { cgroup2 })
+    Ok(())
 }
 
 /// Installs the missing ones of `packages` with apt; returns the ones it installed.

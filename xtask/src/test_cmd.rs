@@ -19,7 +19,7 @@ pub fn run(ws: &Workspace, cargo_test_args: &[String]) -> Result<ExitCode> {
 }
 
 fn run_phases(ws: &Workspace, cargo_test_args: &[String], phases: &mut Phases) -> Result<ExitCode> {
-    phases.time("setup", || setup::run(ws).map(drop))?;
+    phases.time("setup", || setup::run(ws))?;
     phases.time("build-ebpf", || ebpf::build(ws).map(drop))?;
     phases.time("build", || build_cmd::build_workspace(ws, false))?;
     let status = phases.time("test", || {

@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use super::{interrupt, report::Row, status_kib, Bench, HOST, UPSTREAM_IP};
+use super::{interrupt, report::Row, status_kib, Bench, Target, HOST, UPSTREAM_IP};
 
 /// The client, written next to the other temporary files at run time.
 const CLIENT: &str = include_str!("idle.py");
@@ -73,7 +73,10 @@ pub fn run(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Resul
             bench.veil.log()
         )
     })?;
-    row.values[1].push(after?.saturating_sub(before) as f64 / count as f64);
+    row.push(
+        Target::Veil,
+        after?.saturating_sub(before) as f64 / count as f64,
+    );
     // Give veil a moment to tear the connections down before the next scenario.
     thread::sleep(Duration::from_secs(2));
     rows.push(row);

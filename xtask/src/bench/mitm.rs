@@ -5,7 +5,9 @@ use std::{fs, net::SocketAddr, path::Path, process::Command};
 
 use anyhow::Result;
 
-use super::{daemon::Daemon, pki::Pki, tools::Tools};
+use veil_testkit::{pki::PkiFiles, Daemon};
+
+use super::{tools::Tools, STARTUP_TIMEOUT};
 
 /// The addon: replaces the placeholder with the secret in `Authorization`, as veil does.
 const ADDON: &str = r#"import os
@@ -27,7 +29,7 @@ pub fn start(
     dir: &Path,
     listen: SocketAddr,
     upstream: SocketAddr,
-    pki: &Pki,
+    pki: &PkiFiles,
     placeholder: &str,
     secret: &str,
 ) -> Result<Daemon> {
@@ -46,13 +48,13 @@ pub fn start(
         .arg("--set")
         .arg(format!(
             "ssl_verify_upstream_trusted_ca={}",
-            pki.ca_cert.display()
+            pki.ca.display()
         ))
         .args(["--set", "stream_large_bodies=1m"])
         .args(["--set", "termlog_verbosity=error"])
         .arg("-s")
         .arg(&addon);
     let mut mitm = Daemon::spawn("mitmdump", &mut cmd, &dir.join("mitmdump.log"))?;
-    mitm.wait_tcp(listen)?;
+    mitm.wait_tcp(listen, STARTUP_TIMEOUT)?;
     Ok(mitm)
 }

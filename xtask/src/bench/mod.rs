@@ -4,35 +4,42 @@
 //! target/bench/results.{json,md}. It reports; it never asserts speed (it does check that the
 //! upstream received the real secret).
 
-mod daemon;
 mod h2load;
 mod idle;
 mod interrupt;
 mod kernel;
 mod mitm;
 mod nginx;
-mod pki;
 mod report;
 mod scenarios;
+mod target;
 mod tools;
 mod veil;
+
+pub use scenarios::Scenario;
+pub use target::Target;
 
 use std::{
     env,
     net::{Ipv4Addr, SocketAddr},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::Command,
+    time::Duration,
 };
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use veil_testkit::{free_port, pki::TestCa};
 
-use crate::{demo_support, process, setup, Workspace};
+use crate::{process, setup, Workspace};
 
 /// The name the upstream's certificate is for; h2load sends it as SNI and `:authority`.
 pub const HOST: &str = "bench.example.test";
 
 /// The upstream's address (a second loopback address plays the remote host).
 pub const UPSTREAM_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// How long a server may take to come up.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long and how often to measure.
 #[derive(Debug, Clone, Copy)]
@@ -76,8 +83,8 @@ impl Mode {
 pub struct Bench {
     /// How long and how often.
     pub mode: Mode,
-    /// The scenarios to run (by number); empty for all.
-    pub only: Vec<u8>,
+    /// The scenarios to run; empty for all.
+    pub only: Vec<Scenario>,
     /// Idle connections scenario 5 holds: the mode's number, or fewer where the open-files
     /// limit allows no more.
     pub idle_conns: usize,
@@ -94,28 +101,20 @@ pub struct Bench {
 }
 
 /// Runs the benchmarks.
-pub fn run(ws: &Workspace, quick: bool, only: &[u8]) -> Result<()> {
+pub fn run(ws: &Workspace, quick: bool, only: &[Scenario]) -> Result<()> {
     let mode = Mode::new(quick);
     interrupt::catch();
-    let setup = setup::run(ws)?;
+    setup::run(ws)?;
     let tools = tools::ensure(ws)?;
     let veil_bin = build_veil(ws)?;
 
     let name = format!("veil-bench-{}", std::process::id());
-    let tmp = demo_support::make_temp_dir(&name)?;
-    let result = run_in(
-        ws,
-        mode,
-        only,
-        &tools,
-        &veil_bin,
-        &setup.cgroup2,
-        &name,
-        &tmp,
-    );
-    if let Err(e) = std::fs::remove_dir_all(&tmp) {
-        eprintln!("warning: removing {}: {e}", tmp.display());
-    }
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("{name}-"))
+        .tempdir()
+        .context("creating a temporary directory")?;
+    let result = run_in(ws, mode, only, &tools, &veil_bin, &name, tmp.path());
+    drop(tmp);
     // Whatever failed after an interrupt failed because of it (the signal reaches the servers
     // and clients too); say that instead.
     interrupt::check().map_err(|_| {
@@ -195,28 +194,25 @@ fn build_veil(ws: &Workspace) -> Result<PathBuf> {
 fn run_in(
     ws: &Workspace,
     mode: Mode,
-    only: &[u8],
+    only: &[Scenario],
     tools: &tools::Tools,
-    veil_bin: &std::path::Path,
-    cgroup2: &std::path::Path,
+    veil_bin: &Path,
     name: &str,
-    tmp: &std::path::Path,
+    tmp: &Path,
 ) -> Result<()> {
     // Before anything starts: every server and client inherits the limit.
     let idle_conns = open_files_for(mode.idle_conns)?;
-    let pki = pki::make(&tmp.join("pki"), HOST, &UPSTREAM_IP.to_string())?;
-    let upstream = SocketAddr::from((UPSTREAM_IP, demo_support::free_port(UPSTREAM_IP)?));
+    let pki = TestCa::new("veil bench CA")?
+        .write_files(&tmp.join("pki"), &[HOST, &UPSTREAM_IP.to_string()])?;
+    let upstream = SocketAddr::from((UPSTREAM_IP, free_port(UPSTREAM_IP)?));
     let _nginx = nginx::start(&tmp.join("nginx"), upstream, &pki, mode.big_bytes)?;
 
     let secret = format!("bench-real-secret-{}", std::process::id());
-    let mut veil = veil::Veil::new(veil_bin, &tmp.join("veil"), name, cgroup2)?;
-    veil.start(&[HOST, &format!("{UPSTREAM_IP}/32")], &pki.ca_cert)?;
+    let mut veil = veil::Veil::new(veil_bin, name)?;
+    veil.start(&[HOST, &format!("{UPSTREAM_IP}/32")], &pki.ca)?;
     let placeholder = veil.create_secret("bench", "BENCH_TOKEN", &secret, HOST)?;
 
-    let mitm = SocketAddr::from((
-        Ipv4Addr::LOCALHOST,
-        demo_support::free_port(Ipv4Addr::LOCALHOST)?,
-    ));
+    let mitm = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)?));
     let mitm_dir = tmp.join("mitmproxy");
     std::fs::create_dir_all(&mitm_dir)?;
     let _mitm = mitm::start(
@@ -265,19 +261,18 @@ fn run_in(
 }
 
 impl Bench {
-    /// The h2load command for `target` (0 direct, 1 veil, 2 mitmproxy) with `args` before the
-    /// URL of `path`; veil's runs happen inside a sandbox.
-    pub fn h2load(&self, target: usize, args: &[String], path: &str) -> Command {
-        let dial = if target == 2 {
-            self.mitm
-        } else {
-            self.upstream
+    /// The h2load command for `target` with `args` before the URL of `path`; veil's runs
+    /// happen inside a sandbox.
+    pub fn h2load(&self, target: Target, args: &[String], path: &str) -> Command {
+        let dial = match target {
+            Target::Mitmproxy => self.mitm,
+            Target::Direct | Target::Veil => self.upstream,
         };
         let mut full = vec!["h2load".to_string()];
         full.extend_from_slice(args);
         full.push(format!("--connect-to={dial}"));
         full.push(format!("https://{HOST}:{}{path}", dial.port()));
-        if target == 1 {
+        if target == Target::Veil {
             self.veil.run_command(&full)
         } else {
             let mut cmd = Command::new(&full[0]);
@@ -286,9 +281,9 @@ impl Bench {
         }
     }
 
-    /// Whether scenario `n` is to run.
-    pub fn selected(&self, n: u8) -> bool {
-        self.only.is_empty() || self.only.contains(&n)
+    /// Whether `scenario` is to run.
+    pub fn selected(&self, scenario: Scenario) -> bool {
+        self.only.is_empty() || self.only.contains(&scenario)
     }
 
     /// The `Authorization` header every request carries.
@@ -318,13 +313,16 @@ impl Bench {
         let mut mitm_args = curl(self.mitm);
         mitm_args.insert(1, "-k".into()); // mitmproxy's own CA is not the point here
         let through_mitm = Command::new(&mitm_args[0]).args(&mitm_args[1..]).output()?;
-        for (what, out) in [("veil", through_veil), ("mitmproxy", through_mitm)] {
+        for (what, out) in [
+            (Target::Veil, through_veil),
+            (Target::Mitmproxy, through_mitm),
+        ] {
             let body = String::from_utf8_lossy(&out.stdout);
             if body != want {
                 bail!(
                     "through {what}, the upstream received {body:?}, not the real secret ({}){}",
                     String::from_utf8_lossy(&out.stderr),
-                    if what == "veil" {
+                    if what == Target::Veil {
                         format!("\nveil's log:\n{}", self.veil.log())
                     } else {
                         String::new()

@@ -11,11 +11,13 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use super::{daemon::Daemon, pki::Pki};
+use veil_testkit::{pki::PkiFiles, Daemon};
+
+use super::STARTUP_TIMEOUT;
 
 /// Starts nginx on `addr` with `pki`'s certificate; its files live in `dir`. `big_bytes` is
 /// the size of `/big`.
-pub fn start(dir: &Path, addr: SocketAddr, pki: &Pki, big_bytes: u64) -> Result<Daemon> {
+pub fn start(dir: &Path, addr: SocketAddr, pki: &PkiFiles, big_bytes: u64) -> Result<Daemon> {
     let www = dir.join("www");
     fs::create_dir_all(&www)?;
     // A sparse file reads as zeros at memory speed: the disk never limits the download.
@@ -67,6 +69,6 @@ http {{
     let mut cmd = Command::new("nginx");
     cmd.arg("-c").arg(&conf_path).args(["-g", "daemon off;"]);
     let mut nginx = Daemon::spawn("nginx", &mut cmd, &dir.join("nginx.log"))?;
-    nginx.wait_tcp(addr)?;
+    nginx.wait_tcp(addr, STARTUP_TIMEOUT)?;
     Ok(nginx)
 }

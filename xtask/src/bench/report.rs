@@ -6,8 +6,7 @@ use std::{fs, path::Path, process::Command};
 use anyhow::Result;
 use serde_json::json;
 
-/// The three ways the load generator reaches the upstream.
-pub const TARGETS: [&str; 3] = ["direct", "veil", "mitmproxy"];
+use super::Target;
 
 /// One measured quantity of one scenario, with every run's value per target.
 #[derive(Debug, Clone)]
@@ -16,8 +15,8 @@ pub struct Row {
     pub scenario: String,
     /// What is measured, with its unit.
     pub metric: String,
-    /// Values per target, in [`TARGETS`] order; empty where a target was not measured.
-    pub values: [Vec<f64>; 3],
+    /// Values per target, in [`Target::ALL`] order; empty where a target was not measured.
+    values: [Vec<f64>; 3],
 }
 
 impl Row {
@@ -30,13 +29,23 @@ impl Row {
         }
     }
 
+    /// Adds one run's value for target `t`.
+    pub fn push(&mut self, t: Target, value: f64) {
+        self.values[t.index()].push(value);
+    }
+
+    /// Every run's value for target `t`.
+    pub fn values(&self, t: Target) -> &[f64] {
+        &self.values[t.index()]
+    }
+
     /// The median of target `t`'s values.
-    pub fn median(&self, t: usize) -> Option<f64> {
-        median(&self.values[t])
+    pub fn median(&self, t: Target) -> Option<f64> {
+        median(self.values(t))
     }
 
     /// `a`'s median over `b`'s.
-    pub fn ratio(&self, a: usize, b: usize) -> Option<f64> {
+    pub fn ratio(&self, a: Target, b: Target) -> Option<f64> {
         match (self.median(a), self.median(b)) {
             (Some(x), Some(y)) if y != 0.0 => Some(x / y),
             _ => None,
@@ -118,11 +127,11 @@ pub fn markdown(rows: &[Row], machine: &serde_json::Value, mode: &str, runs: usi
             "| {} | {} | {} | {} | {} | {} | {} |\n",
             row.scenario,
             row.metric,
-            cell(&row.values[0]),
-            cell(&row.values[1]),
-            cell(&row.values[2]),
-            ratio(row.ratio(1, 0)),
-            ratio(row.ratio(1, 2)),
+            cell(row.values(Target::Direct)),
+            cell(row.values(Target::Veil)),
+            cell(row.values(Target::Mitmproxy)),
+            ratio(row.ratio(Target::Veil, Target::Direct)),
+            ratio(row.ratio(Target::Veil, Target::Mitmproxy)),
         ));
     }
     md
@@ -146,17 +155,18 @@ pub fn write(
         .iter()
         .map(|r| {
             let mut targets = serde_json::Map::new();
-            for (t, name) in TARGETS.iter().enumerate() {
-                if !r.values[t].is_empty() {
+            for t in Target::ALL {
+                if !r.values(t).is_empty() {
                     targets.insert(
-                        (*name).to_string(),
-                        json!({ "median": r.median(t), "runs": r.values[t] }),
+                        t.name().to_string(),
+                        json!({ "median": r.median(t), "runs": r.values(t) }),
                     );
                 }
             }
             json!({
                 "scenario": r.scenario, "metric": r.metric, "targets": targets,
-                "veil_over_direct": r.ratio(1, 0), "veil_over_mitmproxy": r.ratio(1, 2),
+                "veil_over_direct": r.ratio(Target::Veil, Target::Direct),
+                "veil_over_mitmproxy": r.ratio(Target::Veil, Target::Mitmproxy),
             })
         })
         .collect();
@@ -183,10 +193,13 @@ mod tests {
     #[test]
     fn cells_and_ratios() {
         let mut row = Row::new("s", "req/s");
-        row.values = [vec![100.0, 200.0, 300.0], vec![50.0], vec![]];
-        assert_eq!(cell(&row.values[0]), "200.0 (100.0–300.0)");
-        assert_eq!(cell(&row.values[2]), "–");
-        assert_eq!(row.ratio(1, 0), Some(0.25));
-        assert_eq!(row.ratio(1, 2), None);
+        for v in [100.0, 200.0, 300.0] {
+            row.push(Target::Direct, v);
+        }
+        row.push(Target::Veil, 50.0);
+        assert_eq!(cell(row.values(Target::Direct)), "200.0 (100.0–300.0)");
+        assert_eq!(cell(row.values(Target::Mitmproxy)), "–");
+        assert_eq!(row.ratio(Target::Veil, Target::Direct), Some(0.25));
+        assert_eq!(row.ratio(Target::Veil, Target::Mitmproxy), None);
     }
 }

@@ -8,29 +8,55 @@ use anyhow::{bail, Result};
 use super::{
     h2load::{self, Summary},
     idle, interrupt, kernel,
-    report::{Row, TARGETS},
-    Bench,
+    report::Row,
+    Bench, Target,
 };
 
-/// Runs every scenario, in priority order.
+/// The scenarios, numbered as in the issue and the report (`--only 1,5` on the command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// HTTPS keep-alive, 64 connections, small responses, one placeholder per request.
+    #[value(name = "1")]
+    KeepAlive,
+    /// HTTPS with a new connection (a full TLS handshake on both legs) per request.
+    #[value(name = "2")]
+    NewConnections,
+    /// One large download and one large upload.
+    #[value(name = "3")]
+    LargeTransfers,
+    /// Requests/s through veil with 1, 100 and 10,000 live secrets.
+    #[value(name = "4")]
+    ManySecrets,
+    /// Many idle keep-alive connections, and veil's memory per connection.
+    #[value(name = "5")]
+    IdleConnections,
+    /// The kernel programs' cost per steered connect (measured during 2).
+    #[value(name = "6")]
+    Kernel,
+    /// HTTP/2, 100 concurrent streams on one connection.
+    #[value(name = "7")]
+    H2Streams,
+}
+
+/// Runs every selected scenario, in priority order.
 pub fn run_all(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<()> {
     // First, while veil's heap holds nothing from other scenarios that could absorb the growth.
-    if bench.selected(5) {
+    if bench.selected(Scenario::IdleConnections) {
         idle::run(bench, rows, notes)?;
     }
-    if bench.selected(1) {
+    if bench.selected(Scenario::KeepAlive) {
         keep_alive(bench, rows, notes)?;
     }
-    if bench.selected(2) || bench.selected(6) {
+    if bench.selected(Scenario::NewConnections) || bench.selected(Scenario::Kernel) {
         new_connections(bench, rows)?;
     }
-    if bench.selected(7) {
+    if bench.selected(Scenario::H2Streams) {
         h2_streams(bench, rows)?;
     }
-    if bench.selected(3) {
+    if bench.selected(Scenario::LargeTransfers) {
         large_transfers(bench, rows)?;
     }
-    if bench.selected(4) {
+    if bench.selected(Scenario::ManySecrets) {
         many_secrets(bench, rows, notes)?;
     }
     Ok(())
@@ -52,24 +78,20 @@ fn timed(bench: &Bench, extra: &[&str]) -> Vec<String> {
     args
 }
 
-/// Every target: direct, veil, mitmproxy.
-const ALL: &[usize] = &[0, 1, 2];
-
 /// Runs `args` against `path` for each of `targets`, `runs` times, calling `record` with each
 /// result.
 fn each_run(
     bench: &Bench,
     what: &str,
     path: &str,
-    targets: &[usize],
-    args: impl Fn(usize, usize) -> Vec<String>,
-    mut record: impl FnMut(usize, usize, &Summary) -> Result<()>,
+    targets: &[Target],
+    args: impl Fn(Target, usize) -> Vec<String>,
+    mut record: impl FnMut(Target, usize, &Summary) -> Result<()>,
 ) -> Result<()> {
     for run in 0..bench.mode.runs {
         for &t in targets {
             interrupt::check()?;
-            let target = TARGETS[t];
-            println!("{what}: {target}, run {}/{}", run + 1, bench.mode.runs);
+            println!("{what}: {t}, run {}/{}", run + 1, bench.mode.runs);
             let summary = h2load::run(&mut bench.h2load(t, &args(t, run), path))?;
             record(t, run, &summary)?;
         }
@@ -83,22 +105,22 @@ fn keep_alive(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Re
     let mut rps = Row::new(name, "requests/s");
     let mut p50 = Row::new(name, "latency p50 (ms)");
     let mut p99 = Row::new(name, "latency p99 (ms)");
-    let log = |t: usize, run: usize| bench.tmp.join(format!("keepalive-{t}-{run}.log"));
+    let log = |t: Target, run: usize| bench.tmp.join(format!("keepalive-{t}-{run}.log"));
     each_run(
         bench,
         "keep-alive",
         "/",
-        ALL,
+        &Target::ALL,
         |t, run| {
             let log = log(t, run).display().to_string();
             timed(bench, &["--h1", "-c", "64", "--log-file", &log])
         },
         |t, run, s| {
-            rps.values[t].push(s.req_per_s);
-            latencies(&log(t, run), &mut p50.values[t], &mut p99.values[t])
+            rps.push(t, s.req_per_s);
+            latencies(&log(t, run), t, &mut p50, &mut p99)
         },
     )?;
-    let half = rps.median(1).map(|peak| peak / 2.0);
+    let half = rps.median(Target::Veil).map(|peak| peak / 2.0);
     rows.extend([rps, p50, p99]);
     if let Some(half) = half {
         rows.extend(latency_at(bench, half, notes)?);
@@ -113,12 +135,12 @@ fn latency_at(bench: &Bench, rate: f64, notes: &mut Vec<String>) -> Result<Vec<R
     let mut p50 = Row::new(&name, "latency p50 (ms)");
     let mut p99 = Row::new(&name, "latency p99 (ms)");
     let per_client = ((rate / 64.0).floor() as u64).max(1).to_string();
-    let log = |t: usize, run: usize| bench.tmp.join(format!("half-{t}-{run}.log"));
+    let log = |t: Target, run: usize| bench.tmp.join(format!("half-{t}-{run}.log"));
     each_run(
         bench,
         "keep-alive at half of veil's peak",
         "/",
-        &[0, 1],
+        &[Target::Direct, Target::Veil],
         |t, run| {
             let log = log(t, run).display().to_string();
             timed(
@@ -126,9 +148,9 @@ fn latency_at(bench: &Bench, rate: f64, notes: &mut Vec<String>) -> Result<Vec<R
                 &["--h1", "-c", "64", "--rps", &per_client, "--log-file", &log],
             )
         },
-        |t, run, _| latencies(&log(t, run), &mut p50.values[t], &mut p99.values[t]),
+        |t, run, _| latencies(&log(t, run), t, &mut p50, &mut p99),
     )?;
-    if let (Some(direct), Some(veil)) = (p99.median(0), p99.median(1)) {
+    if let (Some(direct), Some(veil)) = (p99.median(Target::Direct), p99.median(Target::Veil)) {
         notes.push(format!(
             "Scenario 1: p99 latency added by veil at half of its peak load ({rate:.0} \
              requests/s): {:.3} ms.",
@@ -139,13 +161,13 @@ fn latency_at(bench: &Bench, rate: f64, notes: &mut Vec<String>) -> Result<Vec<R
 }
 
 /// Adds the median and the 99th percentile of the request latencies h2load logged in `log`
-/// (which is then removed) to `p50` and `p99`.
-fn latencies(log: &std::path::Path, p50: &mut Vec<f64>, p99: &mut Vec<f64>) -> Result<()> {
+/// (which is then removed) to target `t`'s values in `p50` and `p99`.
+fn latencies(log: &std::path::Path, t: Target, p50: &mut Row, p99: &mut Row) -> Result<()> {
     let lat = h2load::latencies_ms(log)?;
     let _ = fs::remove_file(log);
     if let (Some(a), Some(b)) = (h2load::quantile(&lat, 0.5), h2load::quantile(&lat, 0.99)) {
-        p50.push(a);
-        p99.push(b);
+        p50.push(t, a);
+        p99.push(t, b);
     }
     Ok(())
 }
@@ -166,19 +188,19 @@ fn new_connections(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
     );
     let _stats = kernel::StatsEnabled::new()?;
     let before = Cell::new(None);
-    let cgroup = &bench.veil.cgroup_parent;
+    let cgroup = bench.veil.cgroup_parent();
     each_run(
         bench,
         "new connection per request",
         "/",
-        ALL,
+        &Target::ALL,
         |t, _| {
-            if t == 1 {
+            if t == Target::Veil {
                 before.set(kernel::totals(cgroup).ok());
             }
             // h2load hangs at the end of a timed run when the server closes every connection,
             // so this one counts requests: about `secs` seconds' worth for each target.
-            let per_sec = if t == 2 { 100 } else { 1000 };
+            let per_sec = if t == Target::Mitmproxy { 100 } else { 1000 };
             let n = (per_sec * bench.mode.secs).to_string();
             let mut args: Vec<String> = [
                 "--h1",
@@ -199,14 +221,14 @@ fn new_connections(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
             args
         },
         |t, _, s| {
-            cps.values[t].push(s.req_per_s);
-            if let (1, Some(a)) = (t, before.take()) {
+            cps.push(t, s.req_per_s);
+            if let (Target::Veil, Some(a)) = (t, before.take()) {
                 let b = kernel::totals(cgroup)?;
                 let runs = b.connect4_runs.saturating_sub(a.connect4_runs);
                 if runs > 0 {
-                    per_connect.values[1]
-                        .push((b.connect4_ns - a.connect4_ns) as f64 / runs as f64);
-                    all_progs.values[1].push((b.all_ns - a.all_ns) as f64 / runs as f64);
+                    let per_run = |ns: u64| ns as f64 / runs as f64;
+                    per_connect.push(Target::Veil, per_run(b.connect4_ns - a.connect4_ns));
+                    all_progs.push(Target::Veil, per_run(b.all_ns - a.all_ns));
                 }
             }
             Ok(())
@@ -223,13 +245,13 @@ fn h2_streams(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
         bench,
         "h2 streams",
         "/",
-        ALL,
+        &Target::ALL,
         |_, _| timed(bench, &["-c", "1", "-m", "100"]),
         |t, _, s| {
             if s.protocol != "h2" {
-                bail!("{}: negotiated {:?}, not h2", TARGETS[t], s.protocol);
+                bail!("{t}: negotiated {:?}, not h2", s.protocol);
             }
-            rps.values[t].push(s.req_per_s);
+            rps.push(t, s.req_per_s);
             Ok(())
         },
     )?;
@@ -257,17 +279,13 @@ fn large_transfers(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
         bench,
         "download",
         "/big",
-        ALL,
+        &Target::ALL,
         |_, _| single(&[]),
         |t, _, s| {
             if s.bytes < size {
-                bail!(
-                    "{}: received {} bytes, expected at least {size}",
-                    TARGETS[t],
-                    s.bytes
-                );
+                bail!("{t}: received {} bytes, expected at least {size}", s.bytes);
             }
-            down.values[t].push(s.bytes as f64 / f64::from(1 << 20) / s.secs);
+            down.push(t, s.bytes as f64 / f64::from(1 << 20) / s.secs);
             Ok(())
         },
     )?;
@@ -278,10 +296,10 @@ fn large_transfers(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
         bench,
         "upload",
         "/upload",
-        ALL,
+        &Target::ALL,
         |_, _| single(&["-d", &upload_arg]),
         |t, _, s| {
-            up.values[t].push(mib / s.secs);
+            up.push(t, mib / s.secs);
             Ok(())
         },
     )?;
@@ -320,11 +338,12 @@ fn many_secrets(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> 
         for run in 0..bench.mode.runs {
             println!("{count} secrets: veil, run {}/{}", run + 1, bench.mode.runs);
             let args = timed(bench, &["--h1", "-c", "64"]);
-            row.values[1].push(h2load::run(&mut bench.h2load(1, &args, "/"))?.req_per_s);
+            let summary = h2load::run(&mut bench.h2load(Target::Veil, &args, "/"))?;
+            row.push(Target::Veil, summary.req_per_s);
         }
         if count == 1 {
-            first = row.median(1);
-        } else if let (Some(a), Some(b)) = (first, row.median(1)) {
+            first = row.median(Target::Veil);
+        } else if let (Some(a), Some(b)) = (first, row.median(Target::Veil)) {
             notes.push(format!(
                 "Scenario 4: requests/s with {count} live secrets / with 1: {:.2}x.",
                 b / a

@@ -1,5 +1,5 @@
-//! What the benchmarks need installed: Debian packages (nginx-light, h2load, openssl, a Python
-//! venv) and mitmproxy in a venv under the tools directory. Idempotent.
+//! What the benchmarks need installed: Debian packages (nginx-light, h2load, a Python venv)
+//! and mitmproxy in a venv under the tools directory. Idempotent.
 
 use std::{path::PathBuf, process::Command};
 
@@ -8,14 +8,8 @@ use anyhow::{bail, Result};
 use crate::{process, setup, Workspace};
 
 /// Debian packages the benchmarks drive: a fast TLS upstream with h1 and h2, the load
-/// generator, the test PKI, and the venv mitmproxy is installed into.
-pub const PACKAGES: &[&str] = &[
-    "nginx-light",
-    "nghttp2-client",
-    "openssl",
-    "python3-venv",
-    "bpftool",
-];
+/// generator, and the venv mitmproxy is installed into.
+pub const PACKAGES: &[&str] = &["nginx-light", "nghttp2-client", "python3-venv", "bpftool"];
 
 /// mitmproxy's version: the newest that installs on Debian 12's Python 3.11.
 pub const MITMPROXY_VERSION: &str = "11.0.2";

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Error};
 
 /// One line of /proc/mounts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,9 +14,16 @@ pub struct Mount {
 }
 
 /// Reads and parses /proc/mounts.
-pub fn read() -> Result<Vec<Mount>> {
-    let text = std::fs::read_to_string("/proc/mounts").context("reading /proc/mounts")?;
+pub fn read() -> Result<Vec<Mount>, Error> {
+    let text = std::fs::read_to_string("/proc/mounts").doing(|| "reading /proc/mounts".into())?;
     Ok(parse(&text))
+}
+
+/// Where the cgroup2 file system is mounted, from /proc/mounts.
+pub fn cgroup2_mount() -> Result<PathBuf, Error> {
+    cgroup2(&read()?)
+        .map(Path::to_path_buf)
+        .ok_or(Error::NoCgroup2)
 }
 
 /// Parses the text of /proc/mounts; malformed lines are skipped.

@@ -1,0 +1,273 @@
+//! A private veil installation: its own state and runtime directories, bpffs directory,
+//! sandbox parent cgroup, listeners and configuration file, so that it never meets a real
+//! installation or another private one. Dropping it stops its daemon and removes everything
+//! it made, also when whoever used it failed.
+
+use std::{
+    env,
+    ffi::OsString,
+    fs,
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::{Command, ExitStatus, Output},
+    time::Duration,
+};
+
+use crate::{
+    api,
+    cgroup::remove_cgroup,
+    error::{Context, Error},
+    free_port, mounts, Daemon,
+};
+
+/// How long `veil serve` may take to answer `GET /healthz`.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One veil installation with its own paths.
+pub struct Installation {
+    bin: PathBuf,
+    name: String,
+    dir: tempfile::TempDir,
+    bpf_dir: PathBuf,
+    cgroup_parent: PathBuf,
+    listen: SocketAddr,
+    listen6: SocketAddr,
+    env: Vec<(String, String)>,
+    serve: Option<Daemon>,
+}
+
+impl Installation {
+    /// A fresh installation of the `veil` binary `bin`, called `name` (its bpffs directory
+    /// and sandbox parent cgroup are named so; the temporary directory holding the rest
+    /// starts with it). Nothing runs yet.
+    pub fn new(bin: &Path, name: &str) -> Result<Self, Error> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{name}-"))
+            .tempdir()
+            .doing(|| "creating a temporary directory".to_owned())?;
+        // Sandboxed workloads running as other users read the CA bundle in here.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
+            .doing(|| format!("opening up {}", dir.path().display()))?;
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)?));
+        // Without IPv6 on the host veil cannot bind this and refuses sandboxes' native IPv6.
+        let port6 = free_port(Ipv6Addr::LOCALHOST).unwrap_or(listen.port());
+        Ok(Self {
+            bin: bin.to_path_buf(),
+            name: name.to_owned(),
+            bpf_dir: Path::new("/sys/fs/bpf").join(name),
+            cgroup_parent: mounts::cgroup2_mount()?.join(name),
+            listen,
+            listen6: SocketAddr::from((Ipv6Addr::LOCALHOST, port6)),
+            dir,
+            env: Vec::new(),
+            serve: None,
+        })
+    }
+
+    /// The installation's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The temporary directory holding state, runtime directory, configuration and logs;
+    /// removed on drop, so callers may keep their own files in it too.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The state directory (the database, the CA, the master key).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir().join("state")
+    }
+
+    /// The runtime directory (the control socket, the CA bundle, the secrets profile).
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir().join("run")
+    }
+
+    /// The control API's Unix socket.
+    pub fn socket(&self) -> PathBuf {
+        self.run_dir().join("veil.sock")
+    }
+
+    /// The CA bundle sandboxes trust.
+    pub fn ca_bundle(&self) -> PathBuf {
+        self.run_dir().join("ca-bundle.pem")
+    }
+
+    /// The configuration file veil reads (`VEIL_CONFIG`).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir().join("veil.toml")
+    }
+
+    /// The bpffs directory veil pins its maps and links in.
+    pub fn bpf_dir(&self) -> &Path {
+        &self.bpf_dir
+    }
+
+    /// The sandbox parent cgroup (absolute).
+    pub fn cgroup_parent(&self) -> &Path {
+        &self.cgroup_parent
+    }
+
+    /// veil's IPv4 listener.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// veil's IPv6 listener.
+    pub fn listen6(&self) -> SocketAddr {
+        self.listen6
+    }
+
+    /// Adds `var=value` to the environment of every `veil` command of this installation
+    /// (such as `VEIL_DNS_RESOLVERS`).
+    pub fn set_env(&mut self, var: &str, value: &str) {
+        self.env.push((var.to_owned(), value.to_owned()));
+    }
+
+    /// The variables that make a `veil` command use this installation, in the order a person
+    /// would export them.
+    pub fn env(&self) -> Vec<(String, OsString)> {
+        let mut vars: Vec<(String, OsString)> = vec![
+            ("VEIL_STATE_DIR".into(), self.state_dir().into()),
+            ("VEIL_RUN_DIR".into(), self.run_dir().into()),
+            ("VEIL_BPF_DIR".into(), self.bpf_dir.clone().into()),
+            (
+                "VEIL_CGROUP_PARENT".into(),
+                self.cgroup_parent.clone().into(),
+            ),
+            ("VEIL_LISTEN".into(), self.listen.to_string().into()),
+            ("VEIL_LISTEN6".into(), self.listen6.to_string().into()),
+            ("VEIL_CONFIG".into(), self.config_path().into()),
+        ];
+        vars.extend(self.env.iter().map(|(k, v)| (k.clone(), v.into())));
+        vars
+    }
+
+    /// A `veil` command for this installation: its paths in the environment, and none of the
+    /// caller's own `VEIL_*` settings or `RUST_LOG`.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        for (var, _) in env::vars_os() {
+            if var.to_string_lossy().starts_with("VEIL_") {
+                cmd.env_remove(var);
+            }
+        }
+        cmd.env_remove("RUST_LOG").envs(self.env());
+        cmd
+    }
+
+    /// Runs `veil ARGS` to completion.
+    pub fn output(&self, args: &[&str]) -> Result<Output, Error> {
+        self.command()
+            .args(args)
+            .output()
+            .doing(|| format!("running veil {}", args.join(" ")))
+    }
+
+    /// Writes the configuration file: `policy` is its text, such as an `[egress]` section.
+    /// A running daemon re-reads it on SIGHUP.
+    pub fn set_policy(&self, policy: &str) -> Result<(), Error> {
+        let path = self.config_path();
+        fs::write(&path, policy).doing(|| format!("writing {}", path.display()))
+    }
+
+    /// Starts `veil serve ARGS` with `env` added to its environment (such as `RUST_LOG`),
+    /// logging to [`Installation::daemon_log_path`], and waits until its control API is
+    /// healthy.
+    pub fn start_daemon(&mut self, args: &[&str], env: &[(&str, &str)]) -> Result<(), Error> {
+        if self.serve.is_some() {
+            return Err(Error::Protocol("veil serve already runs".to_owned()));
+        }
+        let mut cmd = self.command();
+        cmd.arg("serve").args(args).envs(env.iter().copied());
+        let mut serve = Daemon::spawn("veil serve", &mut cmd, &self.daemon_log_path())?;
+        let socket = self.socket();
+        serve.wait_ready(STARTUP_TIMEOUT, || api::healthy(&socket))?;
+        self.serve = Some(serve);
+        Ok(())
+    }
+
+    /// The running daemon, if any.
+    pub fn daemon(&self) -> Option<&Daemon> {
+        self.serve.as_ref()
+    }
+
+    /// Sends `signal` to the daemon and waits for it to exit (SIGKILL after a grace period);
+    /// how it ended, or `None` when no daemon ran.
+    pub fn stop_daemon(&mut self, signal: i32) -> Option<ExitStatus> {
+        self.serve.take()?.stop(signal)
+    }
+
+    /// Where `veil serve` logs (appended to across restarts).
+    pub fn daemon_log_path(&self) -> PathBuf {
+        self.dir().join("daemon.log")
+    }
+
+    /// What the daemon has logged so far.
+    pub fn daemon_log(&self) -> String {
+        fs::read_to_string(self.daemon_log_path()).unwrap_or_default()
+    }
+
+    /// Sends one request to the control API; returns the status and the body.
+    pub fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<(u16, String), Error> {
+        api::request(&self.socket(), method, path, body)
+    }
+
+    /// Creates a secret through the control API and returns it as the API answers (`id`,
+    /// `proxy_value`, ...; never the value).
+    pub fn create_secret(
+        &self,
+        name: &str,
+        value: &str,
+        env_var: &str,
+        hosts: &[&str],
+    ) -> Result<serde_json::Value, Error> {
+        let body = serde_json::json!({
+            "name": name, "secret": value, "env_var": env_var, "hosts": hosts,
+        })
+        .to_string();
+        let (status, answer) = self.api("POST", "/v1/secrets", Some(&body))?;
+        if status != 201 {
+            return Err(Error::Api {
+                request: format!("POST /v1/secrets ({name})"),
+                status,
+                body: answer,
+            });
+        }
+        serde_json::from_str(&answer).map_err(|e| Error::Protocol(format!("{e}: {answer}")))
+    }
+
+    /// Whether this installation left steering behind: its bpffs directory or its sandbox
+    /// parent cgroup.
+    pub fn has_leftovers(&self) -> bool {
+        self.bpf_dir.exists() || self.cgroup_parent.exists()
+    }
+
+    /// Removes the sandbox parent cgroup (killing what runs in it) and the bpffs directory.
+    /// The daemon should be stopped first; dropping the installation does both.
+    pub fn remove_leftovers(&self) -> Result<(), Error> {
+        remove_cgroup(&self.cgroup_parent)?;
+        if self.bpf_dir.exists() {
+            fs::remove_dir_all(&self.bpf_dir)
+                .doing(|| format!("removing {}", self.bpf_dir.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Installation {
+    fn drop(&mut self) {
+        self.stop_daemon(libc::SIGTERM);
+        if let Err(e) = self.remove_leftovers() {
+            eprintln!("warning: cleaning up veil installation {}: {e}", self.name);
+        }
+    }
+}
