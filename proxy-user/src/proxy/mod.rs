@@ -381,3 +381,6 @@ impl Steered {
         None
     }
 }
+
+#[cfg(test)]
+mod tests;
