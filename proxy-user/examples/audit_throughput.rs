@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use veil::audit::{AuditHandle, AuditStore, AuditWriter, Connection, Event, Verdict};
+use veil::audit::{AuditHandle, AuditStore, AuditWriter, ConnProtocol, Connection, Event, Verdict};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -129,7 +129,7 @@ fn event(i: usize) -> Event {
         client: Some("127.0.0.1:40000".parse().expect("a socket address")),
         destination: Some("127.0.0.2:443".parse().expect("a socket address")),
         host: Some("api.example.test".into()),
-        protocol: "tls".into(),
+        protocol: ConnProtocol::Tls,
         rule: Some("api.example.test".into()),
         verdict: Verdict::Allowed,
         reason: "relayed".into(),

@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use veil_ebpf::ConnRecord;
 
 use crate::{
-    audit::{Connection, Verdict},
+    audit::{ConnProtocol, Connection, Verdict},
     proxy::{self, Context, Outcome, Steered},
     sandbox::Registry,
     steering::{self, OrigDsts},
@@ -132,7 +132,7 @@ fn describe(registry: &Registry, record: &ConnRecord, peer: SocketAddr) -> Conne
         client: Some(peer),
         destination: steering::socket_addr(&record.dst),
         host: None,
-        protocol: "tcp".into(),
+        protocol: ConnProtocol::Tcp,
         rule: None,
         verdict: Verdict::Refused,
         reason: "undecided".into(),
@@ -151,7 +151,7 @@ fn unknown(peer: SocketAddr) -> Connection {
         client: Some(peer),
         destination: None,
         host: None,
-        protocol: "tcp".into(),
+        protocol: ConnProtocol::Tcp,
         rule: None,
         verdict: Verdict::Refused,
         reason: "undecided".into(),

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::{
+    audit::ConnProtocol,
     classify::Protocol,
     policy::{Decision, Policy},
 };
@@ -23,31 +24,6 @@ impl std::fmt::Display for ServerName {
         match self {
             Self::Dns(name) => f.write_str(name),
             Self::Ip(ip) => write!(f, "{ip}"),
-        }
-    }
-}
-
-/// What kind of connection an audit record describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnKind {
-    /// TCP that is neither TLS nor HTTP.
-    Tcp,
-    /// Plain HTTP/1.
-    Http,
-    /// TLS, intercepted (or denied).
-    Tls,
-    /// TLS relayed without interception.
-    TlsPassthrough,
-}
-
-impl ConnKind {
-    /// The name audit records use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Tcp => "tcp",
-            Self::Http => "http",
-            Self::Tls => "tls",
-            Self::TlsPassthrough => "tls-passthrough",
         }
     }
 }
@@ -96,7 +72,7 @@ pub struct Plan {
     /// The policy's decision.
     pub decision: Decision,
     /// The connection's kind, for its audit record.
-    pub kind: ConnKind,
+    pub kind: ConnProtocol,
     /// The host it named (SNI or HTTP Host), for its audit record.
     pub host: Option<String>,
 }
@@ -109,7 +85,7 @@ pub fn plan(protocol: &Protocol, dst: SocketAddr, policy: &Policy) -> Plan {
                 Some(sni) => (policy.decide_host(sni, dst), ServerName::Dns(sni.clone())),
                 None => (policy.decide_addr(dst), ServerName::Ip(dst.ip())),
             };
-            let mut kind = ConnKind::Tls;
+            let mut kind = ConnProtocol::Tls;
             let action = if !decision.allowed {
                 Action::Deny(Denial::Tls {
                     message: denied_message(&name.to_string(), &decision),
@@ -121,7 +97,7 @@ pub fn plan(protocol: &Protocol, dst: SocketAddr, policy: &Policy) -> Plan {
                 .as_deref()
                 .is_some_and(|sni| policy.is_passthrough(sni))
             {
-                kind = ConnKind::TlsPassthrough;
+                kind = ConnProtocol::TlsPassthrough;
                 Action::Passthrough
             } else {
                 Action::Intercept(name)
@@ -147,7 +123,7 @@ pub fn plan(protocol: &Protocol, dst: SocketAddr, policy: &Policy) -> Plan {
             Plan {
                 action,
                 decision,
-                kind: ConnKind::Http,
+                kind: ConnProtocol::Http,
                 host: head.host.clone(),
             }
         }
@@ -161,7 +137,7 @@ pub fn plan(protocol: &Protocol, dst: SocketAddr, policy: &Policy) -> Plan {
             Plan {
                 action,
                 decision,
-                kind: ConnKind::Tcp,
+                kind: ConnProtocol::Tcp,
                 host: None,
             }
         }
@@ -218,38 +194,38 @@ mod tests {
         );
         let dst: SocketAddr = PUBLIC.parse().unwrap();
         let local: SocketAddr = "127.0.0.5:80".parse().unwrap();
-        let table: Vec<(Protocol, SocketAddr, Action, ConnKind)> = vec![
+        let table: Vec<(Protocol, SocketAddr, Action, ConnProtocol)> = vec![
             (
                 tls(Some("api.test"), &[b"h2"]),
                 dst,
                 Action::Intercept(ServerName::Dns("api.test".into())),
-                ConnKind::Tls,
+                ConnProtocol::Tls,
             ),
             (
                 tls(None, &[]),
                 dst,
                 Action::Intercept(ServerName::Ip(dst.ip())),
-                ConnKind::Tls,
+                ConnProtocol::Tls,
             ),
             (
                 tls(Some("pinned.test"), &[]),
                 dst,
                 Action::Passthrough,
-                ConnKind::TlsPassthrough,
+                ConnProtocol::TlsPassthrough,
             ),
             (
                 http(Some("api.test")),
                 dst,
                 Action::PlainHttp,
-                ConnKind::Http,
+                ConnProtocol::Http,
             ),
-            (http(None), local, Action::PlainHttp, ConnKind::Http),
-            (Protocol::Other, dst, Action::Splice, ConnKind::Tcp),
+            (http(None), local, Action::PlainHttp, ConnProtocol::Http),
+            (Protocol::Other, dst, Action::Splice, ConnProtocol::Tcp),
             (
                 Protocol::Other,
                 "93.184.217.1:443".parse().unwrap(),
                 Action::Deny(Denial::Close),
-                ConnKind::Tcp,
+                ConnProtocol::Tcp,
             ),
         ];
         for (protocol, dst, action, kind) in table {

@@ -35,9 +35,9 @@ pub use verify::{BreakKind, ChainBreak, Verification};
 pub use writer::{now_ms, AuditHandle, AuditWriter};
 
 pub use veil_core::audit::{
-    json_line, table, Anchor, ChainHead, Connection, DecodeError, Event, EventKind, Hash,
-    Injection, KernelRefusal, PolicyChange, PolicyTrigger, Record, RefusalsDropped, Retention,
-    SandboxChange, SecretChange, SecretRef, TableStream, Verdict,
+    json_line, table, Anchor, ChainHead, ConnProtocol, Connection, DecodeError, Event, EventKind,
+    Hash, Injection, KernelRefusal, PolicyChange, PolicyTrigger, Record, RefusalsDropped,
+    RequestProtocol, Retention, SandboxChange, SecretChange, SecretRef, TableStream, Verdict,
 };
 
 /// Errors from the audit log.

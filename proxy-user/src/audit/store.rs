@@ -246,7 +246,7 @@ mod tests {
 
     use super::*;
     use crate::audit::test_support::open;
-    use crate::audit::{Anchor, Connection, Hash, SandboxChange, Verdict};
+    use crate::audit::{Anchor, ConnProtocol, Connection, Hash, SandboxChange, Verdict};
 
     fn connection(sandbox: Option<&str>, destination: Option<&str>) -> Event {
         connection_to(sandbox, destination, None)
@@ -267,7 +267,7 @@ mod tests {
             client: None,
             destination: destination.map(|d| d.parse::<SocketAddr>().unwrap()),
             host: host.map(str::to_owned),
-            protocol: "tcp".into(),
+            protocol: ConnProtocol::Tcp,
             rule: None,
             verdict: Verdict::Allowed,
             reason: "relayed".into(),

@@ -32,6 +32,7 @@ use super::{
 use veil_core::{classify::http_head::strip_port, host_pattern::normalize, policy::Policy};
 
 use super::Context;
+use crate::audit::RequestProtocol;
 
 /// A response body: streamed from upstream, or made by veil.
 pub type Body = BoxBody<Bytes, hyper::Error>;
@@ -156,16 +157,16 @@ impl Forwarder {
                 verified: true,
                 addr: self.dst,
                 protocol: match (upgrade, version) {
-                    (true, _) => "websocket",
-                    (false, Version::HTTP_2) => "h2",
-                    (false, _) => "http/1.1",
+                    (true, _) => RequestProtocol::WebSocket,
+                    (false, Version::HTTP_2) => RequestProtocol::H2,
+                    (false, _) => RequestProtocol::Http1,
                 },
             },
             Leg::Plain => Destination {
                 host: &host,
                 verified: false,
                 addr: self.dst,
-                protocol: "http",
+                protocol: RequestProtocol::PlainHttp,
             },
         };
         if let Err(e) = inject(&self.ctx, &self.origin, &mut req, &destination).await {

@@ -11,7 +11,7 @@ use hyper::{
 use veil_core::inject::{self, Target};
 
 use super::Context;
-use crate::audit::{Connection, Event, Injection};
+use crate::audit::{Connection, Event, Injection, RequestProtocol};
 
 /// Who sent a request, for the audit records of what happened to it.
 #[derive(Clone, Debug)]
@@ -57,8 +57,8 @@ pub struct Destination<'a> {
     pub verified: bool,
     /// The original destination.
     pub addr: std::net::SocketAddr,
-    /// `http/1.1`, `h2`, `websocket` or `http`.
-    pub protocol: &'static str,
+    /// What the request goes upstream in.
+    pub protocol: RequestProtocol,
 }
 
 /// Rewrites `req` in place and records what happened; returns once every replacement is on
@@ -159,7 +159,7 @@ fn injection(
         secret_name,
         host: to.host.to_owned(),
         destination: to.addr,
-        protocol: to.protocol.to_owned(),
+        protocol: to.protocol,
         header,
         reason,
         sandbox: origin.sandbox.clone(),

@@ -81,7 +81,7 @@ pub async fn serve(mut conn: Steered) {
         }
     };
     let planned = plan(&protocol, conn.dst, &policy);
-    conn.event.protocol = planned.kind.as_str().to_owned();
+    conn.event.protocol = planned.kind;
     conn.event.host.clone_from(&planned.host);
     let Plan {
         action, decision, ..

@@ -26,7 +26,7 @@ use veil_core::{
 
 use super::*;
 use crate::{
-    audit::{AuditStore, AuditWriter, EventKind, Filter, Record, Verdict},
+    audit::{AuditStore, AuditWriter, ConnProtocol, EventKind, Filter, Record, Verdict},
     metrics::Metrics,
     secrets::LiveEngine,
     tls::{ca::Ca, leaf::LeafMinter, provider, upstream::Upstream},
@@ -219,7 +219,7 @@ fn event(peer: SocketAddr, dst: SocketAddr) -> Connection {
         client: Some(peer),
         destination: Some(dst),
         host: None,
-        protocol: "tcp".into(),
+        protocol: ConnProtocol::Tcp,
         rule: None,
         verdict: Verdict::Refused,
         reason: "undecided".into(),
@@ -353,7 +353,7 @@ async fn a_denied_sni_gets_veils_403_and_no_upstream_connection() {
     assert_eq!(connections.len(), 1);
     assert!(matches!(
         connections[0].event,
-        crate::audit::Event::Connection(ref c) if c.verdict == Verdict::Refused && c.protocol == "tls"
+        crate::audit::Event::Connection(ref c) if c.verdict == Verdict::Refused && c.protocol == ConnProtocol::Tls
     ));
 }
 
@@ -404,7 +404,7 @@ async fn other_bytes_to_an_address_no_rule_allows_are_refused() {
     assert_eq!(connections.len(), 1);
     assert!(matches!(
         connections[0].event,
-        crate::audit::Event::Connection(ref c) if c.verdict == Verdict::Refused && c.protocol == "tcp"
+        crate::audit::Event::Connection(ref c) if c.verdict == Verdict::Refused && c.protocol == ConnProtocol::Tcp
     ));
 }
 

@@ -300,7 +300,7 @@ fn rfc3339_millis(time_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{Connection, Hash, SandboxChange, SecretChange, Verdict};
+    use crate::audit::{ConnProtocol, Connection, Hash, SandboxChange, SecretChange, Verdict};
 
     /// A record with these fields, chained to nothing in particular.
     fn record(seq: u64, time_ms: u64, event: Event) -> Record {
@@ -321,7 +321,7 @@ mod tests {
                 client: Some("10.0.0.2:40000".parse().unwrap()),
                 destination: Some("93.184.216.34:443".parse().unwrap()),
                 host: None,
-                protocol: "tcp".into(),
+                protocol: ConnProtocol::Tcp,
                 rule: None,
                 verdict: Verdict::Allowed,
                 reason: "relayed".into(),
@@ -343,7 +343,7 @@ mod tests {
                 client: None,
                 destination: None,
                 host: None,
-                protocol: "tcp".into(),
+                protocol: ConnProtocol::Tcp,
                 rule: None,
                 verdict: Verdict::Refused,
                 reason: "no original-destination record".into(),

@@ -17,9 +17,9 @@ use std::sync::Arc;
 pub use chain::{record_hash, Anchor, ChainHead, Entry, Hash};
 pub use format::{json_line, table, TableStream};
 pub use record::{
-    seq_from_key, seq_key, Connection, Event, EventKind, Injection, KernelRefusal, PolicyChange,
-    PolicyTrigger, Record, RefusalsDropped, Retention, SandboxChange, SecretChange, SecretRef,
-    Verdict,
+    seq_from_key, seq_key, ConnProtocol, Connection, Event, EventKind, Injection, KernelRefusal,
+    PolicyChange, PolicyTrigger, Record, RefusalsDropped, RequestProtocol, Retention,
+    SandboxChange, SecretChange, SecretRef, Verdict,
 };
 
 /// Why stored audit bytes could not be decoded.

@@ -219,7 +219,7 @@ pub struct Injection {
     /// The original destination.
     pub destination: SocketAddr,
     /// `http/1.1`, `h2` or `websocket` (over TLS), or `http` (plain).
-    pub protocol: String,
+    pub protocol: RequestProtocol,
     /// The header the placeholder was in, or `(query)`.
     pub header: String,
     /// Why it was not injected (`out_of_scope`, `not_tls`, `illegal_bytes`); absent when it was.
@@ -233,6 +233,76 @@ pub struct Injection {
     pub pid: u32,
     /// Command name of the requesting process.
     pub comm: String,
+}
+
+/// What a connection turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConnProtocol {
+    /// TCP that is neither TLS nor HTTP (and a connection not classified yet).
+    #[serde(rename = "tcp")]
+    Tcp,
+    /// Plain HTTP/1.
+    #[serde(rename = "http")]
+    Http,
+    /// TLS, intercepted or denied.
+    #[serde(rename = "tls")]
+    Tls,
+    /// TLS relayed without interception.
+    #[serde(rename = "tls-passthrough")]
+    TlsPassthrough,
+}
+
+impl ConnProtocol {
+    /// The name records use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Http => "http",
+            Self::Tls => "tls",
+            Self::TlsPassthrough => "tls-passthrough",
+        }
+    }
+}
+
+impl fmt::Display for ConnProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The protocol a request went upstream in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestProtocol {
+    /// HTTP/1.1 over verified TLS.
+    #[serde(rename = "http/1.1")]
+    Http1,
+    /// HTTP/2 over verified TLS.
+    #[serde(rename = "h2")]
+    H2,
+    /// The HTTP/1.1 request that opens a WebSocket, over verified TLS.
+    #[serde(rename = "websocket")]
+    WebSocket,
+    /// Plain HTTP: nothing verified.
+    #[serde(rename = "http")]
+    PlainHttp,
+}
+
+impl RequestProtocol {
+    /// The name records use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http1 => "http/1.1",
+            Self::H2 => "h2",
+            Self::WebSocket => "websocket",
+            Self::PlainHttp => "http",
+        }
+    }
+}
+
+impl fmt::Display for RequestProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A connection decision.
@@ -259,7 +329,7 @@ pub struct Connection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     /// What the connection turned out to be: `tls`, `tls-passthrough`, `http` or `tcp`.
-    pub protocol: String,
+    pub protocol: ConnProtocol,
     /// The egress rule that allowed the connection, as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
@@ -520,7 +590,7 @@ mod tests {
             client: Some("10.0.0.2:40000".parse().unwrap()),
             destination: Some("[2001:db8::1]:443".parse().unwrap()),
             host: None,
-            protocol: "tcp".into(),
+            protocol: ConnProtocol::Tcp,
             rule: None,
             verdict: Verdict::Allowed,
             reason: "relayed".into(),
@@ -538,7 +608,7 @@ mod tests {
             client: None,
             destination: None,
             host: None,
-            protocol: "tcp".into(),
+            protocol: ConnProtocol::Tcp,
             rule: None,
             verdict: Verdict::Refused,
             reason: "no original-destination record".into(),
@@ -741,6 +811,36 @@ mod tests {
              kernel_refusals_dropped, secret_created, secret_updated, secret_deleted, \
              secret_injected, placeholder_not_injected, policy_changed, retention)"
         );
+    }
+
+    #[test]
+    fn protocols_keep_the_names_stored_records_use() {
+        for (protocol, name) in [
+            (ConnProtocol::Tcp, "tcp"),
+            (ConnProtocol::Http, "http"),
+            (ConnProtocol::Tls, "tls"),
+            (ConnProtocol::TlsPassthrough, "tls-passthrough"),
+        ] {
+            assert_eq!(
+                serde_json::to_string(&protocol).unwrap(),
+                format!("\"{name}\"")
+            );
+            assert_eq!(protocol.as_str(), name);
+            let back: ConnProtocol = serde_json::from_str(&format!("\"{name}\"")).unwrap();
+            assert_eq!(back, protocol);
+        }
+        for (protocol, name) in [
+            (RequestProtocol::Http1, "http/1.1"),
+            (RequestProtocol::H2, "h2"),
+            (RequestProtocol::WebSocket, "websocket"),
+            (RequestProtocol::PlainHttp, "http"),
+        ] {
+            assert_eq!(
+                serde_json::to_string(&protocol).unwrap(),
+                format!("\"{name}\"")
+            );
+            assert_eq!(protocol.as_str(), name);
+        }
     }
 
     #[test]
