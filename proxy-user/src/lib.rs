@@ -8,28 +8,29 @@
 //! going, and refuse every other way out; veil looks the record up, decides, audits, and
 //! relays the connection.
 //!
-//! Layout, one module per concern:
+//! What needs no I/O (parsers, host patterns, the policy and its plans, the placeholder engine,
+//! audit records and their chain, secrets' fields) lives in the `veil-core` crate; this crate
+//! carries it out. Layout, one module per concern:
 //! - [`cli`]: the command line; [`config`]: where an installation keeps its files.
 //! - [`steering`]: loading, attaching and pinning the eBPF programs; reading their maps.
 //! - [`cgroup`]: finding the cgroup2 mount, creating, joining and removing cgroups.
-//! - [`sandbox`]: the registry of steered cgroups and their names.
-//! - [`daemon`]: the daemon's state; [`serve`]: its tasks and shutdown; [`limits`]: the
-//!   open-files limit a proxy needs.
+//! - [`sandbox`]: the sandbox lifecycle (create, attach, remove) and the registry of names.
+//! - [`daemon`]: starting the daemon and its services; [`serve`]: its tasks and shutdown;
+//!   [`limits`]: the open-files limit a proxy needs.
 //! - [`relay`]: the front of the data path: the kernel's record, loops, then [`proxy`].
 //! - [`refusals`]: forwarding what the kernel refused sandboxes into the audit log.
-//! - [`classify`]: first-bytes sniffing (TLS ClientHello, HTTP request head), pure parsers.
-//! - [`policy`]: egress rules and decisions, and the TOML configuration they come from.
+//! - [`classify`]: reading a connection's first bytes until they say what it is.
+//! - [`policy`]: the egress policy in force, its configuration file, reloads.
 //! - [`tls`]: veil's CA, leaf certificates, verified upstream TLS.
-//! - [`proxy`]: TLS interception, HTTP/1.1 and HTTP/2 proxying, denials, splicing.
-//! - [`inject`]: the placeholder engine, pure: placeholders in request headers become
-//!   secrets only for verified in-scope hosts.
-//! - [`audit`]: the audit log (records, hash chain, sled store, verification, retention,
-//!   group-commit writer, followers, formatting); [`cli_audit`]: `veil audit`.
+//! - [`proxy`]: the data path's [`proxy::Context`], carrying out a connection's plan: TLS
+//!   interception, HTTP/1.1 and HTTP/2 proxying, injection, denials, splicing.
+//! - [`audit`]: the audit log's sled store, verification, retention, group-commit writer and
+//!   followers; [`cli_audit`]: `veil audit`.
 //! - [`api`]: the control API on a Unix socket, server and client.
 //! - [`run`]: `veil run`, with or without a separately started daemon.
 //! - [`reset`]: `veil reset`, removing an installation's kernel state and sandboxes.
-//! - [`secrets`]: the encrypted secrets store, the live set the proxy reads, the profile;
-//!   [`cli_secrets`]: `veil secrets ...` and `veil env`.
+//! - [`secrets`]: the encrypted secrets store, the live set and placeholder engine the proxy
+//!   reads, the profile, the API key; [`cli_secrets`]: `veil secrets ...` and `veil env`.
 //! - [`metrics`]: counters and a latency histogram for `GET /metrics`.
 
 pub mod api;

@@ -104,14 +104,20 @@ impl Sandboxes {
             .set_settings(sandbox.cgroup_id, &sandbox.settings)
             .map_err(SandboxError::from)
             .and_then(|()| Ok(self.registry.insert(sandbox.clone())?));
-        if let Err(e) = filed {
+        let recorded = match filed {
+            Ok(()) => self
+                .audit
+                .record_durable(Event::SandboxAttached(change(&sandbox)))
+                .await
+                .map_err(SandboxError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            let _ = self.registry.remove(name);
             let _ = self.steering().remove_settings(sandbox.cgroup_id);
             let _ = cgroup::remove(&dir);
             return Err(e);
         }
-        self.audit
-            .record_durable(Event::SandboxAttached(change(&sandbox)))
-            .await?;
         Ok(sandbox)
     }
 
@@ -162,9 +168,17 @@ impl Sandboxes {
             let _ = self.registry.remove(name);
             return Err(e.into());
         }
-        self.audit
+        let recorded = self
+            .audit
             .record_durable(Event::SandboxAttached(change(&sandbox)))
-            .await?;
+            .await;
+        if let Err(e) = recorded {
+            // Not confined without its record: undo, and the cgroup connects as before.
+            let _ = self.steering().detach(cgroup_id);
+            let _ = self.steering().remove_settings(cgroup_id);
+            let _ = self.registry.remove(name);
+            return Err(e.into());
+        }
         Ok(sandbox)
     }
 
