@@ -1,6 +1,7 @@
 //! veil's pure core: everything the daemon decides, parses and encodes that needs no I/O, so
 //! it is tested and fuzzed on any machine, without root, BPF, sockets or a database.
 //!
+//! - [`authority`]: strict authority: every host a request names must be the verified one.
 //! - [`classify`]: first-bytes sniffing; the TLS ClientHello and HTTP/1 request-head parsers.
 //! - [`host_pattern`]: host patterns (`api.github.com`, `*.example.com`, `*`), shared by egress
 //!   rules and secret scopes.
@@ -15,6 +16,7 @@
 //! The daemon (`veil`, in `proxy-user/`) carries out what this crate decides.
 
 pub mod audit;
+pub mod authority;
 pub mod classify;
 pub mod host_pattern;
 pub mod inject;

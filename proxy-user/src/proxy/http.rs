@@ -1,8 +1,9 @@
 //! Proxying HTTP between the sandbox and the upstream: hyper on both sides, the same protocol
 //! on both (HTTP/1.1 or HTTP/2, whatever upstream selected), bodies streamed both ways.
 //!
-//! Every request passes [`Forwarder::forward`]: the Host / `:authority` check against the
-//! verified SNI (421 on a mismatch, so fronting cannot redirect a secret), the per-request
+//! Every request passes [`Forwarder::forward`]: strict authority (every authority it names,
+//! target and Host, must be the verified host, named once: 421 otherwise, so fronting cannot
+//! redirect a secret; upstream gets the verified authority only), the per-request
 //! egress check for plain HTTP, hop-by-hop headers, placeholder replacement
 //! ([`super::inject_request`]), and protocol switches (WebSocket) after the upgrade request
 //! went through the request path.
@@ -29,7 +30,10 @@ use super::{
     headers::{is_upgrade, strip_hop_by_hop},
     inject_request::{inject, Destination, Origin},
 };
-use veil_core::{classify::http_head::strip_port, host_pattern::normalize, policy::Policy};
+use veil_core::{
+    authority::{self, Authority, AuthorityError},
+    policy::Policy,
+};
 
 use super::Context;
 use crate::audit::RequestProtocol;
@@ -122,38 +126,47 @@ impl Forwarder {
     /// Checks, rewrites and forwards one request; always answers something.
     async fn forward(&self, mut req: Request<Incoming>, sender: &Sender) -> Response<Body> {
         let version = sender.version();
-        let Some(host) = request_host(&req) else {
-            return answer(
-                StatusCode::BAD_REQUEST,
-                "veil: the request names no host\n".into(),
-            );
+        let verified_ip = self.dst.ip().to_string();
+        let verified = match &self.leg {
+            Leg::Tls(sni) => Some(sni.as_deref().unwrap_or(&verified_ip)),
+            Leg::Plain => None,
         };
-        match &self.leg {
-            Leg::Tls(Some(sni)) if normalize(&host) != *sni => {
+        let named = {
+            let hosts: Vec<&[u8]> = req
+                .headers()
+                .get_all(header::HOST)
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect();
+            authority::check(req.uri().authority().map(|a| a.as_str()), &hosts, verified)
+        };
+        let named = match named {
+            Ok(named) => named,
+            Err(e @ AuthorityError::Missing) => {
+                return answer(StatusCode::BAD_REQUEST, format!("veil: {e}\n"));
+            }
+            Err(e) => {
+                log::info!("misdirected request to {}: {e}", self.dst);
+                return answer(StatusCode::MISDIRECTED_REQUEST, format!("veil: {e}\n"));
+            }
+        };
+        let host = named.host.clone();
+        if let Leg::Plain = self.leg {
+            let decision = self.policy.decide_host(&host, self.dst);
+            if !decision.allowed {
+                log::info!("denying plain HTTP request for {host}: {}", decision.reason);
                 return answer(
-                    StatusCode::MISDIRECTED_REQUEST,
-                    format!("veil: this connection is for {sni}, not {host}\n"),
+                    StatusCode::FORBIDDEN,
+                    format!("veil: egress to {host} is denied: {}\n", decision.reason),
                 );
             }
-            Leg::Plain => {
-                let decision = self.policy.decide_host(&host, self.dst);
-                if !decision.allowed {
-                    log::info!("denying plain HTTP request for {host}: {}", decision.reason);
-                    return answer(
-                        StatusCode::FORBIDDEN,
-                        format!("veil: egress to {host} is denied: {}\n", decision.reason),
-                    );
-                }
-            }
-            Leg::Tls(_) => {}
         }
         let upgrade = version == Version::HTTP_11 && is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         strip_hop_by_hop(req.headers_mut(), upgrade);
-        let verified_ip = self.dst.ip().to_string();
         let destination = match &self.leg {
-            Leg::Tls(sni) => Destination {
-                host: sni.as_deref().unwrap_or(&verified_ip),
+            Leg::Tls(_) => Destination {
+                host: &host,
                 verified: true,
                 addr: self.dst,
                 protocol: match (upgrade, version) {
@@ -173,7 +186,7 @@ impl Forwarder {
             log::error!("not forwarding a request to {}: {e}", destination.host);
             return answer(StatusCode::SERVICE_UNAVAILABLE, format!("veil: {e}\n"));
         }
-        if let Err(message) = set_target(&mut req, version, &host) {
+        if let Err(message) = set_target(&mut req, version, &named) {
             return answer(StatusCode::BAD_REQUEST, message);
         }
         let mut response = match sender.send(req).await {
@@ -241,44 +254,28 @@ impl Sender {
     }
 }
 
-/// The authority a request names: `:authority` (the URI) first, then `Host`.
-fn authority(req: &Request<Incoming>) -> Option<String> {
-    req.uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
-}
-
-/// The host a request names, without userinfo or port.
-fn request_host(req: &Request<Incoming>) -> Option<String> {
-    let authority = authority(req)?;
-    let host = strip_port(authority.rsplit_once('@').map_or(&authority, |(_, h)| h)).trim();
-    (!host.is_empty()).then(|| host.to_owned())
-}
-
-/// Puts the request target in the form the upstream connection needs: origin-form for
-/// HTTP/1.1 (with a Host header), absolute for HTTP/2.
-fn set_target(req: &mut Request<Incoming>, version: Version, host: &str) -> Result<(), String> {
+/// Puts the request target in the form the upstream connection needs, naming `authority`
+/// (checked, and for TLS the verified host) and nothing else: origin-form with one Host header
+/// for HTTP/1.1, absolute form without a Host header for HTTP/2.
+fn set_target(
+    req: &mut Request<Incoming>,
+    version: Version,
+    authority: &Authority,
+) -> Result<(), String> {
     let path = req
         .uri()
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    let authority = authority(req).unwrap_or_else(|| host.to_owned());
+    req.headers_mut().remove(header::HOST);
     let uri = if version == Version::HTTP_2 {
         format!("https://{authority}{path}")
     } else {
-        if !req.headers().contains_key(header::HOST) {
-            let value = authority
-                .parse()
-                .map_err(|_| format!("veil: bad host {authority:?}\n"))?;
-            req.headers_mut().insert(header::HOST, value);
-        }
+        let value = authority
+            .to_string()
+            .parse()
+            .map_err(|_| format!("veil: bad host {authority}\n"))?;
+        req.headers_mut().insert(header::HOST, value);
         path
     };
     *req.uri_mut() = uri

@@ -79,6 +79,10 @@ pub async fn inject(
     };
     let mut events = Vec::new();
     for (name, value) in req.headers_mut().iter_mut() {
+        // The authority is never an injection site: upstream gets the verified one.
+        if name == hyper::header::HOST {
+            continue;
+        }
         let (new, found) = engine
             .rewrite_header(name.as_str(), value.as_bytes(), target)
             .into_parts();

@@ -337,6 +337,122 @@ async fn a_host_other_than_the_sni_is_misdirected_and_nothing_is_forwarded() {
     assert!(bench.records(EventKind::SecretInjected).await.is_empty());
 }
 
+/// Sends raw HTTP/1.1 `request` over TLS for [`HOST`] through veil and reads the status line.
+async fn raw_https(bench: &Bench, request: &[u8]) -> String {
+    let tcp = bench.steer(bench.upstream).await;
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(bench.veil_ca.clone())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let mut tls = TlsConnector::from(Arc::new(config))
+        .connect(PkiName::try_from(HOST.to_owned()).unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(request).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response).await;
+    String::from_utf8_lossy(&response)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn absolute_form_fronting_and_duplicate_hosts_are_misdirected() {
+    let mut bench = Bench::new(&[HOST]).await;
+    let requests: [&[u8]; 4] = [
+        b"GET https://api.test/ HTTP/1.1\r\nHost: evil.test\r\nAuthorization: Bearer IRONSH_PROXY_gh\r\nConnection: close\r\n\r\n",
+        b"GET https://evil.test/ HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer IRONSH_PROXY_gh\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: api.test\r\nHost: evil.test\r\nAuthorization: Bearer IRONSH_PROXY_gh\r\nConnection: close\r\n\r\n",
+        b"GET https://api.test@evil.test/ HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer IRONSH_PROXY_gh\r\nConnection: close\r\n\r\n",
+    ];
+    for request in requests {
+        let status = raw_https(&bench, request).await;
+        assert!(
+            status.starts_with("HTTP/1.1 421") || status.starts_with("HTTP/1.1 400"),
+            "{status} for {}",
+            String::from_utf8_lossy(request)
+        );
+    }
+    assert!(bench.seen.try_recv().is_err(), "upstream saw no request");
+    assert!(bench.records(EventKind::SecretInjected).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_h2_host_header_other_than_the_authority_is_misdirected() {
+    let mut bench = Bench::new(&[HOST]).await;
+    let tcp = bench.steer(bench.upstream).await;
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(bench.veil_ca.clone())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(PkiName::try_from(HOST.to_owned()).unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(b"h2".as_slice()));
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    for (authority, host) in [
+        ("https://api.test/", "evil.test"),
+        ("https://evil.test/", "api.test"),
+    ] {
+        let request = Request::get(authority)
+            .header("host", host)
+            .header("authorization", format!("Bearer {PLACEHOLDER}"))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::MISDIRECTED_REQUEST,
+            "{authority} {host}"
+        );
+    }
+    let request = Request::get("https://api.test/")
+        .header("authorization", format!("Bearer {PLACEHOLDER}"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    assert_eq!(
+        sender.send_request(request).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let seen = bench.seen.recv().await.unwrap();
+    assert_eq!(
+        seen.authorization.as_deref(),
+        Some(&*format!("Bearer {SECRET}"))
+    );
+    assert!(
+        bench.seen.try_recv().is_err(),
+        "only the good request went upstream"
+    );
+}
+
+#[tokio::test]
+async fn upstream_gets_the_verified_authority_only() {
+    let mut bench = Bench::new(&[HOST]).await;
+    let status = raw_https(
+        &bench,
+        b"GET https://API.TEST./ HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer IRONSH_PROXY_gh\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let seen = bench.seen.recv().await.unwrap();
+    assert_eq!(seen.host.as_deref(), Some(HOST));
+    assert_eq!(
+        seen.authorization.as_deref(),
+        Some(&*format!("Bearer {SECRET}"))
+    );
+}
+
 #[tokio::test]
 async fn a_denied_sni_gets_veils_403_and_no_upstream_connection() {
     let mut bench = Bench::new(&[HOST]).await;
