@@ -1,6 +1,6 @@
 //! `veil run`: exit codes, privilege dropping, and cleanup, with and without a daemon.
 
-use std::fs;
+use std::{fs, os::unix::fs::PermissionsExt};
 
 use veil_tests::{EchoServers, Instance};
 
@@ -99,5 +99,40 @@ fn says_plainly_what_is_wrong() {
     let out = veil.run_veil(&["run", "--", "/nonexistent/cmd"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/cmd"));
+    assert_eq!(sandboxes_left(&veil), Vec::<String>::new());
+}
+
+#[test]
+fn directories_are_root_only_and_others_are_refused() {
+    let veil = Instance::new();
+    let run_dir = veil.dir().join("run");
+    let state_dir = veil.dir().join("state");
+    // Left too open by someone: veil makes them its own again.
+    for dir in [&run_dir, &state_dir] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let out = veil.run_veil(&["run", "--", "true"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for dir in [&run_dir, &state_dir] {
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+    }
+    let lock = std::fs::metadata(run_dir.join("veil.lock")).unwrap();
+    assert_eq!(lock.permissions().mode() & 0o777, 0o600);
+    // Owned by another user: refused, and nothing is started.
+    std::os::unix::fs::chown(&state_dir, Some(65534), Some(65534)).unwrap();
+    let out = veil.run_veil(&["run", "--", "true"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("owned by uid 65534"),
+        "the error says why: {stderr}"
+    );
+    std::os::unix::fs::chown(&state_dir, Some(0), Some(0)).unwrap();
     assert_eq!(sandboxes_left(&veil), Vec::<String>::new());
 }

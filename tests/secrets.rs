@@ -778,7 +778,7 @@ fn sandboxes_get_placeholders_and_the_profile_follows_changes() {
     let gh = create(&veil, "github-main", "GITHUB_TOKEN", "ghp_first", &[]);
     let id = gh["id"].as_str().unwrap().to_owned();
     let echo = "echo \"${GITHUB_TOKEN-unset} ${NEW_TOKEN-unset} $VEIL_SECRETS_PROFILE\"";
-    let profile = veil.dir().join("run/secrets.sh");
+    let profile = veil.dir().join("run-public/secrets.sh");
     assert_eq!(
         in_sandbox(&veil, &[], echo),
         format!("IRONSH_PROXY_github-main unset {}\n", profile.display())

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub struct Paths {
     /// sled database and other persistent state.
     pub state_dir: PathBuf,
-    /// Control socket and daemon lock.
+    /// Control socket and daemon lock (0700); what sandboxes read is in [`Paths::public_dir`].
     pub run_dir: PathBuf,
     /// bpffs directory for pinned maps and links.
     pub bpf_dir: PathBuf,
@@ -27,9 +27,21 @@ impl Paths {
         self.run_dir.join("veil.lock")
     }
 
+    /// What sandboxes may read (the CA bundle, the secrets profile): beside the run directory,
+    /// which is root's alone, e.g. `/run/veil-public` for `/run/veil`.
+    pub fn public_dir(&self) -> PathBuf {
+        let mut name = self
+            .run_dir
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "veil".into());
+        name.push("-public");
+        self.run_dir.with_file_name(name)
+    }
+
     /// The certificate bundle sandboxes trust: the system roots plus veil's CA.
     pub fn ca_bundle(&self) -> PathBuf {
-        self.run_dir.join("ca-bundle.pem")
+        self.public_dir().join("ca-bundle.pem")
     }
 
     /// veil's CA directory.
@@ -49,7 +61,7 @@ impl Paths {
 
     /// The secrets profile sandboxed shells can source (world-readable, placeholders only).
     pub fn secrets_profile(&self) -> PathBuf {
-        self.run_dir.join("secrets.sh")
+        self.public_dir().join("secrets.sh")
     }
 
     /// The sled database.

@@ -6,7 +6,7 @@ use std::{
     fs::{self, File, OpenOptions},
     io,
     net::SocketAddr,
-    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     sync::{Arc, Mutex, PoisonError},
 };
@@ -98,6 +98,14 @@ pub enum DaemonError {
     /// A secrets store failure.
     #[error(transparent)]
     Secrets(#[from] SecretError),
+    /// A directory veil keeps its files in is unsafe to use.
+    #[error("refusing to use {path}: {why}")]
+    Unsafe {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// Any other I/O failure, with the path it concerned.
     #[error("{path}: {source}")]
     Io {
@@ -155,8 +163,9 @@ impl Daemon {
     /// sandbox parent cgroup, and binds both listeners. Must run inside a tokio runtime.
     pub fn start(options: &Options) -> Result<Started, DaemonError> {
         let paths = &options.paths;
-        create_dir(&paths.run_dir, 0o755)?;
-        create_dir(&paths.state_dir, 0o700)?;
+        owned_dir(&paths.run_dir, 0o700)?;
+        owned_dir(&paths.state_dir, 0o700)?;
+        owned_dir(&paths.public_dir(), 0o755)?;
         let lock = take_lock(&paths.lock(), &paths.run_dir)?;
         let db_path = paths.db();
         let db = sled::Config::new()
@@ -395,15 +404,36 @@ const SYSTEM_ROOTS: [&str; 2] = [
     "/etc/pki/tls/certs/ca-bundle.crt",
 ];
 
-fn create_dir(dir: &Path, mode: u32) -> Result<(), DaemonError> {
+/// Creates `dir` if it is missing and gives it `mode`. A directory owned by another user is
+/// refused: whoever owns it could replace what veil reads and writes there.
+pub fn owned_dir(dir: &Path, mode: u32) -> Result<(), DaemonError> {
+    let io_err = |source| DaemonError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
         .create(dir)
-        .map_err(|source| DaemonError::Io {
+        .map_err(io_err)?;
+    let meta = fs::symlink_metadata(dir).map_err(io_err)?;
+    if !meta.is_dir() {
+        return Err(DaemonError::Unsafe {
             path: dir.to_path_buf(),
-            source,
-        })
+            why: "it is not a directory".into(),
+        });
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(DaemonError::Unsafe {
+            path: dir.to_path_buf(),
+            why: format!("it is owned by uid {}, not by veil's uid {me}", meta.uid()),
+        });
+    }
+    if meta.mode() & 0o7777 != mode {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(io_err)?;
+    }
+    Ok(())
 }
 
 /// Takes the exclusive lock that makes a process the one veil of its runtime directory.
@@ -412,6 +442,7 @@ pub fn take_lock(path: &Path, run_dir: &Path) -> Result<Flock<File>, DaemonError
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(path)
         .map_err(|source| DaemonError::Io {
             path: path.to_path_buf(),

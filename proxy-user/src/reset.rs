@@ -34,10 +34,7 @@ pub struct Report {
 /// under the sandbox parent, and forgets every registered sandbox (leaving a detach record for
 /// each in the audit log).
 pub fn reset(paths: &Paths) -> Result<Report, ResetError> {
-    std::fs::create_dir_all(&paths.run_dir).map_err(|source| DaemonError::Io {
-        path: paths.run_dir.clone(),
-        source,
-    })?;
+    daemon::owned_dir(&paths.run_dir, 0o700)?;
     let _lock = match daemon::take_lock(&paths.lock(), &paths.run_dir) {
         Ok(lock) => lock,
         Err(DaemonError::Locked(dir)) => {

@@ -91,9 +91,14 @@ impl Installation {
         self.run_dir().join("veil.sock")
     }
 
+    /// What sandboxes may read: beside the run directory, which is root's alone.
+    pub fn public_dir(&self) -> PathBuf {
+        self.dir().join("run-public")
+    }
+
     /// The CA bundle sandboxes trust.
     pub fn ca_bundle(&self) -> PathBuf {
-        self.run_dir().join("ca-bundle.pem")
+        self.public_dir().join("ca-bundle.pem")
     }
 
     /// The configuration file veil reads (`VEIL_CONFIG`).
