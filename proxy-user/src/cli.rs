@@ -8,6 +8,7 @@ use crate::{
     api::encode_query,
     audit::{EventKind, RetentionPolicy},
     config::Paths,
+    proxy::Limits,
     secrets::Prefix,
     steering::{BpfLogLevel, Ipv6Policy, ResolverList, SettingsOverride},
 };
@@ -123,6 +124,48 @@ pub struct ProxyArgs {
     /// Extra root certificates (PEM) trusted for upstream TLS, besides the webpki roots.
     #[arg(long, env = "VEIL_UPSTREAM_CA", value_delimiter = ',')]
     pub upstream_ca: Vec<PathBuf>,
+    /// Limits and timeouts of the data path.
+    #[command(flatten)]
+    pub limits: LimitsArgs,
+}
+
+/// Bounds on what one connection may hold and how long veil waits for it.
+#[derive(Debug, Args)]
+pub struct LimitsArgs {
+    /// How long a client may take to send an HTTP/1.1 request head, counted from when veil
+    /// starts waiting for it (so it also closes keep-alive connections idle between requests).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
+    pub request_head_timeout: Duration,
+    /// How long a proxied HTTP connection may go with nothing moving either way.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = positive_duration)]
+    pub idle_timeout: Duration,
+    /// The largest HTTP/1.1 request head or HTTP/2 header list veil reads (at least 8192).
+    #[arg(long, value_name = "BYTES", default_value_t = 65536,
+          value_parser = clap::value_parser!(u32).range(8192..))]
+    pub max_header_bytes: u32,
+    /// How long veil waits for an upstream TCP handshake.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
+    pub connect_timeout: Duration,
+    /// How long veil waits for a TLS handshake, with the sandbox or with upstream.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
+    pub tls_handshake_timeout: Duration,
+    /// How many connections one sandbox may have open through veil at once.
+    #[arg(long, value_name = "N", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_sandbox: u32,
+}
+
+impl From<&LimitsArgs> for Limits {
+    fn from(a: &LimitsArgs) -> Self {
+        Limits {
+            head_timeout: a.request_head_timeout,
+            idle_timeout: a.idle_timeout,
+            max_header_bytes: a.max_header_bytes as usize,
+            connect_timeout: a.connect_timeout,
+            tls_timeout: a.tls_handshake_timeout,
+            per_sandbox: a.max_connections_per_sandbox as usize,
+        }
+    }
 }
 
 /// What a sandbox may do beyond TCP through veil. For `veil serve`, the defaults of sandboxes

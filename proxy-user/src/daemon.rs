@@ -22,8 +22,8 @@ use crate::{
     config::Paths,
     metrics::Metrics,
     policy::{ConfigError, LivePolicy, PolicyFile},
-    proxy::Context,
-    relay::Gate,
+    proxy::{Context, Limits},
+    relay::{Gate, OpenConnections},
     sandbox::{Registry, RegistryError, SandboxError, Sandboxes},
     secrets::{keyfile, ApiKey, SecretError, SecretStore, SecretsConfig},
     steering::{Attached, RefusalReader, Steering, SteeringConfig, SteeringError},
@@ -48,6 +48,8 @@ pub struct Options {
     pub api_listen: Option<SocketAddr>,
     /// How much of the audit log to keep.
     pub audit_retention: RetentionPolicy,
+    /// The data path's limits and timeouts.
+    pub limits: Limits,
 }
 
 /// Errors from starting the daemon or from its operations.
@@ -259,6 +261,7 @@ impl Daemon {
             engine: secrets.engine(),
             audit: audit.clone(),
             metrics: Arc::clone(&metrics),
+            limits: options.limits,
         });
         let gate = Arc::new(Gate {
             ctx,
@@ -266,6 +269,7 @@ impl Daemon {
             registry: Arc::clone(&registry),
             listeners: listeners.clone(),
             api: api_addr,
+            open: OpenConnections::default(),
         });
         let daemon = Arc::new(Self {
             listeners,

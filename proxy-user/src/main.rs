@@ -98,6 +98,7 @@ fn options(
     secrets: SecretArgs,
 ) -> Options {
     Options {
+        limits: (&proxy.limits).into(),
         config: proxy.config.clone(),
         upstream_ca: proxy.upstream_ca.clone(),
         audit_retention: RetentionPolicy::default(),

@@ -3,8 +3,9 @@
 //! [`crate::proxy`].
 
 use std::{
+    collections::HashMap,
     net::{IpAddr, SocketAddr},
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -31,6 +32,46 @@ pub struct Gate {
     pub listeners: Vec<SocketAddr>,
     /// The TCP control API's address, if it listens.
     pub api: Option<SocketAddr>,
+    /// Open connections per sandbox (by its cgroup id), capped at the limit.
+    pub open: OpenConnections,
+}
+
+/// How many connections each sandbox has open through veil.
+#[derive(Default)]
+pub struct OpenConnections(Mutex<HashMap<u64, usize>>);
+
+/// One open connection of a sandbox; closing it (dropping this) frees its place.
+struct Slot<'a> {
+    open: &'a OpenConnections,
+    sandbox: u64,
+}
+
+impl OpenConnections {
+    /// Takes a place for a connection of `sandbox`, if it has fewer than `limit` open.
+    fn take(&self, sandbox: u64, limit: usize) -> Option<Slot<'_>> {
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(sandbox).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            open: self,
+            sandbox,
+        })
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut open = self.open.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.sandbox) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.sandbox);
+            }
+        }
+    }
 }
 
 /// Accepts steered connections until the listener fails for good or the task is dropped.
@@ -60,6 +101,12 @@ async fn handle(gate: &Gate, client: TcpStream, peer: SocketAddr) {
     };
     let _ = client.set_nodelay(true);
     let event = describe(&gate.registry, &record, peer);
+    let sandbox = steering::sandbox_cgroup(record.cgroup_id, record.sandbox_id);
+    let limit = ctx.limits.per_sandbox;
+    let Some(_slot) = gate.open.take(sandbox, limit) else {
+        let reason = format!("the sandbox has {limit} connections open through veil, its limit");
+        return ctx.conclude(event, accepted, Outcome::Denied(reason));
+    };
     match decide(&record, &gate.listeners, gate.api) {
         Ok(dst) => {
             proxy::serve(Steered {
@@ -174,6 +221,22 @@ mod tests {
             "127.0.0.1:15001".parse().unwrap(),
             "[::1]:15002".parse().unwrap(),
         ]
+    }
+
+    #[test]
+    fn a_sandbox_gets_at_most_its_limit_of_connections() {
+        let open = OpenConnections::default();
+        let first = open.take(7, 2).unwrap();
+        let second = open.take(7, 2).unwrap();
+        assert!(open.take(7, 2).is_none(), "the third is over the limit");
+        assert!(open.take(8, 2).is_some(), "another sandbox is not affected");
+        drop(first);
+        let third = open.take(7, 2).unwrap();
+        drop((second, third));
+        assert!(
+            open.0.lock().unwrap().is_empty(),
+            "closed connections free their places"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Instant};
 use tokio::sync::watch;
 use veil_core::policy::Policy;
 
+use super::Limits;
 use crate::{
     audit::{AuditHandle, Connection, Event, Verdict},
     metrics::{ErrorKind, Metrics},
@@ -27,6 +28,8 @@ pub struct Context {
     pub audit: AuditHandle,
     /// The metrics.
     pub metrics: Arc<Metrics>,
+    /// Limits and timeouts.
+    pub limits: Limits,
 }
 
 /// How a connection ended up, for its audit record and the metrics.

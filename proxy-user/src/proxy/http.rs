@@ -20,7 +20,7 @@ use hyper::{
     service::service_fn,
     Request, Response, StatusCode, Uri, Version,
 };
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     sync::Mutex,
@@ -35,7 +35,7 @@ use veil_core::{
     policy::Policy,
 };
 
-use super::Context;
+use super::{idle::Idle, Context};
 use crate::audit::RequestProtocol;
 
 /// A response body: streamed from upstream, or made by veil.
@@ -81,6 +81,7 @@ where
             log::debug!("upstream HTTP/1.1 connection: {e}");
         }
     });
+    let limits = forwarder.ctx.limits;
     let sender = Sender::H1(Mutex::new(sender));
     let forwarder = Arc::new((forwarder, sender));
     let service = service_fn(move |req| {
@@ -88,7 +89,13 @@ where
         async move { Ok::<_, hyper::Error>(forwarder.0.forward(req, &forwarder.1).await) }
     });
     server_h1::Builder::new()
-        .serve_connection(TokioIo::new(client), service)
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.head_timeout)
+        .max_header_size(limits.max_header_bytes)
+        .serve_connection(
+            TokioIo::new(Idle::new(client, limits.idle_timeout)),
+            service,
+        )
         .with_upgrades()
         .await
 }
@@ -111,14 +118,20 @@ where
             log::debug!("upstream HTTP/2 connection: {e}");
         }
     });
+    let limits = forwarder.ctx.limits;
     let forwarder = Arc::new((forwarder, Sender::H2(sender)));
     let service = service_fn(move |req| {
         let forwarder = Arc::clone(&forwarder);
         async move { Ok::<_, hyper::Error>(forwarder.0.forward(req, &forwarder.1).await) }
     });
     server_h2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
         .max_concurrent_streams(1000)
-        .serve_connection(TokioIo::new(client), service)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .serve_connection(
+            TokioIo::new(Idle::new(client, limits.idle_timeout)),
+            service,
+        )
         .await
 }
 

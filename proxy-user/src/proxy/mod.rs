@@ -14,14 +14,12 @@ pub mod context;
 pub mod deny;
 pub mod headers;
 pub mod http;
+pub mod idle;
 pub mod inject_request;
+pub mod limits;
 pub mod prefixed;
 
-use std::{
-    net::SocketAddr,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use rustls_pki_types::ServerName as PkiName;
 use tokio::{
@@ -36,6 +34,7 @@ use veil_core::{
 };
 
 pub use context::{Context, Outcome};
+pub use limits::Limits;
 
 use crate::{
     audit::Connection,
@@ -44,11 +43,6 @@ use crate::{
 use http::{Forwarder, Leg};
 use inject_request::Origin;
 use prefixed::Prefixed;
-
-/// How long veil waits for an upstream TCP handshake.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long veil waits for a TLS handshake, on either leg.
-const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One steered connection on its way through veil.
 pub struct Steered {
@@ -130,7 +124,12 @@ async fn after_silence(
             classified => classified,
         };
     }
-    let upstream = match timeout(CONNECT_TIMEOUT, TcpStream::connect(conn.dst)).await {
+    let upstream = match timeout(
+        conn.ctx.limits.connect_timeout,
+        TcpStream::connect(conn.dst),
+    )
+    .await
+    {
         Ok(Ok(upstream)) => upstream,
         // The usual path reports the failure, with the client's protocol if it speaks.
         _ => return classify_rest(&mut conn.client, buf).await,
@@ -213,7 +212,7 @@ async fn intercept(
         }
     };
     let handshake = conn.ctx.upstream.connect(tcp, pki_name, &alpn);
-    let upstream = match timeout(TLS_TIMEOUT, handshake).await {
+    let upstream = match timeout(conn.ctx.limits.tls_timeout, handshake).await {
         Ok(Ok(upstream)) => upstream,
         Ok(Err(e)) => {
             return conn.conclude(Outcome::Refused(format!(
@@ -239,7 +238,7 @@ async fn intercept(
         }
     };
     let accepted = timeout(
-        TLS_TIMEOUT,
+        conn.ctx.limits.tls_timeout,
         TlsAcceptor::from(config).accept(Prefixed::new(buf, conn.client)),
     )
     .await;
@@ -365,7 +364,12 @@ impl Steered {
         if let Some(upstream) = self.upstream.take() {
             return Some(upstream);
         }
-        let reason = match timeout(CONNECT_TIMEOUT, TcpStream::connect(self.dst)).await {
+        let reason = match timeout(
+            self.ctx.limits.connect_timeout,
+            TcpStream::connect(self.dst),
+        )
+        .await
+        {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 return Some(stream);

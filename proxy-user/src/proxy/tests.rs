@@ -58,6 +58,10 @@ struct Bench {
 
 impl Bench {
     async fn new(allow: &[&str]) -> Self {
+        Self::with_limits(allow, Limits::default()).await
+    }
+
+    async fn with_limits(allow: &[&str], limits: Limits) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (upstream_ca, server_config) = upstream_pki();
         let ca_file = dir.path().join("upstream-ca.pem");
@@ -82,6 +86,7 @@ impl Bench {
             engine: LiveEngine::fixed(&secrets()).unwrap(),
             audit,
             metrics: Arc::new(Metrics::default()),
+            limits,
         });
         Self {
             _dir: dir,
@@ -542,4 +547,73 @@ async fn a_broken_client_hello_is_refused_and_recorded() {
         "{}",
         connections[0].to_json()
     );
+}
+
+/// Opens a TLS connection for [`HOST`] through veil, offering HTTP/1.1.
+async fn tls_to_host(bench: &Bench) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let tcp = bench.steer(bench.upstream).await;
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(bench.veil_ca.clone())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsConnector::from(Arc::new(config))
+        .connect(PkiName::try_from(HOST.to_owned()).unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_client_that_never_sends_its_request_head_is_closed() {
+    let limits = Limits {
+        head_timeout: std::time::Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let bench = Bench::with_limits(&[HOST], limits).await;
+    let mut tls = tls_to_host(&bench).await;
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: api.te")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tls.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(read.is_ok(), "veil closed the connection");
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed() {
+    let limits = Limits {
+        idle_timeout: std::time::Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let bench = Bench::with_limits(&[HOST], limits).await;
+    let mut tls = tls_to_host(&bench).await;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tls.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(read.is_ok(), "veil closed the connection");
+}
+
+#[tokio::test]
+async fn an_oversized_request_head_is_refused_and_not_forwarded() {
+    let mut bench = Bench::new(&[HOST]).await;
+    let mut tls = tls_to_host(&bench).await;
+    let big = "x".repeat(100 * 1024);
+    let request = format!("GET / HTTP/1.1\r\nHost: api.test\r\nX-Big: {big}\r\n\r\n");
+    let _ = tls.write_all(request.as_bytes()).await;
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response).await;
+    let status = String::from_utf8_lossy(&response);
+    assert!(
+        status.is_empty() || status.starts_with("HTTP/1.1 431"),
+        "{status}"
+    );
+    assert!(bench.seen.try_recv().is_err(), "nothing was forwarded");
 }

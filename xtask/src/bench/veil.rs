@@ -30,8 +30,11 @@ impl Veil {
         self.installation
             .set_policy(&format!("[egress]\nallow = [{}]\n", quoted.join(", ")))?;
         let ca = upstream_ca.to_str().context("the CA's path is not UTF-8")?;
-        self.installation
-            .start_daemon(&["--upstream-ca", ca], &[])?;
+        // Scenario 5 holds about 10,000 connections from one sandbox, over the default cap.
+        self.installation.start_daemon(
+            &["--upstream-ca", ca, "--max-connections-per-sandbox", "20000"],
+            &[],
+        )?;
         Ok(())
     }
 
