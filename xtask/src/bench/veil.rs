@@ -32,7 +32,12 @@ impl Veil {
         let ca = upstream_ca.to_str().context("the CA's path is not UTF-8")?;
         // Scenario 5 holds about 10,000 connections from one sandbox, over the default cap.
         self.installation.start_daemon(
-            &["--upstream-ca", ca, "--max-connections-per-sandbox", "20000"],
+            &[
+                "--upstream-ca",
+                ca,
+                "--max-connections-per-sandbox",
+                "20000",
+            ],
             &[],
         )?;
         Ok(())
