@@ -24,6 +24,7 @@ use crate::{
     policy::{ConfigError, LivePolicy, PolicyFile},
     proxy::{Context, Limits},
     relay::{Gate, OpenConnections},
+    resolve::Resolver,
     sandbox::{Registry, RegistryError, SandboxError, Sandboxes},
     secrets::{keyfile, ApiKey, SecretError, SecretStore, SecretsConfig},
     steering::{Attached, RefusalReader, Steering, SteeringConfig, SteeringError},
@@ -262,6 +263,7 @@ impl Daemon {
             audit: audit.clone(),
             metrics: Arc::clone(&metrics),
             limits: options.limits,
+            resolver: Resolver::default(),
         });
         let gate = Arc::new(Gate {
             ctx,

@@ -21,6 +21,7 @@
 //! - [`refusals`]: forwarding what the kernel refused sandboxes into the audit log.
 //! - [`classify`]: reading a connection's first bytes until they say what it is.
 //! - [`policy`]: the egress policy in force, its configuration file, reloads.
+//! - [`resolve`]: resolving names veil cannot prove, to bind them to the dialled address.
 //! - [`tls`]: veil's CA, leaf certificates, verified upstream TLS.
 //! - [`proxy`]: the data path's [`proxy::Context`], carrying out a connection's plan: TLS
 //!   interception, HTTP/1.1 and HTTP/2 proxying, injection, denials, splicing.
@@ -49,6 +50,7 @@ pub mod proxy;
 pub mod refusals;
 pub mod relay;
 pub mod reset;
+pub mod resolve;
 pub mod run;
 pub mod sandbox;
 pub mod secrets;

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::{
     audit::ConnProtocol,
     classify::Protocol,
-    policy::{Decision, Policy},
+    policy::{Decision, Policy, Unproven},
 };
 
 /// The name veil proves upstream and shows the sandbox: the client's SNI, or the address it
@@ -75,6 +75,9 @@ pub struct Plan {
     pub kind: ConnProtocol,
     /// The host it named (SNI or HTTP Host), for its audit record.
     pub host: Option<String>,
+    /// A name nothing proves that a host rule allowed: the connection may go ahead only if
+    /// the dialled address is one of this name's addresses.
+    pub bind: Option<String>,
 }
 
 /// Plans a connection to `dst` whose first bytes are `protocol`, under `policy`.
@@ -85,19 +88,26 @@ pub fn plan(protocol: &Protocol, dst: SocketAddr, policy: &Policy) -> Plan {
                 Some(sni) => (policy.decide_host(sni, dst), ServerName::Dns(sni.clone())),
                 None => (policy.decide_addr(dst), ServerName::Ip(dst.ip())),
             };
-            let mut kind = ConnProtocol::Tls;
+            let passthrough = hello
+                .sni
+                .as_deref()
+                .filter(|sni| decision.allowed && policy.is_passthrough(sni));
+            // Relayed untouched, the SNI is never proven: it binds like a plain-HTTP Host.
+            let (decision, bind) = match passthrough {
+                Some(sni) => unproven(policy, sni, dst),
+                None => (decision, None),
+            };
+            let kind = match passthrough {
+                Some(_) => ConnProtocol::TlsPassthrough,
+                None => ConnProtocol::Tls,
+            };
             let action = if !decision.allowed {
                 Action::Deny(Denial::Tls {
                     message: denied_message(&name.to_string(), &decision),
                     alpn: alpn_for_denial(&hello.alpn),
                     name,
                 })
-            } else if hello
-                .sni
-                .as_deref()
-                .is_some_and(|sni| policy.is_passthrough(sni))
-            {
-                kind = ConnProtocol::TlsPassthrough;
+            } else if passthrough.is_some() {
                 Action::Passthrough
             } else {
                 Action::Intercept(name)
@@ -107,12 +117,13 @@ pub fn plan(protocol: &Protocol, dst: SocketAddr, policy: &Policy) -> Plan {
                 decision,
                 kind,
                 host: hello.sni.clone(),
+                bind,
             }
         }
         Protocol::Http(head) => {
-            let decision = match &head.host {
-                Some(host) => policy.decide_host(host, dst),
-                None => policy.decide_addr(dst),
+            let (decision, bind) = match &head.host {
+                Some(host) => unproven(policy, host, dst),
+                None => (policy.decide_addr(dst), None),
             };
             let action = if decision.allowed {
                 Action::PlainHttp
@@ -125,6 +136,7 @@ pub fn plan(protocol: &Protocol, dst: SocketAddr, policy: &Policy) -> Plan {
                 decision,
                 kind: ConnProtocol::Http,
                 host: head.host.clone(),
+                bind,
             }
         }
         Protocol::Other => {
@@ -139,8 +151,17 @@ pub fn plan(protocol: &Protocol, dst: SocketAddr, policy: &Policy) -> Plan {
                 decision,
                 kind: ConnProtocol::Tcp,
                 host: None,
+                bind: None,
             }
         }
+    }
+}
+
+/// The decision for a name nothing proves, and the name the dialled address must belong to.
+fn unproven(policy: &Policy, host: &str, dst: SocketAddr) -> (Decision, Option<String>) {
+    match policy.decide_unproven(host, dst) {
+        Unproven::Decided(decision) => (decision, None),
+        Unproven::IfResolves(decision) => (decision, Some(host.to_owned())),
     }
 }
 
@@ -238,6 +259,42 @@ mod tests {
                 "{protocol:?} to {dst}"
             );
         }
+    }
+
+    #[test]
+    fn names_nothing_proves_are_bound_to_the_dialled_address() {
+        let p = policy(
+            &["api.test", "pinned.test", "127.0.0.5/32"],
+            &["pinned.test"],
+        );
+        let public: SocketAddr = PUBLIC.parse().unwrap();
+        let planned = plan(&http(Some("api.test")), public, &p);
+        assert_eq!(planned.action, Action::PlainHttp);
+        assert_eq!(planned.bind.as_deref(), Some("api.test"));
+        let planned = plan(&tls(Some("pinned.test"), &[]), public, &p);
+        assert_eq!(planned.action, Action::Passthrough);
+        assert_eq!(planned.bind.as_deref(), Some("pinned.test"));
+        let planned = plan(&tls(Some("api.test"), &[]), public, &p);
+        assert_eq!(
+            planned.bind, None,
+            "TLS verification proves an intercepted name"
+        );
+        // A special address opens to an unproven name only through a CIDR rule.
+        for dst in ["127.0.0.1:2375", "169.254.169.254:80"] {
+            let dst: SocketAddr = dst.parse().unwrap();
+            assert!(matches!(
+                plan(&http(Some("api.test")), dst, &p).action,
+                Action::Deny(_)
+            ));
+            assert!(matches!(
+                plan(&tls(Some("pinned.test"), &[]), dst, &p).action,
+                Action::Deny(_)
+            ));
+        }
+        let named: SocketAddr = "127.0.0.5:80".parse().unwrap();
+        let planned = plan(&http(Some("api.test")), named, &p);
+        assert_eq!(planned.action, Action::PlainHttp);
+        assert_eq!(planned.bind, None, "the address rule decides");
     }
 
     #[test]

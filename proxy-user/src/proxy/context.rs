@@ -10,6 +10,7 @@ use super::Limits;
 use crate::{
     audit::{AuditHandle, Connection, Event, Verdict},
     metrics::{ErrorKind, Metrics},
+    resolve::Resolver,
     secrets::LiveEngine,
     tls::{leaf::LeafMinter, upstream::Upstream},
 };
@@ -30,6 +31,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Limits and timeouts.
     pub limits: Limits,
+    /// Resolves names nothing proves, to bind them to the dialled address.
+    pub resolver: Resolver,
 }
 
 /// How a connection ended up, for its audit record and the metrics.
@@ -56,6 +59,19 @@ impl Context {
     /// The policy in force now.
     pub fn policy(&self) -> Arc<Policy> {
         Arc::clone(&self.policy.borrow())
+    }
+
+    /// Whether `name`, which nothing proves, resolves to `dst`'s address; `Err` says why the
+    /// connection may not go ahead.
+    pub async fn bind(&self, name: &str, dst: std::net::SocketAddr) -> Result<(), String> {
+        match self.resolver.resolves_to(name, dst.ip()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!(
+                "{name} does not resolve to {}, the address dialled",
+                dst.ip()
+            )),
+            Err(e) => Err(e),
+        }
     }
 
     /// Records `event` with `outcome` in the audit log and counts it, with the time since the

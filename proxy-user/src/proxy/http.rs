@@ -32,7 +32,7 @@ use super::{
 };
 use veil_core::{
     authority::{self, Authority, AuthorityError},
-    policy::Policy,
+    policy::{Policy, Unproven},
 };
 
 use super::{idle::Idle, Context};
@@ -165,12 +165,18 @@ impl Forwarder {
         };
         let host = named.host.clone();
         if let Leg::Plain = self.leg {
-            let decision = self.policy.decide_host(&host, self.dst);
-            if !decision.allowed {
-                log::info!("denying plain HTTP request for {host}: {}", decision.reason);
+            // Each request names its own host, which nothing proves: it is judged and bound
+            // to the dialled address like the first.
+            let refused = match self.policy.decide_unproven(&host, self.dst) {
+                Unproven::Decided(d) if d.allowed => None,
+                Unproven::Decided(d) => Some(d.reason),
+                Unproven::IfResolves(_) => self.ctx.bind(&host, self.dst).await.err(),
+            };
+            if let Some(reason) = refused {
+                log::info!("denying plain HTTP request for {host}: {reason}");
                 return answer(
                     StatusCode::FORBIDDEN,
-                    format!("veil: egress to {host} is denied: {}\n", decision.reason),
+                    format!("veil: egress to {host} is denied: {reason}\n"),
                 );
             }
         }

@@ -78,8 +78,22 @@ pub async fn serve(mut conn: Steered) {
     conn.event.protocol = planned.kind;
     conn.event.host.clone_from(&planned.host);
     let Plan {
-        action, decision, ..
+        action,
+        decision,
+        bind,
+        ..
     } = planned;
+    if let Some(name) = bind {
+        if let Err(reason) = conn.ctx.bind(&name, conn.dst).await {
+            let denial = match action {
+                Action::PlainHttp => {
+                    Denial::Http(format!("veil: egress to {name} is denied: {reason}\n"))
+                }
+                _ => Denial::Close,
+            };
+            return Box::pin(deny(conn, buf, denial, reason)).await;
+        }
+    }
     // Each arm is boxed: an async fn's state is as large as its largest await, so inline,
     // every connection's task would carry the largest of them whichever it runs.
     match action {

@@ -87,6 +87,7 @@ impl Bench {
             audit,
             metrics: Arc::new(Metrics::default()),
             limits,
+            resolver: crate::resolve::Resolver::default(),
         });
         Self {
             _dir: dir,

@@ -29,6 +29,17 @@ pub struct Policy {
     pub passthrough: Vec<HostPattern>,
 }
 
+/// What a name nothing proves (a plain-HTTP Host, a passthrough SNI) may reach: veil never
+/// takes such a name's word for where the workload dialled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unproven {
+    /// Decided: an address rule allows the dialled address, or nothing allows the connection.
+    Decided(Decision),
+    /// A host rule allows the name, and the dialled address is in no special range: the
+    /// connection may go ahead only if the address is one of the name's (veil resolves it).
+    IfResolves(Decision),
+}
+
 /// A decision and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -81,6 +92,30 @@ impl Policy {
                 dst.ip()
             )),
             _ => denied(format!("no egress rule allows {host}")),
+        }
+    }
+
+    /// Decides a connection to `dst` for `host`, a name nothing proves: an address rule that
+    /// allows `dst` decides it; otherwise a host rule for `host` allows it only outside the
+    /// special ranges (which only CIDR rules open to unproven names) and only if `host`
+    /// resolves to `dst`.
+    pub fn decide_unproven(&self, host: &str, dst: SocketAddr) -> Unproven {
+        let by_addr = self.decide_addr(dst);
+        if by_addr.allowed {
+            return Unproven::Decided(by_addr);
+        }
+        if let Some(range) = special_range(dst.ip()) {
+            return Unproven::Decided(denied(format!(
+                "{host} is dialled at {} in {range}, which only a CIDR rule opens to a name veil \
+                 cannot prove",
+                dst.ip()
+            )));
+        }
+        let by_name = self.decide_host(host, dst);
+        if by_name.allowed {
+            Unproven::IfResolves(by_name)
+        } else {
+            Unproven::Decided(by_name)
         }
     }
 
@@ -166,6 +201,38 @@ fn denied(reason: String) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unproven_names_open_no_special_range_and_must_resolve() {
+        let p = policy(&["api.test", "*", "127.0.0.7/32"]);
+        let public: SocketAddr = "93.184.216.34:80".parse().unwrap();
+        assert!(matches!(
+            p.decide_unproven("api.test", public),
+            Unproven::IfResolves(ref d) if d.allowed && d.rule.as_deref() == Some("api.test")
+        ));
+        for special in [
+            "127.0.0.1:2375",
+            "169.254.169.254:80",
+            "10.0.0.1:80",
+            "[::1]:80",
+        ] {
+            let dst: SocketAddr = special.parse().unwrap();
+            assert!(
+                matches!(p.decide_unproven("api.test", dst), Unproven::Decided(ref d) if !d.allowed),
+                "{special}"
+            );
+        }
+        let named: SocketAddr = "127.0.0.7:80".parse().unwrap();
+        assert!(matches!(
+            p.decide_unproven("anything.test", named),
+            Unproven::Decided(ref d) if d.allowed && d.rule.as_deref() == Some("127.0.0.7/32")
+        ));
+        let strict = policy(&["api.test"]);
+        assert!(matches!(
+            strict.decide_unproven("evil.test", public),
+            Unproven::Decided(ref d) if !d.allowed
+        ));
+    }
 
     fn policy(allow: &[&str]) -> Policy {
         let allow: Vec<String> = allow.iter().map(|s| s.to_string()).collect();
