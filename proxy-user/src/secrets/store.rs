@@ -20,7 +20,6 @@ use veil_core::host_pattern::HostPattern;
 use super::{
     crypto::{self, MasterKey},
     engine::{LiveEngine, Publisher},
-    hex,
     profile::{self, Retired},
     LiveSecret, NewSecret, Prefix, SecretError, SecretInfo, SecretPatch, SecretSet,
 };
@@ -341,7 +340,7 @@ fn live(key: &MasterKey, stored: &Stored) -> Result<LiveSecret, SecretError> {
         .map(|h| HostPattern::parse(h).map_err(|e| corrupt(e.to_string())))
         .collect::<Result<_, _>>()?;
     let sealed =
-        hex::decode(&stored.sealed).ok_or_else(|| corrupt("sealed value is not hex".into()))?;
+        hex::decode(&stored.sealed).map_err(|_| corrupt("sealed value is not hex".into()))?;
     Ok(LiveSecret {
         info: info.clone(),
         hosts,
