@@ -124,7 +124,7 @@ impl SecretStore {
             return Err(SecretError::NameTaken(new.name.as_str().to_owned()));
         }
         check_env_var(&current, new.env_var.as_str(), None)?;
-        let id = format!("sec_{}", hex::encode(&crypto::random::<8>()?));
+        let id = format!("sec_{}", hex::encode(crypto::random::<8>()?));
         let now = now();
         let info = SecretInfo {
             proxy_value: self.prefix.placeholder(&new.name),
