@@ -115,7 +115,7 @@ pub struct ProxyArgs {
     #[arg(long, env = "VEIL_LISTEN6", default_value = "[::1]:15001")]
     pub listen6: SocketAddr,
     /// Log level of the eBPF programs (their records appear in veil's log).
-    #[arg(long, default_value = "off")]
+    #[arg(long, value_enum, ignore_case = true, default_value = "off")]
     pub bpf_log: BpfLogLevel,
     /// Configuration file with the egress policy (`[egress] allow = [...]`); re-read on
     /// SIGHUP. Without one, every destination is denied.
@@ -177,7 +177,13 @@ pub struct SettingsArgs {
     #[arg(long, env = "VEIL_DNS_RESOLVERS", value_name = "IP,...|none")]
     pub dns_resolvers: Option<ResolverList>,
     /// Native IPv6 TCP: `steer` it through veil's IPv6 listener, or `deny` it. Default: steer.
-    #[arg(long, env = "VEIL_IPV6", value_name = "steer|deny")]
+    #[arg(
+        long,
+        env = "VEIL_IPV6",
+        value_enum,
+        ignore_case = true,
+        value_name = "steer|deny"
+    )]
     pub ipv6: Option<Ipv6Policy>,
 }
 
@@ -508,5 +514,38 @@ fn positive_duration(value: &str) -> Result<Duration, String> {
         Err(e) => Err(format!(
             "{e} (give a duration such as 90s, 10m, 12h or 30d)"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        Cli::try_parse_from([&["veil"], args].concat()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn log_levels_parse() {
+        let level = |value| match parse(&["serve", "--bpf-log", value])?.command {
+            Command::Serve(a) => Ok(a.proxy.bpf_log),
+            other => Err(format!("{other:?}")),
+        };
+        assert_eq!(level("off"), Ok(BpfLogLevel::Off));
+        assert_eq!(level("DEBUG"), Ok(BpfLogLevel::Debug));
+        assert!(level("loud").unwrap_err().contains("trace"));
+        let default = parse(&["run", "--", "true"]).unwrap();
+        assert!(matches!(default.command, Command::Run(a) if a.proxy.bpf_log == BpfLogLevel::Off));
+    }
+
+    #[test]
+    fn ipv6_policies_parse() {
+        let policy = |value| match parse(&["serve", "--ipv6", value])?.command {
+            Command::Serve(a) => Ok(a.settings.ipv6),
+            other => Err(format!("{other:?}")),
+        };
+        assert_eq!(policy("DENY"), Ok(Some(Ipv6Policy::Deny)));
+        assert_eq!(policy("steer"), Ok(Some(Ipv6Policy::Steer)));
+        assert!(policy("maybe").unwrap_err().contains("deny"));
     }
 }

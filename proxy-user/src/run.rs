@@ -2,14 +2,21 @@
 //! separately started daemon.
 
 use std::{
-    ffi::CString,
+    ffi::{CStr, CString},
     io,
     os::unix::{ffi::OsStrExt, process::ExitStatusExt},
     path::Path,
     process::ExitStatus,
 };
 
-use nix::unistd::{Gid, Uid, User};
+use nix::{
+    fcntl::{open, OFlag},
+    sys::{
+        signal::{kill, Signal},
+        stat::Mode,
+    },
+    unistd::{setgid, setgroups, setuid, write, Gid, Pid, Uid, User},
+};
 use tokio::{
     process::Command,
     signal::unix::{signal, SignalKind},
@@ -71,7 +78,7 @@ const CAP_NET_RAW: libc::c_ulong = 13;
 struct Identity {
     uid: Uid,
     gid: Gid,
-    groups: Vec<libc::gid_t>,
+    groups: Vec<Gid>,
     name: String,
     home: std::path::PathBuf,
 }
@@ -206,14 +213,15 @@ async fn run_in(
         cmd.env(var, ca_bundle);
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    let ids = identity.map(|id| (id.uid.as_raw(), id.gid.as_raw(), id.groups.clone()));
+    let ids = identity.map(|id| (id.uid, id.gid, id.groups.clone()));
     if let Some(id) = identity {
         cmd.env("HOME", &id.home)
             .env("USER", &id.name)
             .env("LOGNAME", &id.name);
     }
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
-    // (open, write, close, prctl, setgroups, setgid, setuid) on data prepared before the fork.
+    // (open, write, close, prctl, setgroups, setgid, setuid; nix's wrappers of them allocate
+    // nothing) on data prepared before the fork.
     unsafe {
         cmd.pre_exec(move || {
             join_cgroup(&procs)?;
@@ -222,9 +230,9 @@ async fn run_in(
             // sandbox can open one, root or a file-capability binary alike.
             check(libc::prctl(libc::PR_CAPBSET_DROP, CAP_NET_RAW, 0, 0, 0))?;
             if let Some((uid, gid, groups)) = &ids {
-                check(libc::setgroups(groups.len(), groups.as_ptr()))?;
-                check(libc::setgid(*gid))?;
-                check(libc::setuid(*uid))?;
+                setgroups(groups)?;
+                setgid(*gid)?;
+                setuid(*uid)?;
             }
             Ok(())
         });
@@ -238,33 +246,25 @@ async fn run_in(
     loop {
         let forward = tokio::select! {
             status = child.wait() => return status.map_err(spawn_err),
-            _ = term.recv() => Some(libc::SIGTERM),
-            _ = hup.recv() => Some(libc::SIGHUP),
+            _ = term.recv() => Some(Signal::SIGTERM),
+            _ = hup.recv() => Some(Signal::SIGHUP),
             _ = int.recv() => None,
         };
-        if let (Some(sig), Some(pid)) = (forward, pid) {
-            // SAFETY: kill(2) with a pid we spawned and have not reaped yet.
-            unsafe { libc::kill(pid as libc::pid_t, sig) };
+        if let (Some(sig), Some(pid)) = (forward, pid.and_then(|p| i32::try_from(p).ok())) {
+            // `pid` is CMD's and not reaped yet (wait() has not returned), so it names no other
+            // process; a failure means CMD is exiting, which wait() reports.
+            let _ = kill(Pid::from_raw(pid), sig);
         }
     }
 }
 
 /// Moves the calling process into the cgroup whose `cgroup.procs` is `procs`.
-fn join_cgroup(procs: &CString) -> io::Result<()> {
-    // SAFETY: procs is a valid NUL-terminated path; the fd is closed on every path.
-    unsafe {
-        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let written = libc::write(fd, b"0".as_ptr().cast(), 1);
-        let err = io::Error::last_os_error();
-        libc::close(fd);
-        if written != 1 {
-            return Err(err);
-        }
+fn join_cgroup(procs: &CStr) -> io::Result<()> {
+    let fd = open(procs, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+    match write(&fd, b"0")? {
+        1 => Ok(()),
+        _ => Err(io::ErrorKind::WriteZero.into()),
     }
-    Ok(())
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
@@ -286,9 +286,7 @@ fn resolve_user(spec: &str) -> Result<Identity, RunError> {
         .ok_or_else(|| RunError::NoSuchUser(spec.to_owned()))?;
     let c_name =
         CString::new(user.name.as_bytes()).map_err(|_| RunError::NoSuchUser(spec.to_owned()))?;
-    let groups = nix::unistd::getgrouplist(&c_name, user.gid)
-        .map(|gs| gs.into_iter().map(Gid::as_raw).collect())
-        .unwrap_or_else(|_| vec![user.gid.as_raw()]);
+    let groups = nix::unistd::getgrouplist(&c_name, user.gid).unwrap_or_else(|_| vec![user.gid]);
     Ok(Identity {
         uid: user.uid,
         gid: user.gid,

@@ -1,6 +1,9 @@
 //! Parsing the audit query string into a filter. Pure.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::{borrow::Cow, time::Duration};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
+use time::{format_description::BorrowedFormatItem, macros::format_description, OffsetDateTime};
 
 use crate::audit::Filter;
 
@@ -79,39 +82,32 @@ pub fn parse_time(value: &str, now_ms: u64) -> Result<u64, String> {
              (10m, 2h, 7d) or unix milliseconds"
         )
     };
-    // humantime reads UTC only; an offset (`+01:00`) is taken off by hand.
-    let (utc, offset_ms) = split_offset(value).ok_or_else(not_a_time)?;
-    let time = humantime::parse_rfc3339_weak(&utc).map_err(|_| not_a_time())?;
-    let since_epoch = time
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| format!("{value:?} is before 1970"))?;
-    let local = i128::from(millis(since_epoch));
-    u64::try_from(local - i128::from(offset_ms)).map_err(|_| format!("{value:?} is before 1970"))
+    let time = parse_rfc3339(value).ok_or_else(not_a_time)?;
+    let ms = time.unix_timestamp_nanos().div_euclid(1_000_000);
+    u64::try_from(ms).map_err(|_| format!("{value:?} is before 1970"))
 }
 
-/// Splits a trailing UTC offset (`+HH:MM` or `-HH:MM`) off an RFC 3339 time: the time with
-/// `Z` instead, and the offset in milliseconds east of UTC. A time without one is returned as
-/// it is, with offset 0; `None` for an offset that is out of range.
-fn split_offset(value: &str) -> Option<(String, i64)> {
-    let Some(split) = value.len().checked_sub(6) else {
-        return Some((value.to_owned(), 0));
-    };
-    let (time, offset) = value.split_at_checked(split)?;
-    let bytes = offset.as_bytes();
-    let sign = match bytes[0] {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return Some((value.to_owned(), 0)),
-    };
-    if bytes[3] != b':' || !time.contains(['T', 't', ' ']) {
-        return Some((value.to_owned(), 0));
-    }
-    let hours: i64 = offset.get(1..3)?.parse().ok()?;
-    let minutes: i64 = offset.get(4..6)?.parse().ok()?;
-    if hours > 23 || minutes > 59 {
+/// RFC 3339 as people type it: `T`, `t` or a space between date and time, optional fractional
+/// seconds, and `Z`, an offset (`+01:00`, at most 23 hours) or nothing (UTC).
+const RFC_3339: &[BorrowedFormatItem<'_>] = format_description!(
+    version = 2,
+    "[year]-[month]-[day][first [T][t][ ]][hour]:[minute]:[second][optional [.[subsecond]]]\
+     [first [Z][z][[offset_hour sign:mandatory]:[offset_minute]][]]"
+);
+
+/// Parses [`RFC_3339`].
+fn parse_rfc3339(value: &str) -> Option<OffsetDateTime> {
+    let mut parsed = time::parsing::Parsed::new();
+    let rest = parsed.parse_items(value.as_bytes(), RFC_3339).ok()?;
+    if !rest.is_empty() {
         return None;
     }
-    Some((format!("{time}Z"), sign * (hours * 60 + minutes) * 60_000))
+    match parsed.offset_hour() {
+        None => parsed.set_offset_hour(0)?,
+        Some(hours) if hours.unsigned_abs() > 23 => return None,
+        Some(_) => {}
+    }
+    OffsetDateTime::try_from(parsed).ok()
 }
 
 /// A query string of the pairs whose value is set, values percent-encoded.
@@ -128,41 +124,36 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Encodes a query value (everything but unreserved characters is percent-encoded).
+/// What a query value or path segment keeps as it is: the unreserved characters of RFC 3986.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Encodes a query value or path segment (everything but unreserved characters is
+/// percent-encoded).
 pub fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(value, UNRESERVED).to_string()
 }
 
+/// Decodes a query value (`+` is a space), or `None` if a `%` is not followed by two hex
+/// digits or the bytes are not UTF-8.
 fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
+    let well_formed = raw.split('%').skip(1).all(|escape| {
+        escape
+            .as_bytes()
+            .get(..2)
+            .is_some_and(|digits| digits.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(Cow::into_owned)
 }
 
 #[cfg(test)]
@@ -219,6 +210,10 @@ mod tests {
             .unwrap_err()
             .contains("before 1970"));
         assert_eq!(parse_time("2026-11-26T23:59:59.5Z", NOW), Ok(NOW - 500));
+        assert_eq!(parse_time("2026-11-27t00:00:00z", NOW), Ok(NOW));
+        assert_eq!(parse_time("2026-11-27 01:00:00+01:00", NOW), Ok(NOW));
+        assert!(parse_time("2026-11-27T00:00:00Zx", NOW).is_err());
+        assert!(parse_time("2026-11-27T00:00", NOW).is_err());
         assert_eq!(parse_time("42", NOW), Ok(42));
         let err = parse_time("yesterday", NOW).unwrap_err();
         assert!(err.contains("RFC 3339") && err.contains("10m"), "{err}");
@@ -258,6 +253,10 @@ mod tests {
     fn encode_decode_round_trip() {
         for s in ["plain", "a b&c=d", "ü/ß", ""] {
             assert_eq!(percent_decode(&percent_encode(s)).as_deref(), Some(s));
+        }
+        assert_eq!(percent_decode("a+b%2Bc").as_deref(), Some("a b+c"));
+        for bad in ["%", "%2", "a%g0", "%ff"] {
+            assert_eq!(percent_decode(bad), None, "{bad:?}");
         }
     }
 }

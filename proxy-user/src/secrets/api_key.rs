@@ -6,7 +6,7 @@ use std::path::Path;
 use hyper::{header, Request};
 use ring::hmac;
 
-use super::{crypto, hex, keyfile, SecretError};
+use super::{crypto, keyfile, SecretError};
 
 /// The API key, kept as its HMAC under a random per-process key so checking a presented token
 /// takes the same time however much of it is right.

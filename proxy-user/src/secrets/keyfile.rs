@@ -10,7 +10,7 @@ use std::{
 
 use zeroize::Zeroizing;
 
-use super::{crypto, hex, MasterKey, SecretError};
+use super::{crypto, MasterKey, SecretError};
 
 /// Length of the keys kept in key files, in bytes.
 pub const LEN: usize = 32;
@@ -61,8 +61,8 @@ pub fn read(path: &Path, what: &'static str) -> Result<Zeroizing<[u8; LEN]>, Sec
     }
     let mut text = Zeroizing::new(String::new());
     file.read_to_string(&mut text).map_err(io_err)?;
-    let bytes = Zeroizing::new(hex::decode(text.trim()).unwrap_or_default());
-    let key = <[u8; LEN]>::try_from(bytes.as_slice()).map_err(|_| SecretError::KeyFile {
+    let mut key = Zeroizing::new([0; LEN]);
+    hex::decode_to_slice(text.trim(), key.as_mut_slice()).map_err(|_| SecretError::KeyFile {
         what,
         path: path.to_path_buf(),
         problem: format!(
@@ -70,7 +70,7 @@ pub fn read(path: &Path, what: &'static str) -> Result<Zeroizing<[u8; LEN]>, Sec
             LEN * 2
         ),
     })?;
-    Ok(Zeroizing::new(key))
+    Ok(key)
 }
 
 /// Creates `path` with a fresh random key, mode 0600, durably.

@@ -17,7 +17,6 @@
 mod api_key;
 mod crypto;
 mod engine;
-pub mod hex;
 pub mod keyfile;
 mod profile;
 mod store;

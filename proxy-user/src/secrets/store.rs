@@ -20,7 +20,6 @@ use veil_core::host_pattern::HostPattern;
 use super::{
     crypto::{self, MasterKey},
     engine::{LiveEngine, Publisher},
-    hex,
     profile::{self, Retired},
     LiveSecret, NewSecret, Prefix, SecretError, SecretInfo, SecretPatch, SecretSet,
 };
@@ -125,7 +124,7 @@ impl SecretStore {
             return Err(SecretError::NameTaken(new.name.as_str().to_owned()));
         }
         check_env_var(&current, new.env_var.as_str(), None)?;
-        let id = format!("sec_{}", hex::encode(&crypto::random::<8>()?));
+        let id = format!("sec_{}", hex::encode(crypto::random::<8>()?));
         let now = now();
         let info = SecretInfo {
             proxy_value: self.prefix.placeholder(&new.name),
@@ -341,7 +340,7 @@ fn live(key: &MasterKey, stored: &Stored) -> Result<LiveSecret, SecretError> {
         .map(|h| HostPattern::parse(h).map_err(|e| corrupt(e.to_string())))
         .collect::<Result<_, _>>()?;
     let sealed =
-        hex::decode(&stored.sealed).ok_or_else(|| corrupt("sealed value is not hex".into()))?;
+        hex::decode(&stored.sealed).map_err(|_| corrupt("sealed value is not hex".into()))?;
     Ok(LiveSecret {
         info: info.clone(),
         hosts,

@@ -13,7 +13,7 @@ use super::SteeringError;
 const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// What happens to a sandbox's native IPv6 TCP connects.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Ipv6Policy {
     /// Steer them to veil's IPv6 listener, like IPv4.
@@ -21,18 +21,6 @@ pub enum Ipv6Policy {
     Steer,
     /// Refuse them in the kernel.
     Deny,
-}
-
-impl FromStr for Ipv6Policy {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "steer" => Ok(Self::Steer),
-            "deny" => Ok(Self::Deny),
-            _ => Err(format!("unknown IPv6 policy {s:?}: use steer or deny")),
-        }
-    }
 }
 
 /// What one sandbox may do beyond TCP through veil.
@@ -246,7 +234,5 @@ mod tests {
             .parse::<ResolverList>()
             .unwrap_err()
             .contains("bogus"));
-        assert_eq!("DENY".parse::<Ipv6Policy>(), Ok(Ipv6Policy::Deny));
-        assert!("maybe".parse::<Ipv6Policy>().is_err());
     }
 }

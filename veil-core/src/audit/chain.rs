@@ -44,26 +44,20 @@ impl Hash {
     /// The `prev_hash` of the first record: all zeros.
     pub const GENESIS: Self = Self([0; 32]);
 
-    /// Parses 64 hex digits.
+    /// Parses 64 lowercase hex digits.
     pub fn from_hex(text: &str) -> Option<Self> {
-        let bytes = text.as_bytes();
-        if bytes.len() != 64 {
+        if text.bytes().any(|b| b.is_ascii_uppercase()) {
             return None;
         }
         let mut out = [0; 32];
-        for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            *byte = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
-        }
+        hex::decode_to_slice(text, &mut out).ok()?;
         Some(Self(out))
     }
 }
 
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        f.write_str(&hex::encode(self.0))
     }
 }
 
@@ -184,15 +178,6 @@ const ANCHOR_PREFIX: &[u8] = br#"{"anchor":"#;
 #[serde(deny_unknown_fields)]
 struct StoredAnchor {
     anchor: Anchor,
-}
-
-/// The value of a lowercase hex digit.
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

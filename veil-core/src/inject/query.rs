@@ -2,6 +2,8 @@
 
 use std::ops::Range;
 
+use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
 /// Where the query string of `request_target` lies: after the first `?`, before any `#`.
 pub(super) fn range(request_target: &[u8]) -> Option<Range<usize>> {
     let end = request_target
@@ -17,29 +19,20 @@ pub(super) fn range(request_target: &[u8]) -> Option<Range<usize>> {
 
 /// How long `bytes` are once percent-encoded.
 pub(super) fn percent_encoded_len(bytes: &[u8]) -> usize {
-    bytes
-        .iter()
-        .map(|&byte| if is_unreserved(byte) { 1 } else { 3 })
-        .sum()
+    percent_encode(bytes, UNRESERVED).map(str::len).sum()
 }
 
 /// Appends `bytes` to `out`, percent-encoding all but the unreserved bytes (`A-Za-z0-9-._~`).
 pub(super) fn percent_encode_into(bytes: &[u8], out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &byte in bytes {
-        if is_unreserved(byte) {
-            out.push(byte);
-        } else {
-            out.extend_from_slice(&[
-                b'%',
-                HEX[usize::from(byte >> 4)],
-                HEX[usize::from(byte & 0x0f)],
-            ]);
-        }
+    for chunk in percent_encode(bytes, UNRESERVED) {
+        out.extend_from_slice(chunk.as_bytes());
     }
 }
 
-/// Whether `byte` is unreserved in a URI (RFC 3986): it stands for itself.
-fn is_unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
-}
+/// What stands for itself in a URI (RFC 3986's unreserved characters); everything else is
+/// percent-encoded.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');

@@ -14,7 +14,9 @@
 pub mod config;
 pub mod rules;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use ipnet::IpNet;
 
 use crate::host_pattern::HostPattern;
 
@@ -82,7 +84,7 @@ impl Policy {
         }
         // A host given as an address literal may be allowed by an address rule.
         if let Ok(ip) = host.parse::<IpAddr>() {
-            if rules::canonical(ip) == rules::canonical(dst.ip()) {
+            if ip.to_canonical() == dst.ip().to_canonical() {
                 return self.decide_addr(dst);
             }
         }
@@ -151,35 +153,48 @@ impl Policy {
 
 /// The special range `ip` falls in, if any.
 pub fn special_range(ip: IpAddr) -> Option<&'static str> {
-    match rules::canonical(ip) {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            Some(match o {
-                [127, ..] => "loopback 127.0.0.0/8",
-                [10, ..] => "private 10.0.0.0/8",
-                [172, b, ..] if (16..32).contains(&b) => "private 172.16.0.0/12",
-                [192, 168, ..] => "private 192.168.0.0/16",
-                [169, 254, ..] => "link-local and metadata 169.254.0.0/16",
-                [100, b, ..] if (64..128).contains(&b) => "CGNAT 100.64.0.0/10",
-                [0, ..] => "this-network 0.0.0.0/8",
-                _ => return None,
-            })
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            Some(if v6.is_loopback() {
-                "loopback ::1"
-            } else if v6.is_unspecified() {
-                "unspecified ::"
-            } else if first & 0xfe00 == 0xfc00 {
-                "unique-local fc00::/7"
-            } else if first & 0xffc0 == 0xfe80 {
-                "link-local fe80::/10"
-            } else {
-                return None;
-            })
-        }
-    }
+    let ip = ip.to_canonical();
+    SPECIAL_RANGES
+        .iter()
+        .find(|(range, _)| range.contains(&ip))
+        .map(|&(_, name)| name)
+}
+
+/// The ranges that only a named host or a CIDR rule other than `/0` opens, as people see them.
+const SPECIAL_RANGES: [(IpNet, &str); 11] = [
+    (v4([127, 0, 0, 0], 8), "loopback 127.0.0.0/8"),
+    (v4([10, 0, 0, 0], 8), "private 10.0.0.0/8"),
+    (v4([172, 16, 0, 0], 12), "private 172.16.0.0/12"),
+    (v4([192, 168, 0, 0], 16), "private 192.168.0.0/16"),
+    (
+        v4([169, 254, 0, 0], 16),
+        "link-local and metadata 169.254.0.0/16",
+    ),
+    (v4([100, 64, 0, 0], 10), "CGNAT 100.64.0.0/10"),
+    (v4([0, 0, 0, 0], 8), "this-network 0.0.0.0/8"),
+    (v6(Ipv6Addr::LOCALHOST, 128), "loopback ::1"),
+    (v6(Ipv6Addr::UNSPECIFIED, 128), "unspecified ::"),
+    (
+        v6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7),
+        "unique-local fc00::/7",
+    ),
+    (
+        v6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10),
+        "link-local fe80::/10",
+    ),
+];
+
+/// The IPv4 block `octets/prefix` (a constant, so a bad prefix fails the build).
+const fn v4(octets: [u8; 4], prefix: u8) -> IpNet {
+    IpNet::new_assert(
+        IpAddr::V4(Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3])),
+        prefix,
+    )
+}
+
+/// The IPv6 block `addr/prefix` (a constant, so a bad prefix fails the build).
+const fn v6(addr: Ipv6Addr, prefix: u8) -> IpNet {
+    IpNet::new_assert(IpAddr::V6(addr), prefix)
 }
 
 fn allowed(rule: &Rule, reason: String) -> Decision {

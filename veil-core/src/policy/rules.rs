@@ -3,6 +3,8 @@
 
 use std::{fmt, net::IpAddr, str::FromStr};
 
+use ipnet::IpNet;
+
 use crate::host_pattern::{HostPattern, PatternError};
 
 /// One allow rule.
@@ -17,8 +19,7 @@ pub enum Rule {
 /// An address block with an optional port, e.g. `127.0.0.3/32:5432` or `[fd00::/8]:443`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
-    net: IpAddr,
-    prefix: u8,
+    net: IpNet,
     port: Option<u16>,
 }
 
@@ -99,13 +100,10 @@ impl Cidr {
         let (addr, prefix) = block
             .split_once('/')
             .ok_or_else(|| err("missing `/PREFIX`"))?;
-        let net: IpAddr = addr.parse().map_err(|_| err("not an IP address"))?;
+        let addr: IpAddr = addr.parse().map_err(|_| err("not an IP address"))?;
         let prefix: u8 = prefix.parse().map_err(|_| err("prefix is not a number"))?;
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        if prefix > max {
-            return Err(err("prefix longer than the address"));
-        }
-        if mask(net, prefix) != net {
+        let net = IpNet::new(addr, prefix).map_err(|_| err("prefix longer than the address"))?;
+        if net.network() != addr {
             return Err(err("address has bits set beyond the prefix"));
         }
         let port = port
@@ -116,61 +114,27 @@ impl Cidr {
                     .ok_or_else(|| err("bad port"))
             })
             .transpose()?;
-        Ok(Self { net, prefix, port })
+        Ok(Self { net, port })
     }
 
     /// Whether the block (and port, if given) contains `ip:port`.
     pub fn contains(&self, ip: IpAddr, port: u16) -> bool {
-        let ip = canonical(ip);
-        self.port.is_none_or(|p| p == port)
-            && ip.is_ipv4() == self.net.is_ipv4()
-            && mask(ip, self.prefix) == self.net
+        self.port.is_none_or(|p| p == port) && self.net.contains(&ip.to_canonical())
     }
 
     /// Whether this is an all-addresses block (`0.0.0.0/0`, `::/0`), which, like `*`, does not
     /// open the special ranges.
     pub fn is_everything(&self) -> bool {
-        self.prefix == 0
+        self.net.prefix_len() == 0
     }
 }
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.net, self.port) {
-            (IpAddr::V6(_), Some(port)) => write!(f, "[{}/{}]:{port}", self.net, self.prefix),
-            (_, Some(port)) => write!(f, "{}/{}:{port}", self.net, self.prefix),
-            (_, None) => write!(f, "{}/{}", self.net, self.prefix),
-        }
-    }
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 address it maps.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let bits = u32::from(v4);
-            let m = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(prefix))
-            };
-            IpAddr::V4((bits & m).into())
-        }
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6);
-            let m = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(prefix))
-            };
-            IpAddr::V6((bits & m).into())
+            (IpNet::V6(_), Some(port)) => write!(f, "[{}]:{port}", self.net),
+            (_, Some(port)) => write!(f, "{}:{port}", self.net),
+            (_, None) => self.net.fmt(f),
         }
     }
 }
