@@ -10,6 +10,8 @@
 //!   destination and the policy.
 //! - [`inject`]: the placeholder engine: placeholders in request headers (and opted-in query
 //!   strings) become secrets only for verified in-scope hosts.
+//! - [`scrub`]: the response scrubber: every live secret in a response (raw, base64,
+//!   percent-encoded, JSON-escaped) becomes its placeholder before the sandbox sees it.
 //! - [`audit`]: audit records, their encoding, the hash chain, renderings.
 //! - [`secrets`]: the secret value type, validation of secrets' fields, the live set.
 //!
@@ -22,4 +24,5 @@ pub mod host_pattern;
 pub mod inject;
 pub mod plan;
 pub mod policy;
+pub mod scrub;
 pub mod secrets;
