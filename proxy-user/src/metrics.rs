@@ -43,6 +43,7 @@ pub struct Metrics {
     refused: AtomicU64,
     denials: AtomicU64,
     injections: AtomicU64,
+    scrubs: AtomicU64,
     errors: [AtomicU64; 3],
     setup_buckets: [AtomicU64; BUCKETS.len()],
     setup_count: AtomicU64,
@@ -79,6 +80,11 @@ impl Metrics {
         self.injections.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a secret scrubbed out of (or cut off with) a response.
+    pub fn scrub(&self) {
+        self.scrubs.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a failure.
     pub fn error(&self, kind: ErrorKind) {
         self.errors[kind as usize].fetch_add(1, Ordering::Relaxed);
@@ -108,6 +114,9 @@ impl Metrics {
         line("# HELP veil_injections_total Placeholders replaced by their secret.".into());
         line("# TYPE veil_injections_total counter".into());
         line(format!("veil_injections_total {}", get(&self.injections)));
+        line("# HELP veil_scrubs_total Secrets found in responses and scrubbed or cut off.".into());
+        line("# TYPE veil_scrubs_total counter".into());
+        line(format!("veil_scrubs_total {}", get(&self.scrubs)));
         line("# HELP veil_errors_total Failures, by kind.".into());
         line("# TYPE veil_errors_total counter".into());
         for kind in ErrorKind::ALL {

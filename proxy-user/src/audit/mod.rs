@@ -37,7 +37,8 @@ pub use writer::{now_ms, AuditHandle, AuditWriter};
 pub use veil_core::audit::{
     json_line, table, Anchor, ChainHead, ConnProtocol, Connection, DecodeError, Event, EventKind,
     Hash, Injection, KernelRefusal, PolicyChange, PolicyTrigger, Record, RefusalsDropped,
-    RequestProtocol, Retention, SandboxChange, SecretChange, SecretRef, TableStream, Verdict,
+    RequestProtocol, Retention, SandboxChange, Scrub, SecretChange, SecretRef, TableStream,
+    Verdict,
 };
 
 /// Errors from the audit log.

@@ -6,13 +6,13 @@ use hyper::{
 };
 
 /// Headers that describe one connection and are never forwarded, plus `Expect`, which veil
-/// answers itself.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// answers itself. (`Trailer`, which names the trailer fields to come, goes on: hyper's
+/// HTTP/1.1 server sends only the trailers it names.)
+const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     header::TE,
-    header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
     header::EXPECT,
@@ -23,15 +23,25 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_tokens(headers).any(|t| t == "upgrade")
 }
 
-/// Removes hop-by-hop headers and those the `Connection` header names. With `keep_upgrade`,
-/// `Upgrade` and `Connection: upgrade` survive (for a protocol switch).
+/// Removes hop-by-hop headers and those the `Connection` header names, except `TE: trailers`.
+/// With `keep_upgrade`, `Upgrade` and `Connection: upgrade` survive (for a protocol switch).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let named: Vec<HeaderName> = connection_tokens(headers)
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     let upgrade = headers.get(header::UPGRADE).cloned();
+    let trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
+    }
+    // `TE: trailers` says the client takes trailers (gRPC needs it upstream): it goes on.
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     if keep_upgrade {
         if let Some(value) = upgrade {
@@ -73,7 +83,7 @@ mod tests {
             ("keep-alive", "timeout=5"),
             ("x-secret-hop", "1"),
             ("transfer-encoding", "chunked"),
-            ("te", "trailers"),
+            ("te", "gzip"),
             ("expect", "100-continue"),
             ("authorization", "Bearer t"),
             ("proxy-authorization", "Basic x"),
@@ -81,6 +91,14 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, vec!["authorization", "proxy-authorization"]);
+    }
+
+    #[test]
+    fn te_trailers_goes_on_and_nothing_else_of_te() {
+        let mut h = headers(&[("te", "gzip, Trailers"), ("connection", "TE")]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.get("te").unwrap(), "trailers");
+        assert_eq!(h.len(), 1);
     }
 
     #[test]

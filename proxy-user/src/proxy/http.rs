@@ -35,11 +35,11 @@ use veil_core::{
     policy::{Policy, Unproven},
 };
 
-use super::{idle::Idle, Context};
+use super::{deliver::deliver, idle::Idle, report::Report, scrub_body::BoxError, Context};
 use crate::audit::RequestProtocol;
 
 /// A response body: streamed from upstream, or made by veil.
-pub type Body = BoxBody<Bytes, hyper::Error>;
+pub type Body = BoxBody<Bytes, BoxError>;
 
 /// What a forwarded request needs to know about its connection.
 pub struct Forwarder {
@@ -208,6 +208,7 @@ impl Forwarder {
         if let Err(message) = set_target(&mut req, version, &named) {
             return answer(StatusCode::BAD_REQUEST, message);
         }
+        let has_body = req.method() != hyper::Method::HEAD;
         let mut response = match sender.send(req).await {
             Ok(r) => r,
             Err(e) => {
@@ -234,7 +235,22 @@ impl Forwarder {
             });
         }
         strip_hop_by_hop(response.headers_mut(), switched);
-        response.map(BodyExt::boxed)
+        let scrubber = match self.ctx.engine.scrubber() {
+            Ok(scrubber) => scrubber,
+            Err(why) => {
+                return answer(
+                    StatusCode::BAD_GATEWAY,
+                    format!("veil: no response is delivered while veil cannot scan it: {why}\n"),
+                )
+            }
+        };
+        let report = Arc::new(Report::new(
+            Arc::clone(&self.ctx),
+            self.origin.clone(),
+            host,
+            self.dst,
+        ));
+        deliver(response, scrubber, report, has_body).await
     }
 }
 

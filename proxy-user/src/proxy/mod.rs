@@ -11,6 +11,8 @@
 //! Every connection's outcome is recorded once, by [`Context::conclude`].
 
 pub mod context;
+pub mod decode;
+pub mod deliver;
 pub mod deny;
 pub mod headers;
 pub mod http;
@@ -18,6 +20,8 @@ pub mod idle;
 pub mod inject_request;
 pub mod limits;
 pub mod prefixed;
+pub mod report;
+pub mod scrub_body;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 

@@ -1,65 +1,98 @@
-//! The placeholder engine for the live secrets. The store rebuilds it whenever the set
-//! changes and publishes it through a `watch` channel, so a create, rotate or delete applies
-//! to the very next request, also on open connections, and a request takes the engine
-//! without a lock of its own.
+//! The placeholder engine and the response scrubber for the live secrets. The store rebuilds
+//! both whenever the set changes and publishes them through a `watch` channel, so a create,
+//! rotate or delete applies to the very next request and response, also on open connections,
+//! and the data path takes them without a lock of its own.
 
 use std::sync::Arc;
 
 use tokio::sync::watch;
-use veil_core::inject::{Engine, EngineError, Entry};
+use veil_core::{
+    inject::{self, Engine, EngineError},
+    scrub::{self, Scrubber, ScrubberError},
+};
 
 use super::{SecretSet, SecretValue};
 
-/// The engine for the secrets as they are now.
-#[derive(Clone)]
-pub struct LiveEngine(watch::Receiver<Option<Arc<Engine<SecretValue>>>>);
+/// What the data path needs of the live secrets.
+struct Built {
+    /// `None` when it could not be built: nothing is injected (the error was logged).
+    engine: Option<Arc<Engine<SecretValue>>>,
+    /// Always there: when it cannot be built for the set, responses are refused instead.
+    scrubber: Result<Arc<Scrubber>, Arc<str>>,
+}
 
-/// Publishes engines to [`LiveEngine`]s.
-pub(super) struct Publisher(watch::Sender<Option<Arc<Engine<SecretValue>>>>);
+/// The engine and scrubber for the secrets as they are now.
+#[derive(Clone)]
+pub struct LiveEngine(watch::Receiver<Arc<Built>>);
+
+/// Publishes engines and scrubbers to [`LiveEngine`]s.
+pub(super) struct Publisher(watch::Sender<Arc<Built>>);
 
 impl LiveEngine {
-    /// The engine in force; `None` when there is none (no secrets can be injected: building
-    /// it failed, and the error was logged).
+    /// The placeholder engine in force; `None` when there is none (no secrets can be
+    /// injected: building it failed, and the error was logged).
     pub fn current(&self) -> Option<Arc<Engine<SecretValue>>> {
-        self.0.borrow().clone()
+        self.0.borrow().engine.clone()
     }
 
-    /// An engine fixed to `set`, for tests of the data path.
+    /// The scrubber in force; `Err` says why there is none, and then no response may reach a
+    /// sandbox.
+    pub fn scrubber(&self) -> Result<Arc<Scrubber>, Arc<str>> {
+        self.0.borrow().scrubber.clone()
+    }
+
+    /// An engine and scrubber fixed to `set`, for tests of the data path.
     pub fn fixed(set: &SecretSet) -> Result<Self, EngineError> {
-        Ok(Self(
-            watch::Sender::new(Some(Arc::new(build(set)?))).subscribe(),
-        ))
+        let built = Built {
+            engine: Some(Arc::new(engine(set)?)),
+            scrubber: scrubber(set)
+                .map(Arc::new)
+                .map_err(|e| e.to_string().into()),
+        };
+        Ok(Self(watch::Sender::new(Arc::new(built)).subscribe()))
     }
 }
 
 impl Publisher {
-    /// A publisher with no engine yet.
+    /// A publisher for no secrets yet.
     pub(super) fn new() -> Self {
-        Self(watch::Sender::new(None))
+        Self(watch::Sender::new(Arc::new(Built {
+            engine: None,
+            scrubber: Ok(Arc::new(Scrubber::empty())),
+        })))
     }
 
-    /// Builds the engine for `set` and puts it in force.
+    /// Builds the engine and the scrubber for `set` and puts them in force.
     pub(super) fn publish(&self, set: &SecretSet) {
-        let engine = match build(set) {
+        let engine = match engine(set) {
             Ok(engine) => Some(Arc::new(engine)),
             Err(e) => {
                 log::error!("building the placeholder engine failed, so nothing is injected: {e}");
                 None
             }
         };
-        self.0.send_replace(engine);
+        let scrubber = match scrubber(set) {
+            Ok(scrubber) => Ok(Arc::new(scrubber)),
+            Err(e) => {
+                log::error!(
+                    "building the response scrubber failed, so no response reaches a sandbox: {e}"
+                );
+                Err(e.to_string().into())
+            }
+        };
+        self.0.send_replace(Arc::new(Built { engine, scrubber }));
     }
 
-    /// A receiver of the engine in force.
+    /// A receiver of what is in force.
     pub(super) fn subscribe(&self) -> LiveEngine {
         LiveEngine(self.0.subscribe())
     }
 }
 
-fn build(set: &SecretSet) -> Result<Engine<SecretValue>, EngineError> {
+fn engine(set: &SecretSet) -> Result<Engine<SecretValue>, EngineError> {
     let entries = set
         .iter()
-        .map(|secret| Entry {
+        .map(|secret| inject::Entry {
             id: secret.info.id.clone(),
             name: secret.info.name.clone(),
             placeholder: secret.info.proxy_value.clone(),
@@ -69,4 +102,18 @@ fn build(set: &SecretSet) -> Result<Engine<SecretValue>, EngineError> {
         })
         .collect();
     Engine::new(entries)
+}
+
+fn scrubber(set: &SecretSet) -> Result<Scrubber, ScrubberError> {
+    let entries = set
+        .iter()
+        .map(|secret| scrub::Entry {
+            id: secret.info.id.clone(),
+            name: secret.info.name.clone(),
+            placeholder: secret.info.proxy_value.clone(),
+            value: Arc::clone(&secret.value),
+            derived: Vec::new(),
+        })
+        .collect();
+    Scrubber::new(entries)
 }

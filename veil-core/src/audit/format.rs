@@ -185,6 +185,21 @@ fn row(record: &Record) -> [String; COLUMNS] {
                 i.secret_name, i.secret_id, i.header, i.protocol, i.cgroup_id
             ),
         ],
+        Event::SecretScrubbed(x) => [
+            seq,
+            time,
+            kind,
+            sandbox,
+            x.pid.to_string(),
+            or_absent(&x.comm),
+            format!("{} ({})", x.host, x.destination),
+            x.action.clone(),
+            format!("{} in {}", x.count, x.location),
+            format!(
+                "secret={} id={} cgroup_id={}",
+                x.secret_name, x.secret_id, x.cgroup_id
+            ),
+        ],
         Event::PolicyChanged(p) => [
             seq,
             time,

@@ -19,7 +19,7 @@ pub use format::{json_line, table, TableStream};
 pub use record::{
     seq_from_key, seq_key, ConnProtocol, Connection, Event, EventKind, Injection, KernelRefusal,
     PolicyChange, PolicyTrigger, Record, RefusalsDropped, RequestProtocol, Retention,
-    SandboxChange, SecretChange, SecretRef, Verdict,
+    SandboxChange, Scrub, SecretChange, SecretRef, Verdict,
 };
 
 /// Why stored audit bytes could not be decoded.

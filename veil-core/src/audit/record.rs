@@ -92,6 +92,9 @@ pub enum Event {
     PolicyChanged(PolicyChange),
     /// Retention dropped the oldest records.
     Retention(Retention),
+    /// A secret's value in a response was replaced by its placeholder, or the response was
+    /// cut off, before it reached the sandbox.
+    SecretScrubbed(Scrub),
 }
 
 impl Event {
@@ -110,6 +113,7 @@ impl Event {
             Self::PlaceholderNotInjected(_) => EventKind::PlaceholderNotInjected,
             Self::PolicyChanged(_) => EventKind::PolicyChanged,
             Self::Retention(_) => EventKind::Retention,
+            Self::SecretScrubbed(_) => EventKind::SecretScrubbed,
         }
     }
 
@@ -120,6 +124,7 @@ impl Event {
             Self::SandboxAttached(s) | Self::SandboxDetached(s) => Some(&s.name),
             Self::KernelRefusal(r) => r.sandbox.as_deref(),
             Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => i.sandbox.as_deref(),
+            Self::SecretScrubbed(s) => s.sandbox.as_deref(),
             Self::KernelRefusalsDropped(_)
             | Self::SecretCreated(_)
             | Self::SecretUpdated(_)
@@ -135,6 +140,7 @@ impl Event {
             Self::Connection(c) => c.destination,
             Self::KernelRefusal(r) => r.destination,
             Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => Some(i.destination),
+            Self::SecretScrubbed(s) => Some(s.destination),
             Self::SandboxAttached(_)
             | Self::SandboxDetached(_)
             | Self::KernelRefusalsDropped(_)
@@ -151,6 +157,7 @@ impl Event {
         match self {
             Self::Connection(c) => c.host.as_deref(),
             Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => Some(&i.host),
+            Self::SecretScrubbed(s) => Some(&s.host),
             Self::SandboxAttached(_)
             | Self::SandboxDetached(_)
             | Self::KernelRefusal(_)
@@ -178,6 +185,10 @@ impl Event {
                 name: &i.secret_name,
                 id: &i.secret_id,
             }),
+            Self::SecretScrubbed(s) => Some(SecretRef {
+                name: &s.secret_name,
+                id: &s.secret_id,
+            }),
             Self::Connection(_)
             | Self::SandboxAttached(_)
             | Self::SandboxDetached(_)
@@ -203,6 +214,35 @@ impl SecretRef<'_> {
     pub fn is(&self, name_or_id: &str) -> bool {
         self.name == name_or_id || self.id == name_or_id
     }
+}
+
+/// A secret's value found in a response on its way to a sandbox. Never the value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scrub {
+    /// The secret's id.
+    pub secret_id: String,
+    /// The secret's name.
+    pub secret_name: String,
+    /// The host the response came from.
+    pub host: String,
+    /// The original destination.
+    pub destination: SocketAddr,
+    /// Where it was: `header:<name>`, `trailer:<name>`, `body`, `frame` (WebSocket) or
+    /// `stream` (TLS that is not HTTP).
+    pub location: String,
+    /// How many occurrences (in every encoding veil knows).
+    pub count: u64,
+    /// `replaced` (by the placeholder), or `cut` (the response was not delivered: a compressed
+    /// body, or one whose length could not change), with why.
+    pub action: String,
+    /// Sandbox name, `None` when the cgroup is not a known sandbox.
+    pub sandbox: Option<String>,
+    /// cgroup v2 id of the requesting process.
+    pub cgroup_id: u64,
+    /// Process id of the requesting process.
+    pub pid: u32,
+    /// Command name of the requesting process.
+    pub comm: String,
 }
 
 /// A placeholder found in a request: replaced by its secret, or left alone and why. Never the
@@ -502,11 +542,13 @@ pub enum EventKind {
     PolicyChanged,
     /// [`Event::Retention`].
     Retention,
+    /// [`Event::SecretScrubbed`].
+    SecretScrubbed,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Connection,
         Self::SandboxAttached,
         Self::SandboxDetached,
@@ -519,6 +561,7 @@ impl EventKind {
         Self::PlaceholderNotInjected,
         Self::PolicyChanged,
         Self::Retention,
+        Self::SecretScrubbed,
     ];
 
     /// The kind's name, as serialized in the `kind` field.
@@ -536,6 +579,7 @@ impl EventKind {
             Self::PlaceholderNotInjected => "placeholder_not_injected",
             Self::PolicyChanged => "policy_changed",
             Self::Retention => "retention",
+            Self::SecretScrubbed => "secret_scrubbed",
         }
     }
 
