@@ -76,6 +76,7 @@ fn describe(refusal: &Refusal, sandbox: Option<String>) -> KernelRefusal {
         destination: steering::destination(refusal),
         protocol: steering::protocol_name(refusal),
         reason: steering::reason_text(refusal.reason),
+        count: 1,
     }
 }
 

@@ -136,6 +136,7 @@ fn describe(registry: &Registry, record: &ConnRecord, peer: SocketAddr) -> Conne
         rule: None,
         verdict: Verdict::Refused,
         reason: "undecided".into(),
+        count: 1,
     }
 }
 
@@ -155,6 +156,7 @@ fn unknown(peer: SocketAddr) -> Connection {
         rule: None,
         verdict: Verdict::Refused,
         reason: "undecided".into(),
+        count: 1,
     }
 }
 
