@@ -100,7 +100,7 @@ fn options(
     Options {
         config: proxy.config.clone(),
         upstream_ca: proxy.upstream_ca.clone(),
-        audit_retention: RetentionPolicy::default(),
+        audit_retention: RetentionPolicy::standard(),
         steering: SteeringConfig {
             dir: paths.bpf_dir.clone(),
             listen: proxy.listen,

@@ -32,7 +32,7 @@ mod verify;
 mod writer;
 
 pub use follow::Follow;
-pub use retention::{enforce_retention, RetentionPolicy};
+pub use retention::{enforce_retention, RetentionPolicy, DEFAULT_MAX_AGE, DEFAULT_MAX_RECORDS};
 pub use store::{AuditStore, Filter};
 pub use verify::{BreakKind, ChainBreak, Verification};
 pub use writer::{now_ms, AuditHandle, AuditWriter};
