@@ -133,5 +133,6 @@ fn event(i: usize) -> Event {
         rule: Some("api.example.test".into()),
         verdict: Verdict::Allowed,
         reason: "relayed".into(),
+        count: 1,
     })
 }

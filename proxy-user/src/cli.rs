@@ -484,25 +484,50 @@ impl AuditFilterArgs {
 /// How much of the audit log `veil serve` keeps.
 #[derive(Debug, Args)]
 pub struct RetentionArgs {
-    /// Drop audit records older than this (such as 30d or 12h) at start and then every
-    /// --audit-retention-interval; the log still verifies from the oldest record kept.
-    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
-    pub audit_max_age: Option<Duration>,
-    /// Keep at most N audit records (the oldest go first), checked like --audit-max-age.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub audit_max_records: Option<u64>,
+    /// Drop audit records older than this (such as 30d or 12h; `off` keeps them however old)
+    /// at start and then every --audit-retention-interval; the log still verifies from the
+    /// oldest record kept.
+    #[arg(long, value_name = "DURATION|off", default_value = "90d", value_parser = age_limit)]
+    pub audit_max_age: Limit<Duration>,
+    /// Keep at most N audit records (the oldest go first; `off` for no limit), checked like
+    /// --audit-max-age.
+    #[arg(long, value_name = "N|off", default_value = "5000000", value_parser = count_limit)]
+    pub audit_max_records: Limit<u64>,
     /// How often --audit-max-age and --audit-max-records are applied.
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = positive_duration)]
     pub audit_retention_interval: Duration,
 }
 
+/// A retention limit, or none (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit<T>(pub Option<T>);
+
 impl From<RetentionArgs> for RetentionPolicy {
     fn from(a: RetentionArgs) -> Self {
         RetentionPolicy {
-            max_age: a.audit_max_age,
-            max_records: a.audit_max_records,
+            max_age: a.audit_max_age.0,
+            max_records: a.audit_max_records.0,
             every: a.audit_retention_interval,
         }
+    }
+}
+
+/// Parses `off` or an age limit (see [`positive_duration`]).
+fn age_limit(value: &str) -> Result<Limit<Duration>, String> {
+    if value == "off" {
+        return Ok(Limit(None));
+    }
+    positive_duration(value).map(|d| Limit(Some(d)))
+}
+
+/// Parses `off` or a record count of at least 1.
+fn count_limit(value: &str) -> Result<Limit<u64>, String> {
+    match value {
+        "off" => Ok(Limit(None)),
+        _ => match value.parse::<u64>() {
+            Ok(0) | Err(_) => Err("give a count of at least 1, or off".to_owned()),
+            Ok(n) => Ok(Limit(Some(n))),
+        },
     }
 }
 
@@ -519,6 +544,8 @@ fn positive_duration(value: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, String> {
@@ -547,5 +574,33 @@ mod tests {
         assert_eq!(policy("DENY"), Ok(Some(Ipv6Policy::Deny)));
         assert_eq!(policy("steer"), Ok(Some(Ipv6Policy::Steer)));
         assert!(policy("maybe").unwrap_err().contains("deny"));
+    }
+
+    fn serve_retention(args: &[&str]) -> Result<RetentionPolicy, clap::Error> {
+        let cli = Cli::try_parse_from([&["veil", "serve"], args].concat())?;
+        match cli.command {
+            Command::Serve(serve) => Ok(serve.retention.into()),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn retention_defaults_to_the_standard_policy_and_off_keeps_everything() {
+        assert_eq!(serve_retention(&[]).unwrap(), RetentionPolicy::standard());
+        let off = serve_retention(&["--audit-max-age", "off", "--audit-max-records", "off"]);
+        assert!(off.unwrap().keeps_everything());
+        let set = serve_retention(&["--audit-max-age", "30d", "--audit-max-records", "7"]);
+        let set = set.unwrap();
+        assert_eq!(set.max_age, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(set.max_records, Some(7));
+        for bad in [
+            &["--audit-max-records", "0"][..],
+            &["--audit-max-records", "many"],
+            &["--audit-max-age", "0s"],
+            &["--audit-max-age", "soon"],
+        ] {
+            let err = serve_retention(bad).unwrap_err().to_string();
+            assert!(err.contains("--audit-max"), "{bad:?}: {err}");
+        }
     }
 }

@@ -101,7 +101,7 @@ fn options(
         limits: (&proxy.limits).into(),
         config: proxy.config.clone(),
         upstream_ca: proxy.upstream_ca.clone(),
-        audit_retention: RetentionPolicy::default(),
+        audit_retention: RetentionPolicy::standard(),
         steering: SteeringConfig {
             dir: paths.bpf_dir.clone(),
             listen: proxy.listen,

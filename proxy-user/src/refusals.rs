@@ -1,6 +1,8 @@
-//! Forwarding what the kernel refused sandboxes into the audit log: one `kernel_refusal`
-//! record per refusal read from the ring buffer, and a `kernel_refusals_dropped` record
-//! whenever the kernel's count of refusals the full ring could not take has grown.
+//! Forwarding what the kernel refused sandboxes into the audit log: every refusal read from
+//! the ring buffer goes to [`crate::audit::AuditHandle::record`], which records the first of a
+//! sandbox, destination and reason at once and sums its repeats over the next second into one
+//! `kernel_refusal` record with a `count`; and a `kernel_refusals_dropped` record whenever the
+//! kernel's count of refusals the full ring could not take has grown.
 //!
 //! The drop counter lives as long as the pinned maps, across daemon restarts; each
 //! `kernel_refusals_dropped` record carries the counter's total, so a restarted daemon
@@ -31,7 +33,7 @@ pub async fn forward(mut reader: RefusalReader, daemon: Arc<Daemon>) {
                         let sandbox_id =
                             steering::sandbox_cgroup(refusal.cgroup_id, refusal.sandbox_id);
                         let event = describe(refusal, daemon.sandbox_name(sandbox_id));
-                        log::debug!(
+                        log::trace!(
                             "kernel refused pid {} ({}) {}: {}",
                             event.pid,
                             event.comm,
@@ -76,6 +78,7 @@ fn describe(refusal: &Refusal, sandbox: Option<String>) -> KernelRefusal {
         destination: steering::destination(refusal),
         protocol: steering::protocol_name(refusal),
         reason: steering::reason_text(refusal.reason),
+        count: 1,
     }
 }
 

@@ -183,6 +183,7 @@ fn describe(registry: &Registry, record: &ConnRecord, peer: SocketAddr) -> Conne
         rule: None,
         verdict: Verdict::Refused,
         reason: "undecided".into(),
+        count: 1,
     }
 }
 
@@ -202,6 +203,7 @@ fn unknown(peer: SocketAddr) -> Connection {
         rule: None,
         verdict: Verdict::Refused,
         reason: "undecided".into(),
+        count: 1,
     }
 }
 

@@ -14,6 +14,8 @@
 //! - `writer.rs`: [`AuditWriter`], the single task that owns appends and
 //!   group-commits everything queued through the cloneable [`AuditHandle`],
 //!   then publishes what it committed to followers.
+//! - `backlog.rs`: the budget of records waiting for the writer, per sandbox, and the
+//!   drops it counts, so that a sandbox flooding the log drops only its own records.
 //! - `health.rs`: whether the writer has failed, so nothing that must be
 //!   audited goes ahead unaudited.
 //! - `follow.rs`: [`Follow`], the matching records as they are committed, with
@@ -21,6 +23,7 @@
 //!
 //! Every fallible operation in this module returns [`AuditError`].
 
+mod backlog;
 mod follow;
 mod health;
 mod retention;
@@ -29,16 +32,16 @@ mod verify;
 mod writer;
 
 pub use follow::Follow;
-pub use retention::{enforce_retention, RetentionPolicy};
+pub use retention::{enforce_retention, RetentionPolicy, DEFAULT_MAX_AGE, DEFAULT_MAX_RECORDS};
 pub use store::{AuditStore, Filter};
 pub use verify::{BreakKind, ChainBreak, Verification};
 pub use writer::{now_ms, AuditHandle, AuditWriter};
 
 pub use veil_core::audit::{
     json_line, table, Anchor, ChainHead, ConnProtocol, Connection, DecodeError, Event, EventKind,
-    Hash, Injection, KernelRefusal, PolicyChange, PolicyTrigger, Record, RefusalsDropped,
-    RequestProtocol, Retention, SandboxChange, Scrub, SecretChange, SecretRef, TableStream,
-    Verdict,
+    Hash, Injection, KernelRefusal, PolicyChange, PolicyTrigger, Record, RecordsDropped,
+    RefusalsDropped, RequestProtocol, Retention, SandboxChange, Scrub, SecretChange, SecretRef,
+    TableStream, Verdict, MAX_HEADERS,
 };
 
 /// Errors from the audit log.

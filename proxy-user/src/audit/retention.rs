@@ -24,7 +24,7 @@ pub struct RetentionPolicy {
 }
 
 impl Default for RetentionPolicy {
-    /// Keep everything; check every minute.
+    /// Keep everything (`--audit-max-age off --audit-max-records off`); check every minute.
     fn default() -> Self {
         Self {
             max_age: None,
@@ -34,7 +34,24 @@ impl Default for RetentionPolicy {
     }
 }
 
+/// How long records are kept unless `--audit-max-age` says otherwise: 90 days.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+
+/// How many records are kept unless `--audit-max-records` says otherwise: five million,
+/// about 2.5 GB at the 400 to 500 bytes a record takes.
+pub const DEFAULT_MAX_RECORDS: u64 = 5_000_000;
+
 impl RetentionPolicy {
+    /// What veil keeps when not told otherwise: [`DEFAULT_MAX_AGE`] and
+    /// [`DEFAULT_MAX_RECORDS`], checked every minute.
+    pub fn standard() -> Self {
+        Self {
+            max_age: Some(DEFAULT_MAX_AGE),
+            max_records: Some(DEFAULT_MAX_RECORDS),
+            ..Self::default()
+        }
+    }
+
     /// Whether the policy keeps everything.
     pub fn keeps_everything(&self) -> bool {
         self.max_age.is_none() && self.max_records.is_none()

@@ -271,6 +271,7 @@ mod tests {
             rule: None,
             verdict: Verdict::Allowed,
             reason: "relayed".into(),
+            count: 1,
         })
     }
 

@@ -2,14 +2,17 @@
 //! what it committed.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc::error::SendError;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender, WeakUnboundedSender};
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
+use veil_core::audit::Aggregator;
+
+use super::backlog::{spends_budget, Admission, Backlog};
 use super::health::Health;
 use super::{AuditError, AuditStore, ChainHead, Event, Record, RetentionPolicy};
 
@@ -19,13 +22,16 @@ use super::{AuditError, AuditStore, ChainHead, Event, Record, RetentionPolicy};
 /// queued through [`AuditHandle`]s (up to 1024 records at a time), appends it
 /// as one batch with a single flush, acknowledges each waiter, and publishes
 /// the committed records to followers ([`super::Follow`]). It also applies
-/// retention when asked ([`AuditHandle::retain`]), between batches.
+/// retention when asked ([`AuditHandle::retain`]), between batches, and writes
+/// the summaries of repeated events ([`Aggregator`]) when their windows end.
 ///
-/// The queue is unbounded on purpose: records are small and must never be
-/// dropped, and [`AuditHandle::record`] must never block the proxy. A bounded
-/// queue would force one of the two. Group commit keeps the writer ahead of
-/// any realistic connection rate, so the queue only grows while the disk
-/// stalls, and a failing disk is logged loudly and marks the log failing
+/// Durable records are never dropped: whoever queues one waits for it, so
+/// they are bounded by their waiters. Records queued without waiting are
+/// summed first ([`Aggregator`]) and then spend their sandbox's budget of
+/// waiting records ([`Backlog`]): a sandbox that has too many waiting loses its
+/// own newest ones, counted in a `records_dropped` record, and never another
+/// sandbox's. So the queue is bounded, and [`AuditHandle::record`] never blocks
+/// the proxy. A failing disk is logged loudly and marks the log failing
 /// ([`AuditHandle::is_healthy`]).
 #[derive(Debug)]
 pub struct AuditWriter {
@@ -51,6 +57,7 @@ impl AuditWriter {
         let shared = Arc::new(Shared {
             health: Health::default(),
             committed: Mutex::new(store.head()),
+            intake: Mutex::new(Intake::default()),
         });
         let handle = AuditHandle {
             commands: tx,
@@ -95,11 +102,33 @@ pub struct AuditHandle {
 impl AuditHandle {
     /// Queues `event`, timestamped now, without waiting for it to be stored.
     ///
-    /// Never blocks. If the writer is gone the event is logged as an error
-    /// instead.
+    /// Never blocks. A repeat of a kernel refusal or refused connection is only
+    /// counted, into a record written when its window ends ([`Aggregator`]); a
+    /// record of a sandbox with too many records waiting is dropped and counted
+    /// in a `records_dropped` record ([`Backlog`]). If the writer is gone the
+    /// event is logged as an error instead.
     pub fn record(&self, event: Event) {
-        if let Err(SendError(command)) = self.commands.send(Command::record(event, None)) {
-            log::error!("audit writer is gone, audit record lost: {command:?}");
+        let time_ms = now_ms();
+        let mut intake = self.shared.intake();
+        let now = intake.clock_ms();
+        for event in intake.aggregator.offer(event, now) {
+            if let Some(sandbox) = spends_budget(&event) {
+                if let Admission::Dropped { first } = intake.backlog.admit(sandbox, event.count()) {
+                    if first {
+                        // Wakes the writer to report the drop; fails only when it is gone.
+                        let _ = self.commands.send(Command::ReportDrops);
+                    }
+                    continue;
+                }
+            }
+            let command = Command::Record {
+                time_ms,
+                event,
+                ack: None,
+            };
+            if let Err(SendError(command)) = self.commands.send(command) {
+                log::error!("audit writer is gone, audit record lost: {command:?}");
+            }
         }
     }
 
@@ -181,12 +210,87 @@ const MAX_BATCH: usize = 1024;
 /// from the store.
 pub(super) const FEED_CAPACITY: usize = 4096;
 
+/// How long repeats of a kernel refusal or refused connection are summed.
+const AGGREGATION_WINDOW: Duration = Duration::from_secs(1);
+
+/// Most keys summed at once; past that, new keys are recorded one by one (and
+/// spend their sandbox's budget).
+const AGGREGATION_KEYS: usize = 4096;
+
 /// State the writer shares with every handle.
 #[derive(Debug)]
 struct Shared {
     health: Health,
     /// The newest committed link: flushed, and published to followers.
     committed: Mutex<ChainHead>,
+    /// What records queued without waiting go through.
+    intake: Mutex<Intake>,
+}
+
+impl Shared {
+    fn intake(&self) -> MutexGuard<'_, Intake> {
+        self.intake.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The repeats being summed and the budget of waiting records.
+#[derive(Debug)]
+struct Intake {
+    aggregator: Aggregator,
+    backlog: Backlog,
+    /// The origin of the aggregator's monotonic milliseconds.
+    started: Instant,
+}
+
+impl Default for Intake {
+    fn default() -> Self {
+        Self {
+            aggregator: Aggregator::new(
+                u64::try_from(AGGREGATION_WINDOW.as_millis()).unwrap_or(u64::MAX),
+                AGGREGATION_KEYS,
+            ),
+            backlog: Backlog::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Intake {
+    /// Monotonic milliseconds for the aggregator's windows.
+    fn clock_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// How long until the oldest aggregation window ends; `None` when none is open.
+    fn next_due_in(&self) -> Option<Duration> {
+        let due = self.aggregator.next_due()?;
+        Some(Duration::from_millis(due.saturating_sub(self.clock_ms())))
+    }
+
+    /// The records the writer adds itself, timestamped now: the summaries of
+    /// windows that ended (all of them when `closing`), and the drops counted.
+    fn housekeeping(&mut self, closing: bool) -> Vec<(u64, Event)> {
+        let summaries = if closing {
+            self.aggregator.drain()
+        } else {
+            let now = self.clock_ms();
+            self.aggregator.due(now)
+        };
+        let drops = self.backlog.take_dropped();
+        for drop in &drops {
+            log::warn!(
+                "{} audit records of sandbox {} were dropped: too many were waiting",
+                drop.dropped,
+                drop.sandbox.as_deref().unwrap_or("(none)")
+            );
+        }
+        let time_ms = now_ms();
+        summaries
+            .into_iter()
+            .chain(drops.into_iter().map(Event::RecordsDropped))
+            .map(|event| (time_ms, event))
+            .collect()
+    }
 }
 
 /// A message to the writer task.
@@ -208,6 +312,8 @@ enum Command {
         policy: RetentionPolicy,
         ack: oneshot::Sender<Result<Option<Record>, AuditError>>,
     },
+    /// Write the drops counted (sent by the first drop since the last report).
+    ReportDrops,
     /// Stop accepting records, drain the queue and exit.
     Shutdown,
 }
@@ -233,12 +339,30 @@ struct Pending {
     acks: Vec<Option<Ack>>,
 }
 
-/// The writer task: appends queued records in batches until the queue is
-/// closed (by [`Command::Shutdown`] or by every sender being dropped) and
-/// drained.
+impl Pending {
+    /// Adds records nobody waits for.
+    fn push_unacked(&mut self, events: Vec<(u64, Event)>) {
+        self.acks.extend(events.iter().map(|_| None));
+        self.events.extend(events);
+    }
+}
+
+/// The writer task: appends queued records in batches, and the summaries of
+/// aggregation windows as they end, until the queue is closed (by
+/// [`Command::Shutdown`] or by every sender being dropped) and drained; then
+/// writes every summary still open and the drops counted.
 async fn run(store: AuditStore, mut commands: UnboundedReceiver<Command>, publisher: Publisher) {
     let mut received = Vec::with_capacity(MAX_BATCH);
-    while commands.recv_many(&mut received, MAX_BATCH).await > 0 {
+    loop {
+        let due_in = publisher.shared.intake().next_due_in();
+        tokio::select! {
+            taken = commands.recv_many(&mut received, MAX_BATCH) => {
+                if taken == 0 {
+                    break;
+                }
+            }
+            () = tokio::time::sleep(due_in.unwrap_or_default()), if due_in.is_some() => {}
+        }
         let mut pending = Pending::default();
         for command in received.drain(..) {
             match command {
@@ -247,6 +371,11 @@ async fn run(store: AuditStore, mut commands: UnboundedReceiver<Command>, publis
                     event,
                     ack,
                 } => {
+                    if ack.is_none() {
+                        if let Some(sandbox) = spends_budget(&event) {
+                            publisher.shared.intake().backlog.release(sandbox);
+                        }
+                    }
                     pending.events.push((time_ms, event));
                     pending.acks.push(ack);
                 }
@@ -255,12 +384,18 @@ async fn run(store: AuditStore, mut commands: UnboundedReceiver<Command>, publis
                     publisher.append(&store, std::mem::take(&mut pending)).await;
                     let _ = ack.send(publisher.retain(&store, policy).await);
                 }
+                // Drops are reported with every batch.
+                Command::ReportDrops => {}
                 // Records queued before the close are still received.
                 Command::Shutdown => commands.close(),
             }
         }
+        pending.push_unacked(publisher.shared.intake().housekeeping(false));
         publisher.append(&store, pending).await;
     }
+    let mut last = Pending::default();
+    last.push_unacked(publisher.shared.intake().housekeeping(true));
+    publisher.append(&store, last).await;
 }
 
 /// The writer's side of the shared state and the feed.
@@ -379,8 +514,13 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::audit::backlog::PER_SANDBOX;
     use crate::audit::test_support::open;
-    use crate::audit::{Filter, SandboxChange};
+    use crate::audit::EventKind;
+    use crate::audit::{
+        ConnProtocol, Connection, Filter, Injection, KernelRefusal, RequestProtocol, SandboxChange,
+        Verdict,
+    };
 
     fn attached(name: &str) -> Event {
         Event::SandboxAttached(SandboxChange {
@@ -388,6 +528,137 @@ mod tests {
             cgroup: format!("/sys/fs/cgroup/{name}"),
             cgroup_id: 1,
         })
+    }
+
+    fn refusal(sandbox: &str, port: u16) -> Event {
+        Event::KernelRefusal(KernelRefusal {
+            sandbox: Some(sandbox.into()),
+            cgroup_id: 9,
+            pid: 1,
+            uid: 0,
+            gid: 0,
+            comm: "flood".into(),
+            destination: Some(std::net::SocketAddr::from(([127, 0, 0, 2], port))),
+            protocol: "udp".into(),
+            reason: "udp to a port other than 53".into(),
+            count: 1,
+        })
+    }
+
+    fn allowed(sandbox: &str) -> Event {
+        Event::Connection(Connection {
+            sandbox: Some(sandbox.into()),
+            cgroup_id: 1,
+            pid: 2,
+            uid: 0,
+            gid: 0,
+            comm: "curl".into(),
+            client: None,
+            destination: Some(std::net::SocketAddr::from(([127, 0, 0, 2], 443))),
+            host: None,
+            protocol: ConnProtocol::Tcp,
+            rule: None,
+            verdict: Verdict::Allowed,
+            reason: "relayed".into(),
+            count: 1,
+        })
+    }
+
+    fn injected(sandbox: &str) -> Event {
+        Event::SecretInjected(Injection {
+            secret_id: "sec_1".into(),
+            secret_name: "token".into(),
+            host: "api.example.test".into(),
+            destination: std::net::SocketAddr::from(([127, 0, 0, 2], 443)),
+            protocol: RequestProtocol::Http1,
+            header: "authorization".into(),
+            reason: None,
+            sandbox: Some(sandbox.into()),
+            cgroup_id: 1,
+            pid: 2,
+            comm: "curl".into(),
+            headers: Vec::new(),
+            count: 1,
+        })
+    }
+
+    fn of_sandbox<'a>(records: &'a [Record], sandbox: &str) -> Vec<&'a Record> {
+        records
+            .iter()
+            .filter(|r| r.event.sandbox() == Some(sandbox))
+            .collect()
+    }
+
+    // A current-thread runtime: the writer cannot run while the test queues, so the queue
+    // fills exactly as it would behind a stalled disk.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_flooding_sandbox_drops_only_its_own_records_and_never_durable_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, store) = open(&dir);
+        let (audit, writer) = AuditWriter::spawn(store.clone());
+        const FLOOD: u16 = 10_000;
+        // Distinct destinations, so that nothing is summed: every one spends the budget.
+        for port in 0..FLOOD {
+            audit.record(refusal("flood", port));
+        }
+        audit.record(allowed("calm"));
+        let durable = audit.record_durable(injected("flood"));
+        audit.record(Event::SandboxDetached(SandboxChange {
+            name: "flood".into(),
+            cgroup: "/flood".into(),
+            cgroup_id: 9,
+        }));
+        let stored = durable.await.unwrap();
+        assert_eq!(stored.event, injected("flood"));
+        writer.shutdown().await;
+
+        let records = store.query(&Filter::default()).unwrap();
+        let flood = of_sandbox(&records, "flood");
+        let refusals = flood
+            .iter()
+            .filter(|r| r.event.kind() == EventKind::KernelRefusal)
+            .count();
+        assert_eq!(refusals, PER_SANDBOX);
+        let dropped: u64 = flood
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::RecordsDropped(d) => Some(d.dropped),
+                _ => None,
+            })
+            .sum();
+        assert_eq!(refusals as u64 + dropped, u64::from(FLOOD));
+        assert!(flood.iter().any(|r| r.event == injected("flood")));
+        assert!(flood
+            .iter()
+            .any(|r| r.event.kind() == EventKind::SandboxDetached));
+        assert_eq!(
+            of_sandbox(&records, "calm")
+                .iter()
+                .map(|r| &r.event)
+                .collect::<Vec<_>>(),
+            [&allowed("calm")]
+        );
+    }
+
+    #[tokio::test]
+    async fn repeats_are_counted_into_one_record_and_none_is_lost_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, store) = open(&dir);
+        let (audit, writer) = AuditWriter::spawn(store.clone());
+        for _ in 0..20_000 {
+            audit.record(refusal("flood", 9));
+        }
+        audit.record(allowed("calm"));
+        audit.record(allowed("calm"));
+        writer.shutdown().await;
+        let records = store.query(&Filter::default()).unwrap();
+        let counts: Vec<u64> = of_sandbox(&records, "flood")
+            .iter()
+            .map(|r| r.event.count())
+            .collect();
+        assert_eq!(counts, [1, 19_999]);
+        // Allowed connections are recorded one by one.
+        assert_eq!(of_sandbox(&records, "calm").len(), 2);
     }
 
     #[tokio::test]

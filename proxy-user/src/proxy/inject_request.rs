@@ -1,6 +1,7 @@
 //! Placeholder replacement on a request about to be forwarded: every header (and, for secrets
 //! that opt in, the query string) goes through the engine; every replacement is recorded
-//! durably before the request may leave, and every placeholder left alone is recorded too.
+//! durably before the request may leave, and the placeholders left alone are recorded too: one
+//! record per secret and reason, with how many there were and where.
 
 use hyper::{
     body::Incoming,
@@ -11,7 +12,7 @@ use hyper::{
 use veil_core::inject::{self, Target};
 
 use super::Context;
-use crate::audit::{Connection, Event, Injection, RequestProtocol};
+use crate::audit::{Connection, Event, Injection, RequestProtocol, MAX_HEADERS};
 
 /// Who sent a request, for the audit records of what happened to it.
 #[derive(Clone, Debug)]
@@ -109,6 +110,7 @@ pub async fn inject(
         events.extend(found);
     }
     let mut pending = Vec::new();
+    let mut left = Vec::new();
     for event in events {
         match event {
             inject::Event::Injected {
@@ -125,22 +127,33 @@ pub async fn inject(
                 secret_name,
                 header,
                 reason,
-            } => {
-                log::info!(
-                    "left {secret_name}'s placeholder in {header} for {} ({reason})",
-                    to.host
-                );
-                let record = injection(
-                    origin,
-                    to,
-                    secret_id,
-                    secret_name,
-                    header,
-                    Some(reason.as_str().to_owned()),
-                );
-                ctx.audit.record(Event::PlaceholderNotInjected(record));
-            }
+            } => left_alone(&mut left, secret_id, secret_name, header, reason.as_str()),
         }
+    }
+    for group in left {
+        log::info!(
+            "left {} of {}'s placeholders in {} for {} ({})",
+            group.count,
+            group.secret_name,
+            group.headers.join(", "),
+            to.host,
+            group.reason
+        );
+        // Every group has the place of its first placeholder.
+        let header = group.headers.first().cloned().unwrap_or_default();
+        let mut record = injection(
+            origin,
+            to,
+            group.secret_id,
+            group.secret_name,
+            header,
+            Some(group.reason.to_owned()),
+        );
+        if group.headers.len() > 1 {
+            record.headers = group.headers;
+        }
+        record.count = group.count;
+        ctx.audit.record(Event::PlaceholderNotInjected(record));
     }
     for durable in pending {
         durable
@@ -150,6 +163,50 @@ pub async fn inject(
     Ok(())
 }
 
+/// The placeholders of one secret left alone for one reason in one request.
+#[derive(Debug, PartialEq)]
+struct LeftAlone {
+    secret_id: String,
+    secret_name: String,
+    reason: &'static str,
+    /// The distinct places they were in, in order, at most [`MAX_HEADERS`].
+    headers: Vec<String>,
+    count: u64,
+}
+
+/// Counts a placeholder of `secret_id` left alone in `header` for `reason` into its group.
+fn left_alone(
+    groups: &mut Vec<LeftAlone>,
+    secret_id: String,
+    secret_name: String,
+    header: String,
+    reason: &'static str,
+) {
+    let index = match groups
+        .iter()
+        .position(|g| g.secret_id == secret_id && g.reason == reason)
+    {
+        Some(index) => index,
+        None => {
+            groups.push(LeftAlone {
+                secret_id,
+                secret_name,
+                reason,
+                headers: Vec::new(),
+                count: 0,
+            });
+            groups.len() - 1
+        }
+    };
+    let group = &mut groups[index];
+    group.count = group.count.saturating_add(1);
+    if group.headers.len() < MAX_HEADERS && !group.headers.contains(&header) {
+        group.headers.push(header);
+    }
+}
+
+/// The record of a placeholder of `secret_id` in `header`: replaced, or left alone for
+/// `reason`.
 fn injection(
     origin: &Origin,
     to: &Destination<'_>,
@@ -170,5 +227,54 @@ fn injection(
         cgroup_id: origin.cgroup_id,
         pid: origin.pid,
         comm: origin.comm.clone(),
+        headers: Vec::new(),
+        count: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_left_alone_are_grouped_by_secret_and_reason() {
+        let mut groups = Vec::new();
+        for i in 0..2000 {
+            let header = format!("x-h{}", i % 10);
+            left_alone(
+                &mut groups,
+                "s1".into(),
+                "one".into(),
+                header,
+                "out_of_scope",
+            );
+        }
+        left_alone(
+            &mut groups,
+            "s2".into(),
+            "two".into(),
+            "x-a".into(),
+            "out_of_scope",
+        );
+        left_alone(
+            &mut groups,
+            "s1".into(),
+            "one".into(),
+            "(query)".into(),
+            "not_tls",
+        );
+        assert_eq!(groups.len(), 3);
+        assert_eq!(groups[0].count, 2000);
+        assert_eq!(groups[0].headers.len(), MAX_HEADERS);
+        assert_eq!(groups[0].headers[..2], ["x-h0", "x-h1"]);
+        assert_eq!(
+            (
+                groups[1].secret_id.as_str(),
+                groups[1].count,
+                groups[1].headers.len()
+            ),
+            ("s2", 1, 1)
+        );
+        assert_eq!((groups[2].reason, groups[2].count), ("not_tls", 1));
     }
 }

@@ -32,18 +32,20 @@ impl RefusalReader {
     }
 
     /// Waits until the ring holds refusals and takes them all.
+    ///
+    /// The kernel wakes the reader only for a record submitted while it had read everything
+    /// before it, so readiness is cleared only once a read finds the ring empty, and the ring
+    /// is read once more after clearing it: a record submitted between the empty read and the
+    /// clear would otherwise wait, with every record after it, for a wake-up that never comes.
     pub async fn next_batch(&mut self) -> io::Result<Vec<Refusal>> {
         loop {
             let mut guard = self.ring.readable_mut().await?;
-            let ring = guard.get_inner_mut();
-            let mut batch = Vec::new();
-            while let Some(item) = ring.next() {
-                match decode(&item) {
-                    Some(refusal) => batch.push(refusal),
-                    None => log::warn!("skipping a {}-byte refusal record", item.len()),
-                }
+            let batch = drain(guard.get_inner_mut());
+            if !batch.is_empty() {
+                return Ok(batch);
             }
             guard.clear_ready();
+            let batch = drain(guard.get_inner_mut());
             if !batch.is_empty() {
                 return Ok(batch);
             }
@@ -61,6 +63,18 @@ impl RefusalReader {
             })?;
         Ok(values.iter().sum())
     }
+}
+
+/// Every refusal on the ring now, oldest first.
+fn drain(ring: &mut RingBuf<MapData>) -> Vec<Refusal> {
+    let mut batch = Vec::new();
+    while let Some(item) = ring.next() {
+        match decode(&item) {
+            Some(refusal) => batch.push(refusal),
+            None => log::warn!("skipping a {}-byte refusal record", item.len()),
+        }
+    }
+    batch
 }
 
 /// A ring record as a [`Refusal`]; `None` when its size is wrong.

@@ -9,10 +9,11 @@ use super::{Event, Record};
 ///
 /// Columns are sized to their content: SEQ, TIME (RFC 3339 UTC with
 /// milliseconds), KIND, SANDBOX, PID, COMM, DESTINATION, VERDICT, REASON and
-/// DETAIL. Absent values are shown as `-`. DETAIL holds the rest: the
+/// DETAIL. Absent values are shown as `-`. A record standing for several events (`count`)
+/// shows how many after its REASON: `udp to a port other than 53 (2000 times)`. DETAIL holds the rest: the
 /// process's cgroup id, uid, gid and client address for connections, the cgroup path and id
 /// for sandbox events, the secret's name, id, variable, hosts and changed fields for secret
-/// events, the secret, header and protocol for injections, the source and rule counts for
+/// events, the secret, header (or headers) and protocol for injections, the source and rule counts for
 /// policy changes, and the anchor and limits for retention. No records render as a single
 /// `no audit records` line.
 pub fn table(records: &[Record]) -> String {
@@ -117,7 +118,7 @@ fn row(record: &Record) -> [String; COLUMNS] {
                 (None, None) => ABSENT.to_owned(),
             },
             c.verdict.as_str().to_owned(),
-            or_absent(&c.reason),
+            counted(&c.reason, c.count),
             format!(
                 "{} cgroup_id={} uid={} gid={} client={}{}",
                 c.protocol,
@@ -141,7 +142,7 @@ fn row(record: &Record) -> [String; COLUMNS] {
             r.destination
                 .map_or_else(|| ABSENT.to_owned(), |d| d.to_string()),
             "refused".to_owned(),
-            or_absent(&r.reason),
+            counted(&r.reason, r.count),
             format!(
                 "protocol={} cgroup_id={} uid={} gid={}",
                 or_absent(&r.protocol),
@@ -179,10 +180,18 @@ fn row(record: &Record) -> [String; COLUMNS] {
                 "injected"
             }
             .to_owned(),
-            i.reason.clone().unwrap_or_else(|| "in scope".to_owned()),
+            counted(i.reason.as_deref().unwrap_or("in scope"), i.count),
             format!(
                 "secret={} id={} header={} protocol={} cgroup_id={}",
-                i.secret_name, i.secret_id, i.header, i.protocol, i.cgroup_id
+                i.secret_name,
+                i.secret_id,
+                if i.headers.is_empty() {
+                    i.header.clone()
+                } else {
+                    i.headers.join(",")
+                },
+                i.protocol,
+                i.cgroup_id
             ),
         ],
         Event::SecretScrubbed(x) => [
@@ -199,6 +208,21 @@ fn row(record: &Record) -> [String; COLUMNS] {
                 "secret={} id={} cgroup_id={}",
                 x.secret_name, x.secret_id, x.cgroup_id
             ),
+        ],
+        Event::RecordsDropped(d) => [
+            seq,
+            time,
+            kind,
+            sandbox,
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            format!(
+                "{} records not written: too many of the sandbox's were waiting",
+                d.dropped
+            ),
+            ABSENT.to_owned(),
         ],
         Event::PolicyChanged(p) => [
             seq,
@@ -298,6 +322,15 @@ fn push_line(out: &mut String, cells: &[String; COLUMNS], widths: &[usize; COLUM
     out.push('\n');
 }
 
+/// `reason` for a record standing for `count` events: as it is for one, with the count
+/// after it (`... (2000 times)`) for more.
+fn counted(reason: &str, count: u64) -> String {
+    match count {
+        1 => or_absent(reason),
+        n => format!("{} ({n} times)", or_absent(reason)),
+    }
+}
+
 /// `value`, or [`ABSENT`] when it is empty.
 fn or_absent(value: &str) -> String {
     if value.is_empty() { ABSENT } else { value }.to_owned()
@@ -340,6 +373,7 @@ mod tests {
                 rule: None,
                 verdict: Verdict::Allowed,
                 reason: "relayed".into(),
+                count: 1,
             }),
         )
     }
@@ -362,6 +396,7 @@ mod tests {
                 rule: None,
                 verdict: Verdict::Refused,
                 reason: "no original-destination record".into(),
+                count: 1,
             }),
         )
     }
@@ -519,6 +554,7 @@ mod tests {
                 destination: None,
                 protocol: "raw (icmp)".into(),
                 reason: "sockets".into(),
+                count: 1,
             }),
         );
         let dropped = record(

@@ -78,6 +78,9 @@ pub enum Event {
     KernelRefusal(KernelRefusal),
     /// Kernel refusals happened that could not be recorded one by one (the ring was full).
     KernelRefusalsDropped(RefusalsDropped),
+    /// A sandbox's records were not written because too many were waiting (see
+    /// [`RecordsDropped`]).
+    RecordsDropped(RecordsDropped),
     /// A secret was stored.
     SecretCreated(SecretChange),
     /// A secret was rotated or its settings changed.
@@ -106,6 +109,7 @@ impl Event {
             Self::SandboxDetached(_) => EventKind::SandboxDetached,
             Self::KernelRefusal(_) => EventKind::KernelRefusal,
             Self::KernelRefusalsDropped(_) => EventKind::KernelRefusalsDropped,
+            Self::RecordsDropped(_) => EventKind::RecordsDropped,
             Self::SecretCreated(_) => EventKind::SecretCreated,
             Self::SecretUpdated(_) => EventKind::SecretUpdated,
             Self::SecretDeleted(_) => EventKind::SecretDeleted,
@@ -123,6 +127,7 @@ impl Event {
             Self::Connection(c) => c.sandbox.as_deref(),
             Self::SandboxAttached(s) | Self::SandboxDetached(s) => Some(&s.name),
             Self::KernelRefusal(r) => r.sandbox.as_deref(),
+            Self::RecordsDropped(d) => d.sandbox.as_deref(),
             Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => i.sandbox.as_deref(),
             Self::SecretScrubbed(s) => s.sandbox.as_deref(),
             Self::KernelRefusalsDropped(_)
@@ -144,6 +149,7 @@ impl Event {
             Self::SandboxAttached(_)
             | Self::SandboxDetached(_)
             | Self::KernelRefusalsDropped(_)
+            | Self::RecordsDropped(_)
             | Self::SecretCreated(_)
             | Self::SecretUpdated(_)
             | Self::SecretDeleted(_)
@@ -162,6 +168,7 @@ impl Event {
             | Self::SandboxDetached(_)
             | Self::KernelRefusal(_)
             | Self::KernelRefusalsDropped(_)
+            | Self::RecordsDropped(_)
             | Self::SecretCreated(_)
             | Self::SecretUpdated(_)
             | Self::SecretDeleted(_)
@@ -194,10 +201,48 @@ impl Event {
             | Self::SandboxDetached(_)
             | Self::KernelRefusal(_)
             | Self::KernelRefusalsDropped(_)
+            | Self::RecordsDropped(_)
             | Self::PolicyChanged(_)
             | Self::Retention(_) => None,
         }
     }
+}
+
+impl Event {
+    /// How many events this record stands for: the `count` of a connection, a kernel
+    /// refusal or an injection, 1 for every other kind.
+    pub fn count(&self) -> u64 {
+        match self {
+            Self::Connection(c) => c.count,
+            Self::KernelRefusal(r) => r.count,
+            Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => i.count,
+            _ => 1,
+        }
+    }
+
+    /// Sets the count of a kind that has one (see [`Event::count`]); other kinds are left
+    /// as they are.
+    pub fn set_count(&mut self, count: u64) {
+        match self {
+            Self::Connection(c) => c.count = count,
+            Self::KernelRefusal(r) => r.count = count,
+            Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => i.count = count,
+            _ => {}
+        }
+    }
+}
+
+/// The most places a record of placeholders left alone lists in `headers`.
+pub const MAX_HEADERS: usize = 8;
+
+/// The `count` of a record that leaves it out: one event.
+fn one() -> u64 {
+    1
+}
+
+/// Whether `count` is the one that is left out.
+fn is_one(count: &u64) -> bool {
+    *count == 1
 }
 
 /// The secret an event concerns: its name and its id.
@@ -273,6 +318,14 @@ pub struct Injection {
     pub pid: u32,
     /// Command name of the requesting process.
     pub comm: String,
+    /// For a record of several placeholders left alone in one request: every distinct place
+    /// they were in, in order, at most [`MAX_HEADERS`] (`header` is the first); empty when
+    /// there was one place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
+    /// How many placeholders this record stands for (absent, and 1, for a single one).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u64,
 }
 
 /// What a connection turned out to be.
@@ -378,6 +431,10 @@ pub struct Connection {
     /// Short human-readable reason, such as `"relayed"` or
     /// `"no original-destination record"`.
     pub reason: String,
+    /// How many events this record stands for: more than 1 for a record that sums repeats
+    /// (see [`super::Aggregator`]); absent (and 1) otherwise.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u64,
 }
 
 /// Something the kernel refused a sandboxed process before it could reach veil or the
@@ -403,6 +460,10 @@ pub struct KernelRefusal {
     pub protocol: String,
     /// Why the kernel refused it.
     pub reason: String,
+    /// How many events this record stands for: more than 1 for a record that sums repeats
+    /// (see [`super::Aggregator`]); absent (and 1) otherwise.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u64,
 }
 
 /// Kernel refusals the kernel could not report one by one because the ring was full. The
@@ -413,6 +474,16 @@ pub struct RefusalsDropped {
     pub dropped: u64,
     /// How many were dropped since the kernel's counter was created.
     pub total: u64,
+}
+
+/// Records of one sandbox that were not written because too many of its records were waiting
+/// to be (the writer's per-sandbox budget was spent). The events themselves still happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordsDropped {
+    /// The sandbox whose records were dropped; `None` for processes of no known sandbox.
+    pub sandbox: Option<String>,
+    /// How many of its records were dropped since the previous record of this kind for it.
+    pub dropped: u64,
 }
 
 /// The egress policy that is now in force.
@@ -516,7 +587,7 @@ impl Verdict {
 }
 
 /// The kind of an [`Event`], without its payload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EventKind {
     /// [`Event::Connection`].
     Connection,
@@ -528,6 +599,8 @@ pub enum EventKind {
     KernelRefusal,
     /// [`Event::KernelRefusalsDropped`].
     KernelRefusalsDropped,
+    /// [`Event::RecordsDropped`].
+    RecordsDropped,
     /// [`Event::SecretCreated`].
     SecretCreated,
     /// [`Event::SecretUpdated`].
@@ -548,12 +621,13 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::Connection,
         Self::SandboxAttached,
         Self::SandboxDetached,
         Self::KernelRefusal,
         Self::KernelRefusalsDropped,
+        Self::RecordsDropped,
         Self::SecretCreated,
         Self::SecretUpdated,
         Self::SecretDeleted,
@@ -572,6 +646,7 @@ impl EventKind {
             Self::SandboxDetached => "sandbox_detached",
             Self::KernelRefusal => "kernel_refusal",
             Self::KernelRefusalsDropped => "kernel_refusals_dropped",
+            Self::RecordsDropped => "records_dropped",
             Self::SecretCreated => "secret_created",
             Self::SecretUpdated => "secret_updated",
             Self::SecretDeleted => "secret_deleted",
@@ -638,6 +713,7 @@ mod tests {
             rule: None,
             verdict: Verdict::Allowed,
             reason: "relayed".into(),
+            count: 1,
         })
     }
 
@@ -656,6 +732,7 @@ mod tests {
             rule: None,
             verdict: Verdict::Refused,
             reason: "no original-destination record".into(),
+            count: 1,
         })
     }
 
@@ -670,6 +747,7 @@ mod tests {
             destination: Some("127.0.0.2:9999".parse().unwrap()),
             protocol: "udp".into(),
             reason: "udp to a port other than 53".into(),
+            count: 1,
         })
     }
 
@@ -702,6 +780,10 @@ mod tests {
             Event::KernelRefusalsDropped(RefusalsDropped {
                 dropped: 3,
                 total: 10,
+            }),
+            Event::RecordsDropped(RecordsDropped {
+                sandbox: Some("build".into()),
+                dropped: 17,
             }),
             Event::SecretCreated(secret_change(&[])),
             Event::SecretUpdated(secret_change(&["secret", "hosts"])),
@@ -852,9 +934,76 @@ mod tests {
             err.to_string(),
             "unknown audit event kind \"connections\" \
              (expected one of: connection, sandbox_attached, sandbox_detached, kernel_refusal, \
-             kernel_refusals_dropped, secret_created, secret_updated, secret_deleted, \
+             kernel_refusals_dropped, records_dropped, secret_created, secret_updated, secret_deleted, \
              secret_injected, placeholder_not_injected, policy_changed, retention)"
         );
+    }
+
+    #[test]
+    fn a_count_of_one_is_left_out_so_older_records_decode_and_verify_as_before() {
+        // A kernel refusal as written before records had a count: its stored bytes and hash.
+        let old = r#"{"seq":4,"time_ms":5,"kind":"kernel_refusal","sandbox":"build","cgroup_id":4243,"pid":77,"uid":0,"gid":0,"comm":"python3","destination":"127.0.0.2:9999","protocol":"udp","reason":"udp to a port other than 53","prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"HASH"}"#;
+        let expected = Record::link(&Hash::GENESIS, 4, 5, kernel_refusal());
+        let old = old.replace("HASH", &expected.hash.to_string());
+        let decoded = Record::decode(old.as_bytes()).unwrap();
+        assert_eq!(decoded.event.count(), 1);
+        assert_eq!(decoded, expected);
+        assert_eq!(decoded.computed_hash(), decoded.hash);
+        assert_eq!(decoded.encode(), old.as_bytes());
+        // The hash is over the event's JSON, which has no count field when it is 1.
+        let event_json = serde_json::to_string(&kernel_refusal()).unwrap();
+        assert!(!event_json.contains("count"), "{event_json}");
+        assert!(old.contains(&event_json[1..event_json.len() - 1]));
+    }
+
+    #[test]
+    fn a_count_above_one_is_stored_hashed_and_decoded() {
+        let mut event = kernel_refusal();
+        event.set_count(2000);
+        let record = Record::link(&Hash::GENESIS, 1, 1, event.clone());
+        let json = String::from_utf8(record.encode()).unwrap();
+        assert!(json.contains(r#""reason":"udp to a port other than 53","count":2000,"#));
+        let decoded = Record::decode(json.as_bytes()).unwrap();
+        assert_eq!(decoded.event.count(), 2000);
+        assert_eq!(decoded.computed_hash(), record.hash);
+        assert_ne!(
+            record.hash,
+            Record::link(&Hash::GENESIS, 1, 1, kernel_refusal()).hash
+        );
+        // Kinds without a count keep theirs at 1.
+        let mut attached = Event::SandboxAttached(change());
+        attached.set_count(5);
+        assert_eq!(attached.count(), 1);
+    }
+
+    #[test]
+    fn placeholders_left_alone_list_their_headers_only_when_several() {
+        let mut injection = Injection {
+            secret_id: "sec_1".into(),
+            secret_name: "github-main".into(),
+            host: "api.example.test".into(),
+            destination: "127.0.0.2:443".parse().unwrap(),
+            protocol: RequestProtocol::Http1,
+            header: "x-a".into(),
+            reason: Some("out_of_scope".into()),
+            sandbox: Some("build".into()),
+            cgroup_id: 1,
+            pid: 2,
+            comm: "curl".into(),
+            headers: Vec::new(),
+            count: 1,
+        };
+        let single =
+            serde_json::to_value(Event::PlaceholderNotInjected(injection.clone())).unwrap();
+        assert!(single.get("headers").is_none() && single.get("count").is_none());
+        injection.headers = vec!["x-a".into(), "x-b".into()];
+        injection.count = 2000;
+        let event = Event::PlaceholderNotInjected(injection);
+        let record = Record::link(&Hash::GENESIS, 1, 1, event.clone());
+        let value: serde_json::Value = serde_json::from_slice(&record.encode()).unwrap();
+        assert_eq!(value["headers"], serde_json::json!(["x-a", "x-b"]));
+        assert_eq!(value["count"], 2000);
+        assert_eq!(Record::decode(&record.encode()).unwrap().event, event);
     }
 
     #[test]

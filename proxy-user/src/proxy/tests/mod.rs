@@ -262,6 +262,7 @@ fn event(peer: SocketAddr, dst: SocketAddr) -> Connection {
         rule: None,
         verdict: Verdict::Refused,
         reason: "undecided".into(),
+        count: 1,
     }
 }
 
