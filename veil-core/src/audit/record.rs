@@ -935,7 +935,7 @@ mod tests {
             "unknown audit event kind \"connections\" \
              (expected one of: connection, sandbox_attached, sandbox_detached, kernel_refusal, \
              kernel_refusals_dropped, records_dropped, secret_created, secret_updated, secret_deleted, \
-             secret_injected, placeholder_not_injected, policy_changed, retention)"
+             secret_injected, placeholder_not_injected, policy_changed, retention, secret_scrubbed)"
         );
     }
 
