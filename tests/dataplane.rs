@@ -351,7 +351,11 @@ fn a_policy_reload_under_traffic_keeps_open_connections_and_applies_to_new_ones(
 
 #[test]
 fn passthrough_hosts_are_relayed_without_interception() {
-    let env = Env::new(&format!("{}passthrough = [\"{HOST}\"]\n", policy(&[HOST])));
+    // A passthrough SNI is never proven, so a loopback address opens only by a CIDR rule.
+    let env = Env::new(&format!(
+        "{}passthrough = [\"{HOST}\"]\n",
+        policy(&[HOST, "127.0.0.2/32"])
+    ));
     // Only the upstream's own CA is trusted: this works only if veil does not intercept.
     let ca = env.ca_file.to_str().expect("utf-8");
     let out = env.curl(&[
@@ -364,6 +368,23 @@ fn passthrough_hosts_are_relayed_without_interception() {
     assert!(assert_ok(&out).starts_with("ok GET /pinned"));
     let conns = env.veil.wait_connections(1);
     assert_eq!(conns[0]["protocol"], "tls-passthrough");
+}
+
+#[test]
+fn a_passthrough_name_opens_no_address_it_does_not_resolve_to() {
+    let env = Env::new(&format!("{}passthrough = [\"{HOST}\"]\n", policy(&[HOST])));
+    let ca = env.ca_file.to_str().expect("utf-8");
+    let out = env.curl(&[
+        "--cacert",
+        ca,
+        "--resolve",
+        &env.resolve(HOST),
+        &env.url(HOST, "/pinned"),
+    ]);
+    assert!(!out.status.success(), "no tunnel to 127.0.0.2 by a name");
+    let conns = env.veil.wait_connections(1);
+    assert_eq!(conns[0]["protocol"], "tls-passthrough");
+    assert_eq!(conns[0]["verdict"], "refused");
 }
 
 #[test]

@@ -13,6 +13,7 @@
 //! - [`scrub`]: the response scrubber: every live secret in a response (raw, base64,
 //!   percent-encoded, JSON-escaped) becomes its placeholder before the sandbox sees it.
 //! - [`audit`]: audit records, their encoding, the hash chain, renderings.
+//! - [`websocket`]: scrubbing the WebSocket frames a server sends a sandbox.
 //! - [`secrets`]: the secret value type, validation of secrets' fields, the live set.
 //!
 //! The daemon (`veil`, in `proxy-user/`) carries out what this crate decides.
@@ -26,3 +27,4 @@ pub mod plan;
 pub mod policy;
 pub mod scrub;
 pub mod secrets;
+pub mod websocket;

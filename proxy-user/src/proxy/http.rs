@@ -35,7 +35,14 @@ use veil_core::{
     policy::{Policy, Unproven},
 };
 
-use super::{deliver::deliver, idle::Idle, report::Report, scrub_body::BoxError, Context};
+use super::{
+    deliver::deliver,
+    idle::Idle,
+    report::Report,
+    scrub_body::BoxError,
+    upgraded::{self, Downstream},
+    Context,
+};
 use crate::audit::RequestProtocol;
 
 /// A response body: streamed from upstream, or made by veil.
@@ -183,6 +190,13 @@ impl Forwarder {
         let upgrade = version == Version::HTTP_11 && is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         strip_hop_by_hop(req.headers_mut(), upgrade);
+        let downstream = if upgrade && is_websocket(req.headers()) {
+            // Frames are scrubbed one by one, so no extension may change them (compression).
+            req.headers_mut().remove(header::SEC_WEBSOCKET_EXTENSIONS);
+            Downstream::WebSocket
+        } else {
+            Downstream::Bytes
+        };
         let destination = match &self.leg {
             Leg::Tls(_) => Destination {
                 host: &host,
@@ -219,22 +233,6 @@ impl Forwarder {
                 );
             }
         };
-        let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-        if let (true, Some(client_upgrade)) = (switched, client_upgrade) {
-            let upstream_upgrade = hyper::upgrade::on(&mut response);
-            tokio::spawn(async move {
-                match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                    Ok((client, upstream)) => {
-                        let (mut c, mut u) = (TokioIo::new(client), TokioIo::new(upstream));
-                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-                            log::debug!("upgraded connection ended: {e}");
-                        }
-                    }
-                    Err(e) => log::debug!("protocol switch failed: {e}"),
-                }
-            });
-        }
-        strip_hop_by_hop(response.headers_mut(), switched);
         let scrubber = match self.ctx.engine.scrubber() {
             Ok(scrubber) => scrubber,
             Err(why) => {
@@ -250,6 +248,21 @@ impl Forwarder {
             host,
             self.dst,
         ));
+        let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if let (true, Some(client_upgrade)) = (switched, client_upgrade) {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            let (scrubber, report) = (Arc::clone(&scrubber), Arc::clone(&report));
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((client, upstream)) => {
+                        let (client, upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+                        upgraded::relay(client, upstream, downstream, scrubber, report).await;
+                    }
+                    Err(e) => log::debug!("protocol switch failed: {e}"),
+                }
+            });
+        }
+        strip_hop_by_hop(response.headers_mut(), switched);
         deliver(response, scrubber, report, has_body).await
     }
 }
@@ -317,6 +330,17 @@ fn set_target(
         .parse::<Uri>()
         .map_err(|e| format!("veil: bad request target: {e}\n"))?;
     Ok(())
+}
+
+/// Whether an upgrade request asks for WebSocket.
+fn is_websocket(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+        })
 }
 
 /// A response veil makes itself.

@@ -22,6 +22,7 @@ pub mod limits;
 pub mod prefixed;
 pub mod report;
 pub mod scrub_body;
+pub mod upgraded;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
@@ -302,7 +303,7 @@ async fn intercept(
         Some(b"h2") => http::proxy_h2(client, upstream.stream, forwarder).await,
         Some(b"http/1.1") => http::proxy_h1(client, upstream.stream, forwarder).await,
         None => return sniff_and_proxy(client, upstream.stream, forwarder).await,
-        Some(_) => return relay(client, upstream.stream, Vec::new(), dst).await,
+        Some(_) => return relay_scrubbed(client, upstream.stream, forwarder).await,
     };
     if let Err(e) = result {
         log::debug!("HTTP to {dst}: {e}");
@@ -323,9 +324,39 @@ where
                 log::debug!("HTTP to {dst}: {e}");
             }
         }
-        Ok(_) => relay(client, upstream, buf, dst).await,
+        Ok(_) => relay_scrubbed(Prefixed::new(buf, client), upstream, forwarder).await,
         Err(e) => log::debug!("TLS to {dst} carried unusable bytes: {e}"),
     }
+}
+
+/// Relays TLS that carries something other than HTTP, scrubbing what comes back.
+async fn relay_scrubbed<C, U>(client: C, upstream: U, forwarder: Forwarder)
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let scrubber = match forwarder.ctx.engine.scrubber() {
+        Ok(scrubber) => scrubber,
+        Err(why) => return log::warn!("not relaying to {}: {why}", forwarder.dst),
+    };
+    let host = match &forwarder.leg {
+        Leg::Tls(Some(sni)) => sni.clone(),
+        _ => forwarder.dst.ip().to_string(),
+    };
+    let report = Arc::new(report::Report::new(
+        forwarder.ctx,
+        forwarder.origin,
+        host,
+        forwarder.dst,
+    ));
+    upgraded::relay(
+        client,
+        upstream,
+        upgraded::Downstream::Bytes,
+        scrubber,
+        report,
+    )
+    .await;
 }
 
 async fn splice(mut conn: Steered, buf: Vec<u8>, rule: Option<String>) {

@@ -93,6 +93,55 @@ pub fn uri_component(text: &str) -> String {
         .collect()
 }
 
+/// Accepts a WebSocket upgrade and sends `authorization` back as a text message in two
+/// fragments, written a few bytes at a time, then a close frame quoting it.
+pub fn websocket(
+    mut req: hyper::Request<hyper::body::Incoming>,
+    authorization: String,
+) -> Response<UpBody> {
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else {
+            return;
+        };
+        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        let text = authorization.as_bytes();
+        let (a, b) = text.split_at(text.len() / 2);
+        let mut frames = Vec::new();
+        frames.extend(ws_frame(false, 0x1, a));
+        frames.extend(ws_frame(true, 0x0, b));
+        let mut reason = vec![0x03, 0xe8];
+        reason.extend_from_slice(&text[..text.len().min(100)]);
+        frames.extend(ws_frame(true, 0x8, &reason));
+        for piece in frames.chunks(5) {
+            if tokio::io::AsyncWriteExt::write_all(&mut io, piece)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+    });
+    let mut response = full(Vec::new());
+    *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+    response
+        .headers_mut()
+        .insert(header::UPGRADE, "websocket".parse().unwrap());
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, "upgrade".parse().unwrap());
+    response
+}
+
+/// An unmasked frame, as a server sends it (payloads under 126 bytes).
+pub fn ws_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![if fin { 0x80 } else { 0 } | opcode, payload.len() as u8];
+    out.extend_from_slice(payload);
+    out
+}
+
 fn full(body: Vec<u8>) -> Response<UpBody> {
     Response::new(Full::new(Bytes::from(body)).boxed())
 }

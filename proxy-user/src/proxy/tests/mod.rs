@@ -322,14 +322,16 @@ async fn serve_upstream(
                         host: header("host"),
                         injections_on_disk,
                     });
-                    let response = echo::respond(
-                        req.uri().path(),
-                        &header("authorization").unwrap_or_default(),
-                    );
+                    let authorization = header("authorization").unwrap_or_default();
+                    let response = if req.uri().path() == "/ws" {
+                        echo::websocket(req, authorization)
+                    } else {
+                        echo::respond(req.uri().path(), &authorization)
+                    };
                     async { Ok::<_, hyper::Error>(response) }
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), service)
+                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
                     .await;
             });
         }

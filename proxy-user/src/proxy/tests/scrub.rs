@@ -172,3 +172,41 @@ async fn a_response_without_a_secret_passes_byte_for_byte() {
     );
     assert!(bench.records(EventKind::SecretScrubbed).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_websocket_echo_comes_back_as_the_placeholder() {
+    let bench = Bench::new(&[HOST]).await;
+    let tls = tls_to_host(&bench).await;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn.with_upgrades());
+    let request = Request::get("/ws")
+        .header("host", HOST)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-extensions", "permessage-deflate")
+        .header("authorization", format!("Bearer {PLACEHOLDER}"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let mut io = TokioIo::new(hyper::upgrade::on(response).await.unwrap());
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        io.read_to_end(&mut received),
+    )
+    .await;
+    assert!(!holds(&received, SECRET), "the secret came back");
+    assert!(holds(&received, PLACEHOLDER), "{received:?}");
+    let scrubbed = bench.records(EventKind::SecretScrubbed).await;
+    assert!(
+        scrubbed
+            .iter()
+            .any(|r| r.to_json().contains("\"location\":\"frame\"")),
+        "{scrubbed:?}"
+    );
+}
