@@ -109,7 +109,8 @@ pub(super) fn spends_budget(event: &Event) -> Option<Option<&str>> {
         | Event::KernelRefusal(_)
         | Event::SecretInjected(_)
         | Event::PlaceholderNotInjected(_)
-        | Event::SecretScrubbed(_) => Some(event.sandbox()),
+        | Event::SecretScrubbed(_)
+        | Event::LimitExceeded(_) => Some(event.sandbox()),
         Event::SandboxAttached(_)
         | Event::SandboxDetached(_)
         | Event::KernelRefusalsDropped(_)

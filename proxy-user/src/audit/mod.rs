@@ -39,9 +39,9 @@ pub use writer::{now_ms, AuditHandle, AuditWriter};
 
 pub use veil_core::audit::{
     json_line, table, Anchor, ChainHead, ConnProtocol, Connection, DecodeError, Event, EventKind,
-    Hash, Injection, KernelRefusal, PolicyChange, PolicyTrigger, Record, RecordsDropped,
-    RefusalsDropped, RequestProtocol, Retention, SandboxChange, Scrub, SecretChange, SecretRef,
-    TableStream, Verdict, MAX_HEADERS,
+    Hash, Injection, KernelRefusal, LimitExceeded, PolicyChange, PolicyTrigger, Record,
+    RecordsDropped, RefusalsDropped, RequestProtocol, Retention, SandboxChange, Scrub,
+    SecretChange, SecretRef, TableStream, Verdict, MAX_HEADERS,
 };
 
 /// Errors from the audit log.

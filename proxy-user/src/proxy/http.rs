@@ -8,7 +8,10 @@
 //! ([`super::inject_request`]), and protocol switches (WebSocket) after the upgrade request
 //! went through the request path.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::SocketAddr,
+    sync::{atomic::Ordering, Arc},
+};
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
@@ -43,7 +46,7 @@ use super::{
     upgraded::{self, Downstream},
     Context,
 };
-use crate::audit::RequestProtocol;
+use crate::audit::{Event, LimitExceeded, RequestProtocol};
 
 /// A response body: streamed from upstream, or made by veil.
 pub type Body = BoxBody<Bytes, BoxError>;
@@ -91,20 +94,24 @@ where
     let limits = forwarder.ctx.limits;
     let sender = Sender::H1(Mutex::new(sender));
     let forwarder = Arc::new((forwarder, sender));
+    let shared = Arc::clone(&forwarder);
     let service = service_fn(move |req| {
         let forwarder = Arc::clone(&forwarder);
         async move { Ok::<_, hyper::Error>(forwarder.0.forward(req, &forwarder.1).await) }
     });
-    server_h1::Builder::new()
+    let client = Idle::new(client, limits.idle_timeout);
+    let idled = client.fired();
+    let served = server_h1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.head_timeout)
         .max_header_size(limits.max_header_bytes)
-        .serve_connection(
-            TokioIo::new(Idle::new(client, limits.idle_timeout)),
-            service,
-        )
+        .serve_connection(TokioIo::new(client), service)
         .with_upgrades()
-        .await
+        .await;
+    shared
+        .0
+        .record_limit(served.as_ref().err(), idled.load(Ordering::Relaxed));
+    served
 }
 
 /// Serves HTTP/2 from `client` and forwards each stream over `upstream`.
@@ -127,22 +134,68 @@ where
     });
     let limits = forwarder.ctx.limits;
     let forwarder = Arc::new((forwarder, Sender::H2(sender)));
+    let shared = Arc::clone(&forwarder);
     let service = service_fn(move |req| {
         let forwarder = Arc::clone(&forwarder);
         async move { Ok::<_, hyper::Error>(forwarder.0.forward(req, &forwarder.1).await) }
     });
-    server_h2::Builder::new(TokioExecutor::new())
+    let client = Idle::new(client, limits.idle_timeout);
+    let idled = client.fired();
+    let served = server_h2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .max_concurrent_streams(1000)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .serve_connection(
-            TokioIo::new(Idle::new(client, limits.idle_timeout)),
-            service,
-        )
-        .await
+        .serve_connection(TokioIo::new(client), service)
+        .await;
+    shared
+        .0
+        .record_limit(served.as_ref().err(), idled.load(Ordering::Relaxed));
+    served
 }
 
 impl Forwarder {
+    /// Records the end of a connection that went past a limit: hyper's `error`, or the idle
+    /// timeout having `idled` (hyper ends an idle connection's failed read quietly).
+    fn record_limit(&self, error: Option<&hyper::Error>, idled: bool) {
+        let limits = self.ctx.limits;
+        let (limit, detail) = if idled {
+            (
+                "idle_timeout",
+                format!("nothing moved for {:?}", limits.idle_timeout),
+            )
+        } else if error.is_some_and(|e| e.is_timeout()) {
+            (
+                "request_head_timeout",
+                format!("no whole request head within {:?}", limits.head_timeout),
+            )
+        } else if error.is_some_and(|e| e.is_parse_too_large()) {
+            (
+                "max_header_bytes",
+                format!("a request head over {} bytes", limits.max_header_bytes),
+            )
+        } else {
+            return;
+        };
+        log::info!(
+            "closing a connection of {} to {}: {detail}",
+            self.origin.comm,
+            self.dst
+        );
+        self.ctx.audit.record(Event::LimitExceeded(LimitExceeded {
+            limit: limit.to_owned(),
+            detail,
+            host: match &self.leg {
+                Leg::Tls(Some(sni)) => sni.clone(),
+                _ => self.dst.ip().to_string(),
+            },
+            destination: self.dst,
+            sandbox: self.origin.sandbox.clone(),
+            cgroup_id: self.origin.cgroup_id,
+            pid: self.origin.pid,
+            comm: self.origin.comm.clone(),
+        }));
+    }
+
     /// Checks, rewrites and forwards one request; always answers something.
     async fn forward(&self, mut req: Request<Incoming>, sender: &Sender) -> Response<Body> {
         let version = sender.version();

@@ -5,6 +5,10 @@ use std::{
     future::Future,
     io,
     pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -20,6 +24,7 @@ pub struct Idle<S> {
     timeout: Duration,
     last: Instant,
     timer: Pin<Box<Sleep>>,
+    fired: Arc<AtomicBool>,
 }
 
 impl<S> Idle<S> {
@@ -31,7 +36,14 @@ impl<S> Idle<S> {
             timeout,
             last,
             timer: Box::pin(sleep_until(last + timeout)),
+            fired: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// A flag that turns true when the timeout ends the stream (whoever reads it may take
+    /// the failure for an ordinary close).
+    pub fn fired(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.fired)
     }
 
     /// Called when an operation is pending: fails once the deadline passed with no activity,
@@ -43,6 +55,7 @@ impl<S> Idle<S> {
             }
             let deadline = self.last + self.timeout;
             if Instant::now() >= deadline {
+                self.fired.store(true, Ordering::Relaxed);
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("nothing moved for {:?}", self.timeout),

@@ -209,6 +209,18 @@ fn row(record: &Record) -> [String; COLUMNS] {
                 x.secret_name, x.secret_id, x.cgroup_id
             ),
         ],
+        Event::LimitExceeded(l) => [
+            seq,
+            time,
+            kind,
+            sandbox,
+            l.pid.to_string(),
+            or_absent(&l.comm),
+            format!("{} ({})", l.host, l.destination),
+            "closed".to_owned(),
+            l.detail.clone(),
+            format!("limit={} cgroup_id={}", l.limit, l.cgroup_id),
+        ],
         Event::RecordsDropped(d) => [
             seq,
             time,

@@ -23,8 +23,9 @@ pub use chain::{record_hash, Anchor, ChainHead, Entry, Hash};
 pub use format::{json_line, table, TableStream};
 pub use record::{
     seq_from_key, seq_key, ConnProtocol, Connection, Event, EventKind, Injection, KernelRefusal,
-    PolicyChange, PolicyTrigger, Record, RecordsDropped, RefusalsDropped, RequestProtocol,
-    Retention, SandboxChange, Scrub, SecretChange, SecretRef, Verdict, MAX_HEADERS,
+    LimitExceeded, PolicyChange, PolicyTrigger, Record, RecordsDropped, RefusalsDropped,
+    RequestProtocol, Retention, SandboxChange, Scrub, SecretChange, SecretRef, Verdict,
+    MAX_HEADERS,
 };
 
 /// Why stored audit bytes could not be decoded.

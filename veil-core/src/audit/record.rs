@@ -98,6 +98,8 @@ pub enum Event {
     /// A secret's value in a response was replaced by its placeholder, or the response was
     /// cut off, before it reached the sandbox.
     SecretScrubbed(Scrub),
+    /// A connection went past one of veil's limits and was closed.
+    LimitExceeded(LimitExceeded),
 }
 
 impl Event {
@@ -118,6 +120,7 @@ impl Event {
             Self::PolicyChanged(_) => EventKind::PolicyChanged,
             Self::Retention(_) => EventKind::Retention,
             Self::SecretScrubbed(_) => EventKind::SecretScrubbed,
+            Self::LimitExceeded(_) => EventKind::LimitExceeded,
         }
     }
 
@@ -130,6 +133,7 @@ impl Event {
             Self::RecordsDropped(d) => d.sandbox.as_deref(),
             Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => i.sandbox.as_deref(),
             Self::SecretScrubbed(s) => s.sandbox.as_deref(),
+            Self::LimitExceeded(l) => l.sandbox.as_deref(),
             Self::KernelRefusalsDropped(_)
             | Self::SecretCreated(_)
             | Self::SecretUpdated(_)
@@ -146,6 +150,7 @@ impl Event {
             Self::KernelRefusal(r) => r.destination,
             Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => Some(i.destination),
             Self::SecretScrubbed(s) => Some(s.destination),
+            Self::LimitExceeded(l) => Some(l.destination),
             Self::SandboxAttached(_)
             | Self::SandboxDetached(_)
             | Self::KernelRefusalsDropped(_)
@@ -164,6 +169,7 @@ impl Event {
             Self::Connection(c) => c.host.as_deref(),
             Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => Some(&i.host),
             Self::SecretScrubbed(s) => Some(&s.host),
+            Self::LimitExceeded(l) => Some(&l.host),
             Self::SandboxAttached(_)
             | Self::SandboxDetached(_)
             | Self::KernelRefusal(_)
@@ -202,6 +208,7 @@ impl Event {
             | Self::KernelRefusal(_)
             | Self::KernelRefusalsDropped(_)
             | Self::RecordsDropped(_)
+            | Self::LimitExceeded(_)
             | Self::PolicyChanged(_)
             | Self::Retention(_) => None,
         }
@@ -259,6 +266,27 @@ impl SecretRef<'_> {
     pub fn is(&self, name_or_id: &str) -> bool {
         self.name == name_or_id || self.id == name_or_id
     }
+}
+
+/// A connection closed for going past one of veil's limits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitExceeded {
+    /// Which limit: `request_head_timeout`, `idle_timeout`, `max_header_bytes`.
+    pub limit: String,
+    /// What happened, for people.
+    pub detail: String,
+    /// The host the connection was for.
+    pub host: String,
+    /// The original destination.
+    pub destination: SocketAddr,
+    /// Sandbox name, `None` when the cgroup is not a known sandbox.
+    pub sandbox: Option<String>,
+    /// cgroup v2 id of the connecting process.
+    pub cgroup_id: u64,
+    /// Process id of the connecting process.
+    pub pid: u32,
+    /// Command name of the connecting process.
+    pub comm: String,
 }
 
 /// A secret's value found in a response on its way to a sandbox. Never the value.
@@ -617,11 +645,13 @@ pub enum EventKind {
     Retention,
     /// [`Event::SecretScrubbed`].
     SecretScrubbed,
+    /// [`Event::LimitExceeded`].
+    LimitExceeded,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Connection,
         Self::SandboxAttached,
         Self::SandboxDetached,
@@ -636,6 +666,7 @@ impl EventKind {
         Self::PolicyChanged,
         Self::Retention,
         Self::SecretScrubbed,
+        Self::LimitExceeded,
     ];
 
     /// The kind's name, as serialized in the `kind` field.
@@ -655,6 +686,7 @@ impl EventKind {
             Self::PolicyChanged => "policy_changed",
             Self::Retention => "retention",
             Self::SecretScrubbed => "secret_scrubbed",
+            Self::LimitExceeded => "limit_exceeded",
         }
     }
 
@@ -935,7 +967,8 @@ mod tests {
             "unknown audit event kind \"connections\" \
              (expected one of: connection, sandbox_attached, sandbox_detached, kernel_refusal, \
              kernel_refusals_dropped, records_dropped, secret_created, secret_updated, secret_deleted, \
-             secret_injected, placeholder_not_injected, policy_changed, retention, secret_scrubbed)"
+             secret_injected, placeholder_not_injected, policy_changed, retention, secret_scrubbed, \
+             limit_exceeded)"
         );
     }
 

@@ -245,6 +245,9 @@ async fn a_client_that_never_sends_its_request_head_is_closed() {
     )
     .await;
     assert!(read.is_ok(), "veil closed the connection");
+    let records = bench.records(EventKind::LimitExceeded).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].to_json().contains("request_head_timeout"));
 }
 
 #[tokio::test]
@@ -262,6 +265,14 @@ async fn an_idle_connection_is_closed() {
     )
     .await;
     assert!(read.is_ok(), "veil closed the connection");
+    let records = bench.records(EventKind::LimitExceeded).await;
+    assert!(
+        records.iter().any(|r| {
+            let json = r.to_json();
+            json.contains("idle_timeout") || json.contains("request_head_timeout")
+        }),
+        "{records:?}"
+    );
 }
 
 #[tokio::test]
