@@ -35,9 +35,14 @@ pub enum Action {
     Deny(Denial),
     /// Relay TLS untouched to a passthrough SNI.
     Passthrough,
-    /// Verify upstream TLS for this name, then finish the client's handshake with a leaf for
-    /// it and proxy HTTP.
-    Intercept(ServerName),
+    /// Verify upstream TLS for this name, offering the client's ALPN protocols, then finish
+    /// the client's handshake with a leaf for it and proxy HTTP.
+    Intercept {
+        /// The name to verify and to mint the leaf for.
+        name: ServerName,
+        /// The client's ALPN offer, in its order.
+        alpn: Vec<Vec<u8>>,
+    },
     /// Proxy plain HTTP, checking each request's Host against the policy.
     PlainHttp,
     /// Copy bytes both ways.
@@ -110,7 +115,10 @@ pub fn plan(protocol: &Protocol, dst: SocketAddr, policy: &Policy) -> Plan {
             } else if passthrough.is_some() {
                 Action::Passthrough
             } else {
-                Action::Intercept(name)
+                Action::Intercept {
+                    name,
+                    alpn: hello.alpn.clone(),
+                }
             };
             Plan {
                 action,
@@ -219,13 +227,19 @@ mod tests {
             (
                 tls(Some("api.test"), &[b"h2"]),
                 dst,
-                Action::Intercept(ServerName::Dns("api.test".into())),
+                Action::Intercept {
+                    name: ServerName::Dns("api.test".into()),
+                    alpn: vec![b"h2".to_vec()],
+                },
                 ConnProtocol::Tls,
             ),
             (
                 tls(None, &[]),
                 dst,
-                Action::Intercept(ServerName::Ip(dst.ip())),
+                Action::Intercept {
+                    name: ServerName::Ip(dst.ip()),
+                    alpn: Vec::new(),
+                },
                 ConnProtocol::Tls,
             ),
             (
@@ -347,7 +361,7 @@ mod tests {
                 &p
             )
             .action,
-            Action::Intercept(_)
+            Action::Intercept { .. }
         ));
     }
 

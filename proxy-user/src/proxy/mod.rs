@@ -107,19 +107,8 @@ pub async fn serve(mut conn: Steered) {
             Box::pin(splice(conn, buf, decision.rule)).await;
         }
         Action::PlainHttp => Box::pin(plain_http(conn, buf, policy, decision.rule)).await,
-        Action::Intercept(name) => {
-            let Protocol::Tls(hello) = protocol else {
-                return conn.conclude(Outcome::Refused("intercepting non-TLS".into()));
-            };
-            Box::pin(intercept(
-                conn,
-                buf,
-                name,
-                hello.alpn,
-                policy,
-                decision.rule,
-            ))
-            .await;
+        Action::Intercept { name, alpn } => {
+            Box::pin(intercept(conn, buf, name, alpn, policy, decision.rule)).await;
         }
     }
 }
