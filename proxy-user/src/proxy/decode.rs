@@ -59,6 +59,37 @@ impl Encoding {
     }
 }
 
+impl Coding {
+    /// Whether everything fed to the decoder so far comes out at once (up to a few bits of a
+    /// symbol), so compressed bytes can go on as soon as their output is scanned. gzip and
+    /// deflate do; brotli and zstd decode in blocks of up to 128 KiB and hold a block's output
+    /// until all of it is there, so their bodies are read whole before anything goes on.
+    pub fn streams(self) -> bool {
+        matches!(self, Self::Gzip | Self::Deflate)
+    }
+}
+
+/// `Accept-Encoding` with only the codings veil scans as they stream (gzip, deflate, and
+/// identity), so an upstream that follows it never makes veil hold a body whole; `None` when
+/// nothing is left (then upstream sends the body as it is).
+pub fn streamable_accept_encoding(value: &[u8]) -> Option<String> {
+    let value = std::str::from_utf8(value).ok()?;
+    let kept: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| {
+            let coding = item
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            matches!(coding.as_str(), "gzip" | "x-gzip" | "deflate" | "identity")
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
+}
+
 /// A streaming decoder: compressed bytes in, decoded bytes out.
 pub struct Decoder {
     inner: Inner,
@@ -87,12 +118,16 @@ impl Decoder {
     }
 
     /// Decodes `input`, calling `sink` with what it decodes to.
+    ///
+    /// Everything `input` decodes to reaches `sink` now: the decoders keep the output of their
+    /// last step buffered until the next write unless flushed, and compressed bytes must never
+    /// go on to the sandbox before what they decode to is scanned.
     pub fn feed(&mut self, input: &[u8], sink: impl FnMut(&[u8])) -> io::Result<()> {
         match &mut self.inner {
-            Inner::Gzip(d) => d.write_all(input)?,
-            Inner::Deflate(d) => d.write_all(input)?,
-            Inner::Brotli(d) => d.write_all(input)?,
-            Inner::Zstd(d) => d.write_all(input)?,
+            Inner::Gzip(d) => d.write_all(input).and_then(|()| d.flush())?,
+            Inner::Deflate(d) => d.write_all(input).and_then(|()| d.flush())?,
+            Inner::Brotli(d) => d.write_all(input).and_then(|()| d.flush())?,
+            Inner::Zstd(d) => d.write_all(input).and_then(|()| d.flush())?,
         }
         self.drain(sink)
     }
@@ -164,6 +199,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_feed_yields_everything_its_bytes_decode_to() {
+        let text: Vec<u8> = (0..200_000u32)
+            .map(|i| b"abcdefghijklmnopqrstuvwxyz"[(i * 7 % 26) as usize] ^ (i % 3) as u8)
+            .collect();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&text).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut zl = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        zl.write_all(&text).unwrap();
+        let zl = zl.finish().unwrap();
+        // All but the trailers (gzip's CRC and length, zlib's checksum): the whole text is
+        // decodable from what was fed, so all of it must have come out.
+        for (coding, compressed, trailer) in [(Coding::Gzip, gz, 8), (Coding::Deflate, zl, 4)] {
+            let mut decoder = Decoder::new(coding).unwrap();
+            let mut out = Vec::new();
+            decoder
+                .feed(&compressed[..compressed.len() - trailer], |d| {
+                    out.extend_from_slice(d)
+                })
+                .unwrap();
+            assert_eq!(out.len(), text.len(), "{coding:?}");
+        }
+    }
+
+    #[test]
+    fn accept_encoding_keeps_what_streams() {
+        let kept = |v: &str| streamable_accept_encoding(v.as_bytes());
+        assert_eq!(
+            kept("gzip, deflate, br, zstd").as_deref(),
+            Some("gzip, deflate")
+        );
+        assert_eq!(kept("br;q=1.0, gzip;q=0.8").as_deref(), Some("gzip;q=0.8"));
+        assert_eq!(kept("br"), None);
+        assert_eq!(kept("identity").as_deref(), Some("identity"));
+        assert!(Coding::Gzip.streams() && Coding::Deflate.streams());
+        assert!(!Coding::Brotli.streams() && !Coding::Zstd.streams());
     }
 
     #[test]

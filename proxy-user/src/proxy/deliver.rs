@@ -3,12 +3,13 @@
 //!
 //! A response without a secret passes byte for byte. Small bodies of known length (at most
 //! [`PREFETCH`]) are read whole before the head is sent, so that a replacement can correct
-//! their `Content-Length`; longer ones stream.
+//! their `Content-Length`; longer ones stream. gzip and deflate bodies are decoded alongside as
+//! they stream; brotli and zstd ones, which decode in whole blocks, are read whole first.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::{body::Incoming, ext::ReasonPhrase, header, Response, StatusCode};
 use veil_core::scrub::{Found, Scrubber};
 
@@ -21,6 +22,9 @@ use super::{
 
 /// The largest body of known length read whole before its head is sent.
 pub const PREFETCH: u64 = 64 * 1024;
+/// The largest compressed body veil reads whole to scan (brotli and zstd bodies, which decode
+/// in blocks); a longer one is refused.
+pub const MAX_WHOLE_COMPRESSED: usize = 16 << 20;
 
 /// `response`, scrubbed for the sandbox. `has_body` is false for answers to HEAD and for
 /// statuses without a body.
@@ -55,7 +59,7 @@ pub async fn deliver(
             fixed_length: length.is_some(),
         },
         Encoding::Coded(coding) => match Decoder::new(coding) {
-            Ok(decoder) => Scan::Decode(Box::new(decoder)),
+            Ok(decoder) => Scan::Decode(Box::new(decoder), coding),
             Err(e) => return refuse(&report, &format!("a {coding:?} decoder failed: {e}")),
         },
         Encoding::Unknown => {
@@ -74,15 +78,18 @@ pub async fn deliver(
         (Some(length), Scan::Replace { .. }) if length <= PREFETCH => {
             whole(response, &scrubber, &report).await
         }
-        (Some(length), Scan::Decode(decoder)) if length <= PREFETCH => {
+        (length, Scan::Decode(decoder, coding))
+            if !coding.streams() || length.is_some_and(|l| l <= PREFETCH) =>
+        {
             whole_decoded(response, *decoder, &scrubber, &report).await
         }
         (_, scan) => response.map(|body| ScrubBody::new(body, scrubber, scan, report).boxed()),
     }
 }
 
-/// Reads a short compressed body whole and decodes it: delivered unchanged if it holds no
-/// secret, not at all if it does or does not decode.
+/// Reads a compressed body whole (a short one, or any brotli or zstd one, up to
+/// [`MAX_WHOLE_COMPRESSED`]) and decodes it: delivered unchanged if it holds no secret, not at
+/// all if it does, does not decode, or is longer.
 async fn whole_decoded(
     response: Response<Incoming>,
     mut decoder: Decoder,
@@ -90,9 +97,9 @@ async fn whole_decoded(
     report: &Report,
 ) -> Response<Body> {
     let (parts, body) = response.into_parts();
-    let collected = match body.collect().await {
+    let collected = match Limited::new(body, MAX_WHOLE_COMPRESSED).collect().await {
         Ok(collected) => collected,
-        Err(e) => return refuse(report, &format!("reading its body failed: {e}")),
+        Err(e) => return refuse(report, &format!("reading its compressed body failed: {e}")),
     };
     let trailers = collected.trailers().cloned();
     let bytes = collected.to_bytes();

@@ -39,6 +39,7 @@ use veil_core::{
 };
 
 use super::{
+    decode,
     deliver::deliver,
     idle::Idle,
     report::Report,
@@ -243,6 +244,19 @@ impl Forwarder {
         let upgrade = version == Version::HTTP_11 && is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         strip_hop_by_hop(req.headers_mut(), upgrade);
+        // Only codings veil can scan as they stream are asked for (see `decode`).
+        if let Some(accepted) = req.headers().get(header::ACCEPT_ENCODING) {
+            match decode::streamable_accept_encoding(accepted.as_bytes())
+                .and_then(|v| header::HeaderValue::from_str(&v).ok())
+            {
+                Some(value) => {
+                    req.headers_mut().insert(header::ACCEPT_ENCODING, value);
+                }
+                None => {
+                    req.headers_mut().remove(header::ACCEPT_ENCODING);
+                }
+            }
+        }
         let downstream = if upgrade && is_websocket(req.headers()) {
             // Frames are scrubbed one by one, so no extension may change them (compression).
             req.headers_mut().remove(header::SEC_WEBSOCKET_EXTENSIONS);

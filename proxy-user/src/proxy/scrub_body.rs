@@ -19,7 +19,10 @@ use hyper::{
 };
 use veil_core::scrub::{Found, ScrubStream, Scrubber};
 
-use super::{decode::Decoder, report::Report};
+use super::{
+    decode::{Coding, Decoder},
+    report::Report,
+};
 
 /// The error a cut-off body fails with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -32,7 +35,7 @@ pub enum Scan {
         fixed_length: bool,
     },
     /// Compressed bytes: decoded alongside, delivered unchanged, cut if a secret is found.
-    Decode(Box<Decoder>),
+    Decode(Box<Decoder>, Coding),
 }
 
 /// A response body with every secret scrubbed out of it.
@@ -72,7 +75,7 @@ impl ScrubBody {
     /// Scans one chunk of data: what goes on to the client, or why the body is cut off.
     fn data(&mut self, data: Bytes) -> Result<Bytes, BoxError> {
         match &mut self.scan {
-            Scan::Decode(decoder) => {
+            Scan::Decode(decoder, _) => {
                 let stream = &mut self.stream;
                 let mut found = Found::default();
                 let mut scratch = Vec::new();
@@ -116,7 +119,7 @@ impl ScrubBody {
     fn end(&mut self) -> Result<Bytes, BoxError> {
         let mut out = Vec::new();
         match &mut self.scan {
-            Scan::Decode(decoder) => {
+            Scan::Decode(decoder, _) => {
                 let stream = &mut self.stream;
                 let mut found = Found::default();
                 let mut scratch = Vec::new();
