@@ -8,9 +8,11 @@
 //!
 //! [`audit`] reads the audit log and edits a stopped veil's database behind its back;
 //! [`probe`] runs the Python probe that tries one way out of a sandbox; [`udp`] has the UDP
-//! servers that stand in for DNS resolvers.
+//! servers that stand in for DNS resolvers; [`echo_upstream`] is what the upstream answers when
+//! it hands a secret back on purpose.
 
 pub mod audit;
+pub mod echo_upstream;
 pub mod probe;
 pub mod udp;
 

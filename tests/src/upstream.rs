@@ -1,6 +1,7 @@
 //! Local "remote" upstreams for the tests: a TLS server speaking HTTP/1.1 and HTTP/2 that
 //! records every request it gets, streams large bodies both ways, and echoes WebSocket
-//! frames. It runs on its own runtime thread and stops when dropped.
+//! frames; its `/echo-*` paths hand the request's Authorization back ([`crate::echo_upstream`]).
+//! It runs on its own runtime thread and stops when dropped.
 
 use std::{
     convert::Infallible,
@@ -186,7 +187,8 @@ async fn accept_loop(
     }
 }
 
-type Body = BoxBody<Bytes, std::io::Error>;
+/// The body of a response the upstream sends.
+pub type Body = BoxBody<Bytes, std::io::Error>;
 
 async fn respond(
     mut req: Request<hyper::body::Incoming>,
@@ -249,6 +251,9 @@ async fn respond(
             query_value("ms").unwrap_or(100) as u64
         ))
         .await;
+    }
+    if let Some(response) = crate::echo_upstream::respond(&mut req, &path) {
+        return response;
     }
     if path.starts_with("/ws") {
         return websocket(&mut req);

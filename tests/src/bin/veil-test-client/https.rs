@@ -52,6 +52,9 @@ pub fn main(cmd: &str, args: &[&str]) {
             ("h2-streams", [n, rest @ ..]) => {
                 h2_streams(n.parse().unwrap_or_else(|_| super::usage()), &target(rest)).await
             }
+            ("h2-host", [authority, host, rest @ ..]) => {
+                h2_host(authority, host, &target(rest)).await
+            }
             ("ws", rest) => websocket(&target(rest)).await,
             ("split-hello", rest) => split_hello(&target(rest)).await,
             ("slow-hello", rest) => slow_hello(&target(rest)).await,
@@ -164,6 +167,32 @@ async fn h2_streams(n: usize, target: &Target) -> Result<(), Failure> {
             .map_err(|e| (4, e))?;
     }
     println!("ok {n}");
+    Ok(())
+}
+
+/// One HTTP/2 request for `https://AUTHORITY/h2-host` carrying a `host` header `host` (none
+/// for `-`); prints `status N`.
+async fn h2_host(authority: &str, host: &str, target: &Target) -> Result<(), Failure> {
+    let stream = tls(target, connect(target).await?, &[b"h2"]).await?;
+    let (mut sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+        .await
+        .map_err(|e| (4, format!("HTTP/2 handshake: {e}")))?;
+    tokio::spawn(conn);
+    let mut req = Request::get(format!("https://{authority}/h2-host"));
+    if host != "-" {
+        req = req.header("host", host);
+    }
+    if let Some(value) = target.authorization() {
+        req = req.header("authorization", value);
+    }
+    let req = req
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| (2, e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| (4, e.to_string()))?;
+    println!("status {}", resp.status().as_u16());
     Ok(())
 }
 

@@ -8,6 +8,9 @@
 //!                                      prints "ok N" or the first mismatch
 //! veil-test-client h2-streams N TLSARGS 100 requests over one HTTP/2 connection (ALPN h2
 //!                                      only); prints "ok N"
+//! veil-test-client h2-host AUTHORITY HOST TLSARGS
+//!                                      one HTTP/2 request for https://AUTHORITY/h2-host with
+//!                                      a `host` header HOST (none for `-`); prints "status N"
 //! veil-test-client ws TLSARGS          a WebSocket echo over TLS; prints "echo: TEXT"
 //! veil-test-client split-hello TLSARGS an HTTP/1.1 GET whose ClientHello goes out in two
 //!                                      TCP segments; prints the response body
@@ -52,7 +55,7 @@ fn main() {
             }
         }
         ["many", n, addrs] => many(n.parse().unwrap_or_else(|_| usage()), addrs),
-        [cmd @ ("h2-streams" | "ws" | "split-hello" | "slow-hello"), rest @ ..] => {
+        [cmd @ ("h2-streams" | "h2-host" | "ws" | "split-hello" | "slow-hello"), rest @ ..] => {
             https::main(cmd, rest)
         }
         _ => usage(),
@@ -122,7 +125,7 @@ fn parse(addr: &str) -> SocketAddr {
 pub fn usage() -> ! {
     eprintln!(
         "usage: veil-test-client echo ADDR TOKEN | many N ADDR[,ADDR...] | \
-         h2-streams N TLSARGS | ws TLSARGS | split-hello TLSARGS | slow-hello TLSARGS"
+         h2-streams N TLSARGS | h2-host AUTHORITY HOST TLSARGS | ws TLSARGS | split-hello TLSARGS | slow-hello TLSARGS"
     );
     exit(2)
 }
