@@ -60,6 +60,7 @@ mod found;
 mod json_forms;
 mod machine;
 mod percent_forms;
+mod prefilter;
 mod scrubber;
 mod stream;
 
