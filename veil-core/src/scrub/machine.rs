@@ -14,10 +14,18 @@ use super::prefilter::Prefilter;
 /// get a contiguous NFA (compact).
 const DFA_MAX_PATTERN_BYTES: usize = 64 * 1024;
 
-/// The most consecutive prefilter hits searched as one region: enough to cover a run of
-/// secrets back to back with few automaton searches, few enough that a search stopping at an
-/// early match does not leave much sampling to do again.
+/// The most samples in a run of prefilter hits looked for before searching: enough to tell
+/// text where windows hit all along, few enough that a search stopping at an early match does
+/// not leave much sampling to do again.
 const MAX_RUN: usize = 16;
+
+/// The most consecutive misses within a run of hits: bridging them saves searching the
+/// stretch where regions on either side overlap over again.
+const MAX_GAP: usize = 2;
+
+/// How many bytes past a run of [`MAX_RUN`] samples are searched without sampling: where
+/// windows hit all along, sampling only costs, and the automaton alone reads fastest.
+pub(super) const DENSE_SPAN: usize = 4096;
 
 /// One automaton over all patterns, searchable unanchored and anchored, with its prefilter.
 pub(super) struct Machine {
@@ -43,24 +51,18 @@ enum Kind {
 impl Machine {
     /// Builds the automaton over `patterns` (at least one, none empty), leftmost-longest.
     pub(super) fn new(patterns: &[&[u8]]) -> Result<Self, aho_corasick::BuildError> {
-        let prefilter = Prefilter::new(patterns);
-        // With a prefilter of ours, the automaton only searches short regions, where its own
-        // prefilter would cost more than it saves.
-        let own_prefilter = prefilter.is_none();
         let total: usize = patterns.iter().map(|pattern| pattern.len()).sum();
         let automaton = if total <= DFA_MAX_PATTERN_BYTES {
             Kind::Dfa(
                 DFA::builder()
                     .match_kind(MatchKind::LeftmostLongest)
                     .start_kind(StartKind::Both)
-                    .prefilter(own_prefilter)
                     .build(patterns)?,
             )
         } else {
             Kind::Nfa(
                 NFA::builder()
                     .match_kind(MatchKind::LeftmostLongest)
-                    .prefilter(own_prefilter)
                     .build(patterns)?,
             )
         };
@@ -73,7 +75,7 @@ impl Machine {
         }
         Ok(Self {
             automaton,
-            prefilter,
+            prefilter: Prefilter::new(patterns),
             starts,
             longest: patterns
                 .iter()
@@ -86,7 +88,8 @@ impl Machine {
     /// The leftmost-longest match in `haystack` starting at or after `at`.
     ///
     /// With a prefilter, the automaton searches only around each run of consecutive hits
-    /// `first..=last` (sampled from `at` on): from `first - (stride - 1)` (no occurrence
+    /// `first..=last` (sampled from `at` on, bridging a few misses; a long run is taken to go
+    /// on for [`DENSE_SPAN`] bytes more, unsampled): from `first - (stride - 1)` (no occurrence
     /// starting earlier has its first sampled window in the run) to `last + longest` (where
     /// every match starting by `last` ends). A match found there starting by `last` is the
     /// leftmost-longest one in the whole haystack: any occurrence starting at or after `at`
@@ -116,12 +119,25 @@ impl Machine {
     ) -> Option<Match> {
         let stride = prefilter.stride();
         loop {
+            // Taking misses or unsampled positions as hits only widens the search.
             let mut last = first;
+            let mut sample = first;
+            let mut gap = 0;
+            let mut dense = true;
             for _ in 1..MAX_RUN {
-                if !prefilter.hits(haystack, last + stride) {
+                sample += stride;
+                if prefilter.hits(haystack, sample) {
+                    last = sample;
+                    gap = 0;
+                } else if gap < MAX_GAP && sample < haystack.len() {
+                    gap += 1;
+                } else {
+                    dense = false;
                     break;
                 }
-                last += stride;
+            }
+            if dense {
+                last += DENSE_SPAN;
             }
             let start = (first + 1).saturating_sub(stride).max(at);
             let end = haystack.len().min(last + self.longest);

@@ -59,8 +59,9 @@
 //! bytes (a secret of 1 to 3 bytes) there is no prefilter and the automaton reads everything.
 //!
 //! The patterns live in the automaton's tables, which aho-corasick does not zeroize; every
-//! other copy of a secret the scrubber makes (the patterns while building, the bytes a stream
-//! holds back, the prefilter's windows) is zeroized when dropped, and `Debug` output never shows one.
+//! other copy of a secret the scrubber makes (the patterns while building, the prefilter's
+//! windows, the bytes a stream holds back) is zeroized when dropped, and `Debug` output never
+//! shows one.
 
 mod base64_forms;
 mod forms;

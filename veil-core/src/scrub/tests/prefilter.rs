@@ -6,7 +6,10 @@
 use aho_corasick::{AhoCorasick, Input, MatchKind};
 
 use super::{entry, one_shot, random::Rng, scrubber, streamed};
-use crate::scrub::{machine::Machine, prefilter::Prefilter};
+use crate::scrub::{
+    machine::{Machine, DENSE_SPAN},
+    prefilter::Prefilter,
+};
 
 /// Pattern sets tried, each on several haystacks.
 const ROUNDS: usize = 300;
@@ -75,17 +78,18 @@ fn the_machine_finds_what_the_whole_automaton_finds_from_everywhere() {
 #[test]
 fn a_match_just_after_a_long_run_of_hits_is_the_longest() {
     // Windows of 4 bytes, stride 3: `bbbb` and `babb` hit, and no pattern occurs in `b...b`.
-    // Wherever a run of hits is cut short (the most searched at once), a short pattern and a
-    // longer one starting just after it must still give the longer one.
+    // Wherever the search around a run of hits ends (after a few samples, or a dense span
+    // later), a short pattern and a longer one starting just after it give the longer one.
     let patterns: [&[u8]; 3] = [b"abbbbb", b"abbbbbbbbb", b"babbbc"];
     let machine = Machine::new(&patterns).unwrap();
     let whole = AhoCorasick::builder()
         .match_kind(MatchKind::LeftmostLongest)
         .build(patterns)
         .unwrap();
-    for before in 0..120 {
+    for before in (0..120).chain(DENSE_SPAN..DENSE_SPAN + 120) {
         let haystack = [&b"b".repeat(before)[..], b"abbbbbbbbb", b"bb"].concat();
-        for at in 0..=haystack.len() {
+        let ats = (0..=haystack.len()).filter(|&at| before < 120 || at < 8 || at + 8 > before);
+        for at in ats {
             let want = whole.find(Input::new(&haystack).span(at..haystack.len()));
             assert_eq!(machine.find(&haystack, at), want, "{before} {at}");
         }
