@@ -2,7 +2,7 @@
 
 use std::{fmt, sync::Arc};
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
 use aho_corasick::Match;
 
@@ -17,9 +17,10 @@ pub struct ScrubStream {
     scrubber: Arc<Scrubber>,
     /// A tail that could still be the start of a match: shorter than the longest pattern.
     /// Zeroized on drop (it may be most of a secret).
-    held: Zeroizing<Vec<u8>>,
+    held: Vec<u8>,
     /// The held bytes followed by the start of the next piece, scanned together. Reused.
-    seam: Zeroizing<Vec<u8>>,
+    /// Zeroized on drop.
+    seam: Vec<u8>,
 }
 
 impl ScrubStream {
@@ -39,12 +40,20 @@ impl ScrubStream {
             let held = self.held.len();
             let take = input.len().min(self.scrubber.longest - 1);
             self.seam.clear();
+            if self.seam.capacity() == 0 {
+                // At most `held + longest - 1` bytes, fewer than twice the longest pattern.
+                self.seam.reserve_exact(2 * self.scrubber.longest);
+            }
             self.seam.extend_from_slice(&self.held);
             self.seam.extend_from_slice(&input[..take]);
             self.held.clear();
             let consumed = scan(&self.scrubber, machine, &self.seam, out, &mut found);
             if take == input.len() {
-                self.held.extend_from_slice(&self.seam[consumed..]);
+                hold(
+                    &mut self.held,
+                    &self.seam[consumed..],
+                    self.scrubber.longest,
+                );
                 return found;
             }
             // Invariant: the seam is `held + longest - 1` bytes long, so every held byte is
@@ -52,7 +61,7 @@ impl ScrubStream {
             rest = &input[consumed - held..];
         }
         let consumed = scan(&self.scrubber, machine, rest, out, &mut found);
-        self.held.extend_from_slice(&rest[consumed..]);
+        hold(&mut self.held, &rest[consumed..], self.scrubber.longest);
         found
     }
 
@@ -65,8 +74,8 @@ impl ScrubStream {
                 .replace_all(machine, &self.held, 0, out, &mut found);
             out.extend_from_slice(&self.held[end..]);
         }
-        self.held.zeroize();
-        self.seam.zeroize();
+        wipe(&mut self.held);
+        wipe(&mut self.seam);
         found
     }
 
@@ -75,16 +84,39 @@ impl ScrubStream {
         self.held.len()
     }
 
-    /// A stream with nothing held back.
+    /// A stream with nothing held back. Its buffers are allocated when first needed, sized
+    /// then for good, so that no reallocation leaves a copy of held bytes behind.
     pub(super) fn new(scrubber: Arc<Scrubber>) -> Self {
-        // Sized up front, so that no reallocation leaves a copy of held bytes behind.
-        let longest = scrubber.longest;
         Self {
-            held: Zeroizing::new(Vec::with_capacity(longest)),
-            seam: Zeroizing::new(Vec::with_capacity(2 * longest)),
+            held: Vec::new(),
+            seam: Vec::new(),
             scrubber,
         }
     }
+}
+
+impl Drop for ScrubStream {
+    fn drop(&mut self) {
+        wipe(&mut self.held);
+        wipe(&mut self.seam);
+    }
+}
+
+/// Zeroizes and empties `buffer`, if it was ever allocated (most streams never hold a byte,
+/// and zeroizing nothing still costs a call).
+fn wipe(buffer: &mut Vec<u8>) {
+    if buffer.capacity() != 0 {
+        buffer.zeroize();
+    }
+}
+
+/// Appends `bytes` to `held` (empty, or with room for `longest` bytes), making room for
+/// `longest` bytes first if there is none: a stream never holds as many.
+fn hold(held: &mut Vec<u8>, bytes: &[u8], longest: usize) {
+    if !bytes.is_empty() && held.capacity() == 0 {
+        held.reserve_exact(longest);
+    }
+    held.extend_from_slice(bytes);
 }
 
 /// Scans `haystack`, which more bytes may follow: writes to `out` every byte before the first

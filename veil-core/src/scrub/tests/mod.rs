@@ -1,6 +1,7 @@
 //! Tests of the scrubber: a table per form, streaming and hold-back, a seeded random check of
-//! random splits against the one-shot scrub and a naive model.
+//! random splits against the one-shot scrub and a naive model, and the prefilter's own.
 
+mod prefilter;
 mod random;
 mod stream;
 mod tables;
