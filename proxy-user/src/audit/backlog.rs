@@ -2,7 +2,9 @@
 //! how many were dropped because it had spent its budget.
 //!
 //! Only the records a sandbox's processes cause and that nobody waits for spend it
-//! (connections, kernel refusals, placeholders left alone: see [`spends_budget`]). Durable
+//! (connections, kernel refusals, placeholders left alone, secrets scrubbed from responses,
+//! limits exceeded: see [`spends_budget`]; a scrub is recorded, the secret stays out either
+//! way). Durable
 //! records (secret use, secret and sandbox lifecycle) and the daemon's own records (policy,
 //! retention, drop counts) are never refused. A sandbox that floods the log fills only its
 //! own budget, so the others' records still land, and the total across sandboxes is capped

@@ -282,7 +282,10 @@ impl Forwarder {
                 protocol: RequestProtocol::PlainHttp,
             },
         };
-        if let Err(e) = inject(&self.ctx, &self.origin, &mut req, &destination).await {
+        // One snapshot of the secrets for the request and its response.
+        let live = self.ctx.engine.snapshot();
+        let engine = live.engine().map(|e| &**e);
+        if let Err(e) = inject(&self.ctx, engine, &self.origin, &mut req, &destination).await {
             log::error!("not forwarding a request to {}: {e}", destination.host);
             return answer(StatusCode::SERVICE_UNAVAILABLE, format!("veil: {e}\n"));
         }
@@ -300,7 +303,7 @@ impl Forwarder {
                 );
             }
         };
-        let scrubber = match self.ctx.engine.scrubber() {
+        let scrubber = match live.scrubber() {
             Ok(scrubber) => scrubber,
             Err(why) => {
                 return answer(

@@ -9,7 +9,10 @@ use hyper::{
     Request, Uri,
 };
 
-use veil_core::inject::{self, Target};
+use veil_core::{
+    inject::{self, Engine, Target},
+    secrets::SecretValue,
+};
 
 use super::Context;
 use crate::audit::{Connection, Event, Injection, RequestProtocol, MAX_HEADERS};
@@ -66,11 +69,12 @@ pub struct Destination<'a> {
 /// disk.
 pub async fn inject(
     ctx: &Context,
+    engine: Option<&Engine<SecretValue>>,
     origin: &Origin,
     req: &mut Request<Incoming>,
     to: &Destination<'_>,
 ) -> Result<(), InjectError> {
-    let Some(engine) = ctx.engine.current() else {
+    let Some(engine) = engine else {
         return Ok(());
     };
     let target = if to.verified {

@@ -324,7 +324,7 @@ where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let scrubber = match forwarder.ctx.engine.scrubber() {
+    let scrubber = match forwarder.ctx.engine.snapshot().scrubber() {
         Ok(scrubber) => scrubber,
         Err(why) => return log::warn!("not relaying to {}: {why}", forwarder.dst),
     };

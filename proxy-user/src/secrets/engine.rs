@@ -13,8 +13,10 @@ use veil_core::{
 
 use super::{SecretSet, SecretValue};
 
-/// What the data path needs of the live secrets.
-struct Built {
+/// What the data path needs of the live secrets, built from one set: a request takes one
+/// snapshot and uses it both to inject and to scrub the response, so a rotation in between
+/// cannot leave the value it injected out of the scrubber.
+pub struct Built {
     /// `None` when it could not be built: nothing is injected (the error was logged).
     engine: Option<Arc<Engine<SecretValue>>>,
     /// Always there: when it cannot be built for the set, responses are refused instead.
@@ -28,17 +30,23 @@ pub struct LiveEngine(watch::Receiver<Arc<Built>>);
 /// Publishes engines and scrubbers to [`LiveEngine`]s.
 pub(super) struct Publisher(watch::Sender<Arc<Built>>);
 
-impl LiveEngine {
-    /// The placeholder engine in force; `None` when there is none (no secrets can be
-    /// injected: building it failed, and the error was logged).
-    pub fn current(&self) -> Option<Arc<Engine<SecretValue>>> {
-        self.0.borrow().engine.clone()
+impl Built {
+    /// The placeholder engine; `None` when there is none (no secrets can be injected: building
+    /// it failed, and the error was logged).
+    pub fn engine(&self) -> Option<&Arc<Engine<SecretValue>>> {
+        self.engine.as_ref()
     }
 
-    /// The scrubber in force; `Err` says why there is none, and then no response may reach a
-    /// sandbox.
+    /// The scrubber; `Err` says why there is none, and then no response may reach a sandbox.
     pub fn scrubber(&self) -> Result<Arc<Scrubber>, Arc<str>> {
-        self.0.borrow().scrubber.clone()
+        self.scrubber.clone()
+    }
+}
+
+impl LiveEngine {
+    /// The engine and scrubber in force, as one snapshot.
+    pub fn snapshot(&self) -> Arc<Built> {
+        Arc::clone(&self.0.borrow())
     }
 
     /// An engine and scrubber fixed to `set`, for tests of the data path.

@@ -25,7 +25,7 @@ use std::{io, path::PathBuf};
 
 pub use api_key::ApiKey;
 pub use crypto::{random, MasterKey};
-pub use engine::LiveEngine;
+pub use engine::{Built, LiveEngine};
 pub use profile::exports;
 pub use store::SecretStore;
 pub use veil_core::secrets::{

@@ -300,10 +300,11 @@ pub struct Scrub {
     pub host: String,
     /// The original destination.
     pub destination: SocketAddr,
-    /// Where it was: `header:<name>`, `trailer:<name>`, `body`, `frame` (WebSocket) or
-    /// `stream` (TLS that is not HTTP).
+    /// Where it was: `status` (the reason phrase), `header:<name>`, `trailer:<name>`, `body`,
+    /// `frame` (WebSocket) or `stream` (TLS that is not HTTP).
     pub location: String,
-    /// How many occurrences (in every encoding veil knows).
+    /// How many occurrences (in every encoding veil knows); one event, so
+    /// [`Event::count`] is 1.
     pub count: u64,
     /// `replaced` (by the placeholder), or `cut` (the response was not delivered: a compressed
     /// body, or one whose length could not change), with why.

@@ -205,9 +205,9 @@ fn run_in(
     let pki = TestCa::new("veil bench CA")?
         .write_files(&tmp.join("pki"), &[HOST, &UPSTREAM_IP.to_string()])?;
     let upstream = SocketAddr::from((UPSTREAM_IP, free_port(UPSTREAM_IP)?));
-    let _nginx = nginx::start(&tmp.join("nginx"), upstream, &pki, mode.big_bytes)?;
-
     let secret = format!("bench-real-secret-{}", std::process::id());
+    let _nginx = nginx::start(&tmp.join("nginx"), upstream, &pki, mode.big_bytes, &secret)?;
+
     let mut veil = veil::Veil::new(veil_bin, name)?;
     veil.start(&[HOST, &format!("{UPSTREAM_IP}/32")], &pki.ca)?;
     let placeholder = veil.create_secret("bench", "BENCH_TOKEN", &secret, HOST)?;
@@ -235,7 +235,7 @@ fn run_in(
         placeholder,
         tmp: tmp.to_path_buf(),
     };
-    bench.check_injection(&secret)?;
+    bench.check_injection()?;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     scenarios::run_all(&bench, &mut rows, &mut notes)?;
@@ -292,8 +292,8 @@ impl Bench {
     }
 
     /// Checks that the upstream receives the real secret through veil and mitmproxy.
-    fn check_injection(&self, secret: &str) -> Result<()> {
-        let want = format!("Bearer {secret}");
+    fn check_injection(&self) -> Result<()> {
+        let want = nginx::REAL_SECRET_SEEN;
         let resolve = |addr: SocketAddr| format!("{HOST}:{}:{}", addr.port(), addr.ip());
         let curl = |addr: SocketAddr| {
             vec![

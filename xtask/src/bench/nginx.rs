@@ -1,5 +1,6 @@
 //! The upstream: nginx-light serving TLS with h1 and h2 on [`super::UPSTREAM_IP`]. `/` answers
-//! a small body, `/auth` echoes the `Authorization` header it received (the correctness check),
+//! a small body, `/auth` says whether the `Authorization` header it received carried the real
+//! secret (the correctness check; an echo of the header would come back scrubbed),
 //! `/big` is a large file, and `/upload` takes a request body of any size.
 
 use std::{
@@ -15,9 +16,18 @@ use veil_testkit::{pki::PkiFiles, Daemon};
 
 use super::STARTUP_TIMEOUT;
 
+/// What `/auth` answers when the request carried `Bearer <the real secret>`.
+pub const REAL_SECRET_SEEN: &str = "the upstream received the real secret";
+
 /// Starts nginx on `addr` with `pki`'s certificate; its files live in `dir`. `big_bytes` is
-/// the size of `/big`.
-pub fn start(dir: &Path, addr: SocketAddr, pki: &PkiFiles, big_bytes: u64) -> Result<Daemon> {
+/// the size of `/big`; `/auth` compares what it gets with `secret`.
+pub fn start(
+    dir: &Path,
+    addr: SocketAddr,
+    pki: &PkiFiles,
+    big_bytes: u64,
+    secret: &str,
+) -> Result<Daemon> {
     let www = dir.join("www");
     fs::create_dir_all(&www)?;
     // A sparse file reads as zeros at memory speed: the disk never limits the download.
@@ -44,6 +54,10 @@ http {{
     http2_max_requests 1000000;
     http2_max_concurrent_streams 256;
     client_max_body_size 0;
+    map $http_authorization $auth_seen {{
+        "Bearer {secret}" "{REAL_SECRET_SEEN}";
+        default "the upstream received something else";
+    }}
     server {{
         listen {addr} ssl http2 backlog=4096;
         server_name _;
@@ -54,7 +68,7 @@ http {{
         ssl_session_tickets off;
         root {www};
         location = / {{ default_type text/plain; return 200 "ok\n"; }}
-        location = /auth {{ default_type text/plain; return 200 "$http_authorization"; }}
+        location = /auth {{ default_type text/plain; return 200 "$auth_seen"; }}
         location = /upload {{ default_type text/plain; return 200 "uploaded\n"; }}
         location = /big {{ }}
     }}
