@@ -89,7 +89,10 @@ pub async fn serve(mut conn: Steered) {
         ..
     } = planned;
     if let Some(name) = bind {
-        if let Err(reason) = conn.ctx.bind(&name, conn.dst).await {
+        // Boxed like the arms below: the resolver's state is not carried for the
+        // connection's life.
+        let bound = Box::pin(conn.ctx.bind(&name, conn.dst)).await;
+        if let Err(reason) = bound {
             let denial = match action {
                 Action::PlainHttp => {
                     Denial::Http(format!("veil: egress to {name} is denied: {reason}\n"))
