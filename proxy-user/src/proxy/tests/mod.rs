@@ -150,18 +150,28 @@ impl Bench {
         host: &str,
         path: &str,
     ) -> Result<Response<Incoming>, String> {
+        let tls = self.tls(dst, sni, b"http/1.1").await?;
+        send_to(tls, host, path).await
+    }
+
+    /// A TLS connection for `sni` to `dst` through veil, trusting veil's CA, offering `alpn`.
+    async fn tls(
+        &self,
+        dst: SocketAddr,
+        sni: &str,
+        alpn: &[u8],
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
         let tcp = self.steer(dst).await;
         let mut config = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(self.veil_ca.clone())
             .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let tls = TlsConnector::from(Arc::new(config))
+        config.alpn_protocols = vec![alpn.to_vec()];
+        TlsConnector::from(Arc::new(config))
             .connect(PkiName::try_from(sni.to_owned()).unwrap(), tcp)
             .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        send_to(tls, host, path).await
+            .map_err(|e| format!("handshake: {e}"))
     }
 
     /// Audit records of `kind`, once the writer has committed everything queued.
@@ -341,17 +351,7 @@ async fn serve_upstream(
 
 /// Sends raw HTTP/1.1 `request` over TLS for [`HOST`] through veil and reads the status line.
 async fn raw_https(bench: &Bench, request: &[u8]) -> String {
-    let tcp = bench.steer(bench.upstream).await;
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(bench.veil_ca.clone())
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let mut tls = TlsConnector::from(Arc::new(config))
-        .connect(PkiName::try_from(HOST.to_owned()).unwrap(), tcp)
-        .await
-        .unwrap();
+    let mut tls = tls_to_host(bench).await;
     tls.write_all(request).await.unwrap();
     let mut response = Vec::new();
     let _ = tls.read_to_end(&mut response).await;
@@ -364,15 +364,5 @@ async fn raw_https(bench: &Bench, request: &[u8]) -> String {
 
 /// Opens a TLS connection for [`HOST`] through veil, offering HTTP/1.1.
 async fn tls_to_host(bench: &Bench) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let tcp = bench.steer(bench.upstream).await;
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(bench.veil_ca.clone())
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    TlsConnector::from(Arc::new(config))
-        .connect(PkiName::try_from(HOST.to_owned()).unwrap(), tcp)
-        .await
-        .unwrap()
+    bench.tls(bench.upstream, HOST, b"http/1.1").await.unwrap()
 }

@@ -67,17 +67,7 @@ async fn absolute_form_fronting_and_duplicate_hosts_are_misdirected() {
 #[tokio::test]
 async fn an_h2_host_header_other_than_the_authority_is_misdirected() {
     let mut bench = Bench::new(&[HOST]).await;
-    let tcp = bench.steer(bench.upstream).await;
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(bench.veil_ca.clone())
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tls = TlsConnector::from(Arc::new(config))
-        .connect(PkiName::try_from(HOST.to_owned()).unwrap(), tcp)
-        .await
-        .unwrap();
+    let tls = bench.tls(bench.upstream, HOST, b"h2").await.unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(b"h2".as_slice()));
     let (mut sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
