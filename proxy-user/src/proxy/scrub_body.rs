@@ -152,6 +152,18 @@ impl ScrubBody {
         Ok(Bytes::from(out))
     }
 
+    /// The body has ended: the last data the scrubber held (then the trailers, next poll), or
+    /// the trailers, or the error that cuts it off.
+    fn last(&mut self) -> Option<Result<Frame<Bytes>, BoxError>> {
+        let last = self.end();
+        self.done = true;
+        match last {
+            Ok(last) if last.is_empty() => self.trailers.take().map(|t| Ok(Frame::trailers(t))),
+            Ok(last) => Some(Ok(Frame::data(last))),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
     fn cut(&mut self, found: &Found, why: &str) -> BoxError {
         self.done = true;
         self.report.found(found, "body", &format!("cut: {why}"));
@@ -182,17 +194,7 @@ impl Body for ScrubBody {
                 return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
             }
             let frame = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-                None => {
-                    let last = this.end();
-                    this.done = true;
-                    return Poll::Ready(match last {
-                        Ok(last) if last.is_empty() => {
-                            this.trailers.take().map(|t| Ok(Frame::trailers(t)))
-                        }
-                        Ok(last) => Some(Ok(Frame::data(last))),
-                        Err(e) => Some(Err(e)),
-                    });
-                }
+                None => return Poll::Ready(this.last()),
                 Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
                 Some(Ok(frame)) => frame,
             };
@@ -208,15 +210,7 @@ impl Body for ScrubBody {
                 scrub_headers(&this.scrubber, &mut trailers, &this.report, "trailer");
                 // The data the scrubber still holds goes before the trailers.
                 this.trailers = Some(trailers);
-                let last = this.end();
-                this.done = true;
-                return Poll::Ready(match last {
-                    Ok(last) if last.is_empty() => {
-                        this.trailers.take().map(|t| Ok(Frame::trailers(t)))
-                    }
-                    Ok(last) => Some(Ok(Frame::data(last))),
-                    Err(e) => Some(Err(e)),
-                });
+                return Poll::Ready(this.last());
             }
         }
     }
