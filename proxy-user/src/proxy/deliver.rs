@@ -43,12 +43,15 @@ pub async fn deliver(
     if !has_body || status.is_informational() || matches!(status.as_u16(), 204 | 304) {
         return response.map(|body| body.map_err(Into::into).boxed());
     }
-    let encoding = Encoding::of(
-        response
-            .headers()
-            .get(header::CONTENT_ENCODING)
-            .map(|v| v.as_bytes()),
-    );
+    // Every Content-Encoding line counts: a client applies them all, in order.
+    let codings: Vec<&[u8]> = response
+        .headers()
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let joined = (!codings.is_empty()).then(|| codings.join(&b","[..]));
+    let encoding = Encoding::of(joined.as_deref());
     let length = response
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -63,10 +66,9 @@ pub async fn deliver(
             Err(e) => return refuse(&report, &format!("a {coding:?} decoder failed: {e}")),
         },
         Encoding::Unknown => {
-            let shown = response
-                .headers()
-                .get(header::CONTENT_ENCODING)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            let shown = joined
+                .as_deref()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default();
             return refuse(
                 &report,

@@ -51,6 +51,15 @@ pub fn respond(path: &str, authorization: &str) -> Response<UpBody> {
                 .insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
             response
         }
+        "/echo-gzip-two-lines" => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(echo.as_bytes()).unwrap();
+            let mut response = full(gz.finish().unwrap());
+            let headers = response.headers_mut();
+            headers.append(header::CONTENT_ENCODING, "identity".parse().unwrap());
+            headers.append(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+            response
+        }
         "/echo-basic" => {
             let credential =
                 base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));

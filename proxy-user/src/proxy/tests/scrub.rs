@@ -148,6 +148,20 @@ async fn a_compressed_echo_is_cut_off_not_delivered() {
 }
 
 #[tokio::test]
+async fn a_coding_on_a_second_content_encoding_line_is_decoded_too() {
+    let bench = Bench::new(&[HOST]).await;
+    let (status, _, body) = fetch_status(&bench, "/echo-gzip-two-lines").await;
+    let body = body.unwrap();
+    let mut decoded = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut decoded);
+    assert!(
+        !holds(&decoded, SECRET),
+        "a compressed secret was delivered"
+    );
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+}
+
+#[tokio::test]
 async fn a_long_body_of_fixed_length_with_a_secret_is_cut_off() {
     let bench = Bench::new(&[HOST]).await;
     let (_, body) = fetch(&bench, "/echo-big").await;
