@@ -69,8 +69,12 @@ pub struct Steered {
 pub async fn serve(mut conn: Steered) {
     let mut buf = Vec::new();
     let policy = conn.ctx.policy();
-    let classified = match classify(&mut conn.client, &mut buf).await {
-        Ok(Protocol::Other) if buf.is_empty() => after_silence(&mut conn, &mut buf, &policy).await,
+    // Boxed, like every step below: an async fn's state is as large as its largest await, and
+    // the connection's task would otherwise carry the reading's 4 KiB buffer for its whole life.
+    let classified = match Box::pin(classify(&mut conn.client, &mut buf)).await {
+        Ok(Protocol::Other) if buf.is_empty() => {
+            Box::pin(after_silence(&mut conn, &mut buf, &policy)).await
+        }
         classified => classified,
     };
     let protocol = match classified {
@@ -102,8 +106,7 @@ pub async fn serve(mut conn: Steered) {
             return Box::pin(deny(conn, buf, denial, reason)).await;
         }
     }
-    // Each arm is boxed: an async fn's state is as large as its largest await, so inline,
-    // every connection's task would carry the largest of them whichever it runs.
+    // Each arm is boxed, so a connection's task carries only the one it runs.
     match action {
         Action::Deny(denial) => Box::pin(deny(conn, buf, denial, decision.reason)).await,
         Action::Passthrough | Action::Splice => {
