@@ -24,7 +24,7 @@ use hyper::{header, HeaderMap, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
-use crate::upstream::{accept_key, Body};
+use crate::upstream::{accept_websocket, Body};
 
 /// How much noise surrounds the value in `/echo-gzip-stream`, on each side.
 pub const NOISE: usize = 200 * 1024;
@@ -199,21 +199,7 @@ fn websocket(req: &mut Request<hyper::body::Incoming>, authorization: String) ->
     });
     let mut response = full(Vec::new());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::UPGRADE,
-        header::HeaderValue::from_static("websocket"),
-    );
-    headers.insert(
-        header::CONNECTION,
-        header::HeaderValue::from_static("upgrade"),
-    );
-    headers.insert(
-        "sec-websocket-accept",
-        accept_key(key.as_bytes())
-            .parse()
-            .expect("base64 is a header value"),
-    );
+    accept_websocket(response.headers_mut(), key.as_bytes());
     response
 }
 

@@ -349,22 +349,24 @@ fn websocket(req: &mut Request<hyper::body::Incoming>) -> Response<Body> {
         }
     });
     let mut r = text(StatusCode::SWITCHING_PROTOCOLS, String::new());
-    let h = r.headers_mut();
-    h.insert(
+    accept_websocket(r.headers_mut(), key.as_bytes());
+    r
+}
+
+/// Sets the headers of a `101` that accepts a WebSocket upgrade with `key`.
+pub fn accept_websocket(headers: &mut hyper::HeaderMap, key: &[u8]) {
+    headers.insert(
         header::CONNECTION,
         header::HeaderValue::from_static("upgrade"),
     );
-    h.insert(
+    headers.insert(
         header::UPGRADE,
         header::HeaderValue::from_static("websocket"),
     );
-    h.insert(
+    headers.insert(
         "sec-websocket-accept",
-        accept_key(key.as_bytes())
-            .parse()
-            .expect("base64 is a header value"),
+        accept_key(key).parse().expect("base64 is a header value"),
     );
-    r
 }
 
 /// `Sec-WebSocket-Accept` for a key (RFC 6455 section 4.2.2).
@@ -377,22 +379,6 @@ pub fn accept_key(key: &[u8]) -> String {
 
 /// Standard base64 with padding.
 pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
