@@ -22,6 +22,7 @@ pub const PACKAGES: &[&str] = &[
     "iproute2",
     "nodejs",
     "util-linux",
+    "bubblewrap",
 ];
 
 /// The bpf-linker release the eBPF build is verified with.

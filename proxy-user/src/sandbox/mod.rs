@@ -97,6 +97,7 @@ impl Sandboxes {
             cgroup: dir.clone(),
             managed: true,
             settings,
+            netns: None,
         };
         // Settings first: nothing runs in the new cgroup yet, and nothing may run without them.
         let filed = self
@@ -154,6 +155,7 @@ impl Sandboxes {
             cgroup_id,
             managed: false,
             settings,
+            netns: None,
         };
         self.registry.insert(sandbox.clone())?;
         let attached = {

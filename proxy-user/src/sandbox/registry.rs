@@ -26,6 +26,11 @@ pub struct Sandbox {
     /// What the sandbox may do beyond TCP through veil (DNS resolvers, IPv6).
     #[serde(default)]
     pub settings: SandboxSettings,
+    /// The sandbox's own network namespace, when it has one: a file veil bind-mounted the
+    /// namespace on (`veil run`) or the path it was attached with (`veil attach --netns`).
+    /// `None`: the sandbox shares veil's namespace (`veil run --no-isolation`, plain attach).
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
 }
 
 /// Errors from the registry.
@@ -157,6 +162,7 @@ mod tests {
             cgroup_id: id,
             managed: true,
             settings: SandboxSettings::default(),
+            netns: None,
         }
     }
 
