@@ -5,15 +5,26 @@
 //! `bpfel-unknown-none`) and the `veil` daemon (with the `user` feature, which makes the
 //! types `aya::Pod`).
 //!
+//! Every hook first asks which network namespace the task is in: veil serves the namespaces
+//! filed in [`MAP_NETNS`] (its own, and each sandbox's own namespace, where it has listeners
+//! on loopback) and refuses connects and sends from any other.
+//!
 //! Flow of a steered TCP connect:
 //! 1. `connect4`/`connect6` record a [`ConnRecord`] in [`MAP_BY_COOKIE`] under the socket
-//!    cookie and rewrite the destination to veil's listener (the IPv4 one for IPv4 and
-//!    v4-mapped destinations, the IPv6 one for native IPv6).
+//!    cookie and rewrite the destination to veil's listener in the task's namespace (the IPv4
+//!    one for IPv4 and v4-mapped destinations, the IPv6 one for native IPv6).
 //! 2. `sock_ops` at `TCP_CONNECT_CB` learns the client's local address, stores it in the
-//!    record, and files a copy in [`MAP_BY_PEER`] under that [`Endpoint`].
-//! 3. veil accepts, looks the peer address up in [`MAP_BY_PEER`] and deletes the entry.
+//!    record, and files a copy in [`MAP_BY_PEER`] under the namespace and that [`Endpoint`]
+//!    (a [`PeerKey`]), so no namespace can read or replace another's records.
+//! 3. veil accepts on the namespace's listener, looks the peer up in [`MAP_BY_PEER`] and
+//!    deletes the entry.
 //! 4. `getpeername4`/`getpeername6` show the workload the original destination as its peer.
 //! 5. `sock_release` deletes whatever is left for the socket's cookie.
+//!
+//! In a sandbox's own namespace ([`NETNS_OWN`]) loopback is the sandbox's: connects and
+//! datagrams to 127.0.0.0/8 and ::1 stay inside, unsteered. DNS (UDP or TCP to port 53, any
+//! address) goes to veil's DNS listener there; `recvmsg4`/`recvmsg6` show the answers as
+//! coming from the resolver the workload asked ([`MAP_DNS_ORIG`]).
 //!
 //! Everything else a sandbox might use to reach the network is refused in the kernel: UDP
 //! other than DNS to the sandbox's resolvers (`connect4/6`, `sendmsg4/6`), native IPv6 where
@@ -29,8 +40,14 @@
 
 /// Name of the hash map from socket cookie to [`ConnRecord`].
 pub const MAP_BY_COOKIE: &str = "VEIL_BY_COOKIE";
-/// Name of the hash map from the client's local [`Endpoint`] to [`ConnRecord`].
-pub const MAP_BY_PEER: &str = "VEIL_BY_PEER";
+/// Name of the hash map from [`PeerKey`] (namespace and the client's local endpoint) to
+/// [`ConnRecord`].
+pub const MAP_BY_PEER: &str = "VEIL_BY_NS_PEER";
+/// Name of the hash map from network namespace cookie to `NETNS_*` flags: the namespaces
+/// veil serves.
+pub const MAP_NETNS: &str = "VEIL_NETNS";
+/// Name of the LRU map from a UDP socket's cookie to the resolver it last sent DNS to.
+pub const MAP_DNS_ORIG: &str = "VEIL_DNS_ORIG";
 /// Name of the hash map from sandbox cgroup id to [`Settings`].
 pub const MAP_SETTINGS: &str = "VEIL_SETTINGS";
 /// Name of the ring buffer of [`Refusal`]s.
@@ -39,8 +56,10 @@ pub const MAP_REFUSALS: &str = "VEIL_REFUSALS";
 pub const MAP_REFUSALS_DROPPED: &str = "VEIL_REFUSALS_DROPPED";
 /// Capacity of each connection map; a connect that finds its map full is refused.
 pub const MAX_TRACKED_CONNECTIONS: u32 = 65_536;
-/// Capacity of the settings map.
+/// Capacity of the settings map and of the namespace map.
 pub const MAX_SANDBOXES: u32 = 4_096;
+/// Capacity of the DNS map (least recently used entries go first).
+pub const MAX_DNS_SOCKETS: u32 = 16_384;
 /// Size of the refusal ring buffer in bytes (a power-of-two multiple of the page size).
 pub const REFUSAL_RING_BYTES: u32 = 256 * 1024;
 /// How many DNS resolvers a sandbox may be allowed.
@@ -59,6 +78,13 @@ pub const GLOBAL_PROXY_PORT: &str = "VEIL_PROXY_PORT";
 pub const GLOBAL_PROXY_IP6: &str = "VEIL_PROXY_IP6";
 /// Name of the global holding veil's IPv6 listener port (network byte order, low 16 bits).
 pub const GLOBAL_PROXY_PORT6: &str = "VEIL_PROXY_PORT6";
+/// The port of veil's proxy listeners (`127.0.0.1` and `::1`) in a sandbox's own namespace.
+/// Below 1024, so nothing in the sandbox can take it while veil is down: binding it needs
+/// `CAP_NET_BIND_SERVICE` in the namespace's owner, the host's user namespace.
+pub const SANDBOX_PROXY_PORT: u16 = 1000;
+/// The port of veil's DNS listeners (UDP and TCP, `127.0.0.1` and `::1`) in a sandbox's own
+/// namespace: the DNS port itself.
+pub const SANDBOX_DNS_PORT: u16 = DNS_PORT;
 
 /// Program names, as the loader finds them in the object.
 pub const PROG_CONNECT4: &str = "veil_connect4";
@@ -72,6 +98,10 @@ pub const PROG_SENDMSG6: &str = "veil_sendmsg6";
 pub const PROG_GETPEERNAME4: &str = "veil_getpeername4";
 /// The `getpeername6` program.
 pub const PROG_GETPEERNAME6: &str = "veil_getpeername6";
+/// The `recvmsg4` program (UDP receives: DNS answers' source).
+pub const PROG_RECVMSG4: &str = "veil_recvmsg4";
+/// The `recvmsg6` program.
+pub const PROG_RECVMSG6: &str = "veil_recvmsg6";
 /// The `sock_ops` program (not named `sockops`: that clashes with its section at link time).
 pub const PROG_SOCK_OPS: &str = "veil_sock_ops";
 /// The `sock_create` program (inet sockets, with their protocol resolved).
@@ -103,6 +133,28 @@ pub const DNS_PORT: u16 = 53;
 /// [`Settings::flags`]: refuse native IPv6 TCP instead of steering it to veil.
 pub const SETTING_DENY_IPV6: u32 = 1;
 
+/// [`MAP_NETNS`] flag: a sandbox's own namespace, where veil listens on loopback (IPv4, and
+/// the DNS listener), loopback stays inside and DNS goes to veil.
+pub const NETNS_OWN: u32 = 1;
+/// [`MAP_NETNS`] flag: veil also listens on `::1` in this (own) namespace.
+pub const NETNS_IPV6: u32 = 2;
+
+/// `127.0.0.1` as the kernel stores it (network byte order words).
+pub const LOOPBACK4: u32 = u32::from_ne_bytes([127, 0, 0, 1]);
+/// `::1` as the kernel stores it.
+pub const LOOPBACK6: [u32; 4] = [0, 0, 0, u32::from_ne_bytes([0, 0, 0, 1])];
+
+/// Whether an IPv4 address (network byte order) is in 127.0.0.0/8.
+pub const fn is_loopback4(ip4: u32) -> bool {
+    ip4.to_ne_bytes()[0] == 127
+}
+
+/// Whether IPv6 address words are `::1` or a v4-mapped loopback address.
+pub const fn is_loopback6(ip6: &[u32; 4]) -> bool {
+    (ip6[0] == 0 && ip6[1] == 0 && ip6[2] == 0 && ip6[3] == LOOPBACK6[3])
+        || (is_v4_mapped(ip6) && is_loopback4(ip6[3]))
+}
+
 /// The third address word of a v4-mapped IPv6 address (`::ffff:a.b.c.d`) as the kernel
 /// stores it: the bytes `00 00 ff ff` in memory.
 pub const V4_MAPPED_PREFIX: u32 = u32::from_ne_bytes([0, 0, 0xff, 0xff]);
@@ -132,6 +184,18 @@ pub struct Endpoint {
     pub family: u16,
 }
 
+/// The key of [`MAP_BY_PEER`]: the client's namespace and its local endpoint.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct PeerKey {
+    /// The network namespace cookie of the connecting socket.
+    pub netns: u64,
+    /// The client's local endpoint.
+    pub peer: Endpoint,
+    /// Zero; makes the padding explicit.
+    pub reserved: u32,
+}
+
 /// What the kernel knew about a steered connect when it happened.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -143,6 +207,8 @@ pub struct ConnRecord {
     pub sandbox_id: u64,
     /// The socket cookie, unique for the socket's lifetime.
     pub cookie: u64,
+    /// The network namespace cookie of the connecting socket.
+    pub netns: u64,
     /// Where the workload meant to connect. A v4-mapped destination is stored as IPv4.
     pub dst: Endpoint,
     /// The client's local endpoint; filled in by `sock_ops` (family zero until then).
@@ -188,6 +254,8 @@ pub enum Reason {
     SocketType = 5,
     /// The connection map is full.
     MapFull = 6,
+    /// The task is in a network namespace veil does not serve.
+    NetnsNotServed = 7,
 }
 
 impl Reason {
@@ -200,6 +268,7 @@ impl Reason {
             4 => Self::NoListener,
             5 => Self::SocketType,
             6 => Self::MapFull,
+            7 => Self::NetnsNotServed,
             _ => return None,
         })
     }
@@ -235,7 +304,8 @@ pub struct Refusal {
 
 // The kernel and user space must agree byte for byte: fail the build if padding creeps in.
 const _: () = assert!(core::mem::size_of::<Endpoint>() == 16 + 2 + 2);
-const _: () = assert!(core::mem::size_of::<ConnRecord>() == 3 * 8 + 2 * 20 + 4 * 4 + 16);
+const _: () = assert!(core::mem::size_of::<PeerKey>() == 8 + 20 + 4);
+const _: () = assert!(core::mem::size_of::<ConnRecord>() == 4 * 8 + 2 * 20 + 4 * 4 + 16);
 const _: () = assert!(core::mem::size_of::<Settings>() == MAX_RESOLVERS * 16 + 2 * 4);
 const _: () = assert!(core::mem::size_of::<Refusal>() == 2 * 8 + 20 + 7 * 4 + 16);
 
@@ -246,6 +316,9 @@ unsafe impl aya::Pod for Endpoint {}
 // SAFETY: as above.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for ConnRecord {}
+// SAFETY: as above.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PeerKey {}
 // SAFETY: as above.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Settings {}

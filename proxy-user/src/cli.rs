@@ -262,6 +262,11 @@ pub struct AttachArgs {
     /// Sandbox name for the audit log (default: the directory's name).
     #[arg(long)]
     pub name: Option<String>,
+    /// The network namespace the cgroup's processes are in, for example
+    /// `/proc/PID/ns/net` of a container's process: veil opens its listeners there and steers
+    /// the cgroup into them (default: veil's own namespace).
+    #[arg(long, value_name = "PATH")]
+    pub netns: Option<PathBuf>,
     /// The sandbox's settings (unset ones come from the daemon's defaults).
     #[command(flatten)]
     pub settings: SettingsArgs,

@@ -64,6 +64,11 @@ impl Paths {
         self.public_dir().join("secrets.sh")
     }
 
+    /// Where the network namespaces of sandboxes are kept (bind mounts, one per sandbox).
+    pub fn netns_dir(&self) -> PathBuf {
+        self.run_dir.join("netns")
+    }
+
     /// The sled database.
     pub fn db(&self) -> PathBuf {
         self.state_dir.join("db")

@@ -12,7 +12,10 @@ use std::{
 };
 
 use nix::fcntl::{Flock, FlockArg};
-use tokio::net::{TcpListener, TcpSocket, UnixListener};
+use tokio::{
+    net::{TcpListener, TcpSocket, UnixListener},
+    sync::mpsc,
+};
 
 use crate::{
     audit::{
@@ -25,7 +28,7 @@ use crate::{
     proxy::{Context, Limits},
     relay::{Gate, OpenConnections},
     resolve::Resolver,
-    sandbox::{Registry, RegistryError, SandboxError, Sandboxes},
+    sandbox::{NsEvent, Registry, RegistryError, SandboxError, Sandboxes},
     secrets::{keyfile, ApiKey, SecretError, SecretStore, SecretsConfig},
     steering::{Attached, RefusalReader, Steering, SteeringConfig, SteeringError},
     tls::{ca::Ca, leaf::LeafMinter, upstream::Upstream, TlsError},
@@ -159,6 +162,10 @@ pub struct Started {
     pub gate: Arc<Gate>,
     /// The audit log's writer.
     pub writer: AuditWriter,
+    /// What to serve in sandboxes' own network namespaces, as sandboxes come and go.
+    pub namespaces: mpsc::UnboundedReceiver<NsEvent>,
+    /// The cookie of veil's own network namespace, where the proxy listeners are.
+    pub own_netns: u64,
 }
 
 impl Daemon {
@@ -169,6 +176,7 @@ impl Daemon {
         owned_dir(&paths.run_dir, 0o700)?;
         owned_dir(&paths.state_dir, 0o700)?;
         owned_dir(&paths.public_dir(), 0o755)?;
+        owned_dir(&paths.netns_dir(), 0o700)?;
         let lock = take_lock(&paths.lock(), &paths.run_dir)?;
         let db_path = paths.db();
         let db = sled::Config::new()
@@ -226,13 +234,17 @@ impl Daemon {
                 "{adopted} attached cgroup(s) were already steered; adopted their pinned links"
             );
         }
+        let own_netns = steering.own_netns();
         let steering = Arc::new(Mutex::new(steering));
+        let (ns_events, namespaces) = mpsc::unbounded_channel();
         let sandboxes = Sandboxes::open(
             parent,
+            paths.netns_dir(),
             steering_config.defaults,
             Arc::clone(&steering),
             Arc::clone(&registry),
             audit.clone(),
+            ns_events,
         )?;
         let api = bind_api(&paths.socket())?;
         let (api_tcp, api_addr) = match options.api_listen {
@@ -298,6 +310,8 @@ impl Daemon {
             },
             gate,
             writer,
+            namespaces,
+            own_netns,
         })
     }
 

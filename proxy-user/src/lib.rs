@@ -15,6 +15,7 @@
 //! - [`steering`]: loading, attaching and pinning the eBPF programs; reading their maps.
 //! - [`cgroup`]: finding the cgroup2 mount, creating, joining and removing cgroups.
 //! - [`sandbox`]: the sandbox lifecycle (create, attach, remove) and the registry of names.
+//! - [`netns`]: sandboxes' network namespaces, and veil's listeners inside them.
 //! - [`daemon`]: starting the daemon and its services; [`serve`]: its tasks and shutdown;
 //!   [`limits`]: the open-files limit a proxy needs.
 //! - [`relay`]: the front of the data path: the kernel's record, loops, then [`proxy`].
@@ -45,6 +46,7 @@ pub mod config;
 pub mod daemon;
 pub mod limits;
 pub mod metrics;
+pub mod netns;
 pub mod policy;
 pub mod proxy;
 pub mod refusals;

@@ -145,7 +145,12 @@ async fn attach(paths: &Paths, args: AttachArgs) -> Result<i32> {
             )?,
     };
     let sandbox = client
-        .attach(&name, &dir, &SettingsOverride::from(args.settings))
+        .attach(
+            &name,
+            &dir,
+            &SettingsOverride::from(args.settings),
+            args.netns.as_deref(),
+        )
         .await?;
     println!(
         "steering {} (cgroup id {}) through veil as sandbox {}",

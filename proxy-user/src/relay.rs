@@ -74,13 +74,14 @@ impl Drop for Slot<'_> {
     }
 }
 
-/// Accepts steered connections until the listener fails for good or the task is dropped.
-pub async fn accept_loop(listener: TcpListener, gate: Arc<Gate>) {
+/// Accepts steered connections on a listener in the network namespace with cookie `netns`
+/// until the listener fails for good or the task is dropped.
+pub async fn accept_loop(listener: TcpListener, gate: Arc<Gate>, netns: u64) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let gate = Arc::clone(&gate);
-                tokio::spawn(async move { handle(&gate, stream, peer).await });
+                tokio::spawn(async move { handle(&gate, stream, netns, peer).await });
             }
             Err(e) => {
                 // Typically EMFILE/ENFILE under load: back off instead of spinning.
@@ -91,11 +92,12 @@ pub async fn accept_loop(listener: TcpListener, gate: Arc<Gate>) {
     }
 }
 
-/// Handles one steered connection from `peer` (the client's own address).
-async fn handle(gate: &Gate, client: TcpStream, peer: SocketAddr) {
+/// Handles one steered connection from `peer` (the client's own address) in the network
+/// namespace `netns`.
+async fn handle(gate: &Gate, client: TcpStream, netns: u64, peer: SocketAddr) {
     let accepted = Instant::now();
     let ctx = Arc::clone(&gate.ctx);
-    let Some(record) = gate.records.take(peer) else {
+    let Some(record) = gate.records.take(netns, peer) else {
         log::warn!("refusing {peer}: no original-destination record (not a steered connect)");
         return ctx.conclude(unknown(peer), accepted, Outcome::NoRecord);
     };

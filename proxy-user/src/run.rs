@@ -111,11 +111,11 @@ pub async fn run(
     };
     let env = secrets_env(&secrets, &options.paths.secrets_profile());
     let sandbox = match &backend {
-        Backend::Remote(client) => client.create_sandbox(&name, settings).await?,
+        Backend::Remote(client) => client.create_sandbox(&name, settings, true).await?,
         Backend::Embedded(running) => running
             .daemon()
             .sandboxes()
-            .create(&name, settings)
+            .create(&name, settings, true)
             .await
             .map_err(DaemonError::from)?,
     };
@@ -207,6 +207,12 @@ async fn run_in(
     };
     let procs = CString::new(sandbox.cgroup.join("cgroup.procs").as_os_str().as_bytes())
         .map_err(|e| spawn_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    let netns = sandbox
+        .netns
+        .as_deref()
+        .map(std::fs::File::open)
+        .transpose()
+        .map_err(spawn_err)?;
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]);
     for var in CA_VARIABLES {
@@ -225,6 +231,9 @@ async fn run_in(
     unsafe {
         cmd.pre_exec(move || {
             join_cgroup(&procs)?;
+            if let Some(ns) = &netns {
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+            }
             // Packet sockets never pass veil's in-kernel socket checks (the cgroup hook sees
             // inet sockets only); without CAP_NET_RAW in the bounding set nothing in the
             // sandbox can open one, root or a file-capability binary alike.

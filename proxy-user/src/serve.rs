@@ -2,18 +2,22 @@
 //! forwarder and the eBPF log forwarder as tasks, and an orderly shutdown that flushes the
 //! audit log.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use tokio::{
     io::{unix::AsyncFd, Interest},
+    net::TcpListener,
     signal::unix::{signal, Signal, SignalKind},
+    sync::mpsc,
     task::JoinHandle,
 };
 
 use crate::{
     api, audit,
     daemon::{Daemon, DaemonError, Options, Started},
-    refusals, relay,
+    refusals,
+    relay::{self, Gate},
+    sandbox::NsEvent,
     steering::BpfLogLevel,
 };
 
@@ -35,13 +39,20 @@ pub fn spawn(options: &Options) -> Result<Running, DaemonError> {
         listeners,
         gate,
         writer,
+        namespaces,
+        own_netns,
     } = Daemon::start(options)?;
     let hangups = signal(SignalKind::hangup()).map_err(|source| DaemonError::Io {
         path: options.paths.run_dir.clone(),
         source,
     })?;
     let mut tasks = vec![
-        tokio::spawn(relay::accept_loop(listeners.proxy, Arc::clone(&gate))),
+        tokio::spawn(relay::accept_loop(
+            listeners.proxy,
+            Arc::clone(&gate),
+            own_netns,
+        )),
+        tokio::spawn(serve_namespaces(namespaces, Arc::clone(&gate))),
         tokio::spawn(api::server::serve(listeners.api, Arc::clone(&daemon))),
         tokio::spawn(reload_on_hangup(hangups, Arc::clone(&daemon))),
         tokio::spawn(refusals::forward(
@@ -56,7 +67,7 @@ pub fn spawn(options: &Options) -> Result<Running, DaemonError> {
         )));
     }
     if let Some(proxy6) = listeners.proxy6 {
-        tasks.push(tokio::spawn(relay::accept_loop(proxy6, gate)));
+        tasks.push(tokio::spawn(relay::accept_loop(proxy6, gate, own_netns)));
     }
     if let Some((listener, key)) = listeners.api_tcp {
         log::info!(
@@ -112,6 +123,43 @@ impl Running {
         }
         drop(self.daemon);
         self.writer.shutdown().await;
+    }
+}
+
+/// Serves veil's listeners in sandboxes' own network namespaces as sandboxes come and go:
+/// one accept loop per proxy listener and one DNS task per DNS socket, all stopped with the
+/// sandbox (or with this task).
+async fn serve_namespaces(mut events: mpsc::UnboundedReceiver<NsEvent>, gate: Arc<Gate>) {
+    let mut served: HashMap<u64, Vec<AbortOnDrop>> = HashMap::new();
+    while let Some(event) = events.recv().await {
+        match event {
+            NsEvent::Serve { sandbox, listeners } => {
+                let mut tasks = Vec::new();
+                for listener in listeners.proxy {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => tasks.push(AbortOnDrop(tokio::spawn(relay::accept_loop(
+                            listener,
+                            Arc::clone(&gate),
+                            listeners.cookie,
+                        )))),
+                        Err(e) => log::error!("serving sandbox {sandbox}'s namespace: {e}"),
+                    }
+                }
+                served.insert(sandbox, tasks);
+            }
+            NsEvent::Stop { sandbox } => {
+                served.remove(&sandbox);
+            }
+        }
+    }
+}
+
+/// A task that is aborted when this handle is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

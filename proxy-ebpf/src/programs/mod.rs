@@ -2,13 +2,16 @@
 //! library docs for the flow.
 //!
 //! - `connect`: `connect4`/`connect6`: steer TCP to veil, let DNS through, refuse other UDP.
-//! - `udp`: `sendmsg4`/`sendmsg6` and the DNS rule they share with `connect`.
+//! - `udp`: `sendmsg4`/`sendmsg6`, `recvmsg4`/`recvmsg6` and the DNS rules they share with
+//!   `connect`.
+//! - `netns`: which namespace a task is in, and whether veil serves it.
 //! - `peer`: `sock_ops`, `getpeername4/6` and `sock_release`: a connection record's life.
 //! - `socket`: `sock_create` and `lsm_cgroup/socket_create`: which sockets may exist at all.
 //! - `task`: who is asking: cgroup, sandbox settings, and reporting refusals.
 //! - `sockaddr`: reading and writing addresses in the programs' contexts.
 
 mod connect;
+mod netns;
 mod peer;
 mod sockaddr;
 mod socket;
@@ -17,11 +20,12 @@ mod udp;
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     Global,
 };
 use veil_ebpf::{
-    ConnRecord, Endpoint, Settings, MAX_SANDBOXES, MAX_TRACKED_CONNECTIONS, REFUSAL_RING_BYTES,
+    ConnRecord, Endpoint, PeerKey, Settings, MAX_DNS_SOCKETS, MAX_SANDBOXES,
+    MAX_TRACKED_CONNECTIONS, REFUSAL_RING_BYTES,
 };
 
 /// veil's IPv4 listener address, network byte order; set by the loader.
@@ -41,7 +45,13 @@ static VEIL_PROXY_PORT6: Global<u32> = Global::new(0);
 static VEIL_BY_COOKIE: HashMap<u64, ConnRecord> = HashMap::pinned(MAX_TRACKED_CONNECTIONS, 0);
 
 #[map]
-static VEIL_BY_PEER: HashMap<Endpoint, ConnRecord> = HashMap::pinned(MAX_TRACKED_CONNECTIONS, 0);
+static VEIL_BY_NS_PEER: HashMap<PeerKey, ConnRecord> = HashMap::pinned(MAX_TRACKED_CONNECTIONS, 0);
+
+#[map]
+static VEIL_NETNS: HashMap<u64, u32> = HashMap::pinned(MAX_SANDBOXES, 0);
+
+#[map]
+static VEIL_DNS_ORIG: LruHashMap<u64, Endpoint> = LruHashMap::pinned(MAX_DNS_SOCKETS, 0);
 
 #[map]
 static VEIL_SETTINGS: HashMap<u64, Settings> = HashMap::pinned(MAX_SANDBOXES, 0);

@@ -9,11 +9,11 @@ use aya_ebpf::{
     programs::{SockAddrContext, SockContext, SockOpsContext},
 };
 use aya_log_ebpf::warn;
-use veil_ebpf::{v4_mapped, Endpoint, AF_INET, AF_INET6};
+use veil_ebpf::{v4_mapped, Endpoint, PeerKey, AF_INET, AF_INET6};
 
 use super::{
     sockaddr::{endpoint4, endpoint6, local_ip6, port_field, set_user_ip6},
-    ALLOW, VEIL_BY_COOKIE, VEIL_BY_PEER,
+    ALLOW, VEIL_BY_COOKIE, VEIL_BY_NS_PEER, VEIL_DNS_ORIG,
 };
 
 #[sock_ops]
@@ -41,7 +41,15 @@ pub fn veil_sock_ops(ctx: SockOpsContext) -> u32 {
         (*record).src = src;
         *record
     };
-    if VEIL_BY_PEER.insert(src, filed, u64::from(BPF_ANY)).is_err() {
+    let key = PeerKey {
+        netns: filed.netns,
+        peer: src,
+        reserved: 0,
+    };
+    if VEIL_BY_NS_PEER
+        .insert(key, filed, u64::from(BPF_ANY))
+        .is_err()
+    {
         warn!(
             &ctx,
             "veil: peer map full; veil will refuse this connection"
@@ -98,11 +106,16 @@ pub fn veil_sock_release(ctx: SockContext) -> i32 {
     let cookie = unsafe { bpf_get_socket_cookie(ctx.sock.cast()) };
     if let Some(record) = VEIL_BY_COOKIE.get_ptr(cookie) {
         // SAFETY: as in sock_ops; the entry is this socket's and is read before removal.
-        let src = unsafe { (*record).src };
+        let (src, netns) = unsafe { ((*record).src, (*record).netns) };
         if src.family != 0 {
-            let _ = VEIL_BY_PEER.remove(src);
+            let _ = VEIL_BY_NS_PEER.remove(PeerKey {
+                netns,
+                peer: src,
+                reserved: 0,
+            });
         }
         let _ = VEIL_BY_COOKIE.remove(cookie);
     }
+    let _ = VEIL_DNS_ORIG.remove(&cookie);
     ALLOW
 }

@@ -107,33 +107,40 @@ impl ApiClient {
         }
     }
 
-    /// Creates a managed sandbox called `name` with `settings` over the defaults.
+    /// Creates a managed sandbox called `name` with `settings` over the defaults, and with
+    /// `own_netns` a network namespace of its own.
     pub async fn create_sandbox(
         &self,
         name: &str,
         settings: &SettingsOverride,
+        own_netns: bool,
     ) -> Result<Sandbox, ClientError> {
         let body = SandboxRequest {
             name: name.to_owned(),
             cgroup: None,
             settings: settings.clone(),
+            own_netns,
+            netns: None,
         };
         self.request(Method::POST, "/v1/sandboxes", Some(&body))
             .await
     }
 
     /// Steers the existing cgroup `cgroup` as sandbox `name`, with `settings` over the
-    /// defaults.
+    /// defaults, served in the network namespace `netns` (veil's own when `None`).
     pub async fn attach(
         &self,
         name: &str,
         cgroup: &Path,
         settings: &SettingsOverride,
+        netns: Option<&Path>,
     ) -> Result<Sandbox, ClientError> {
         let body = SandboxRequest {
             name: name.to_owned(),
             cgroup: Some(cgroup.to_path_buf()),
             settings: settings.clone(),
+            own_netns: false,
+            netns: netns.map(Path::to_path_buf),
         };
         self.request(Method::POST, "/v1/sandboxes", Some(&body))
             .await

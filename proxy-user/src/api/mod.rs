@@ -52,6 +52,14 @@ pub struct SandboxRequest {
     /// Settings that differ from the daemon's defaults.
     #[serde(default)]
     pub settings: SettingsOverride,
+    /// For a managed sandbox: give it a network namespace of its own, with veil's listeners
+    /// in it (`veil run`); false keeps it in veil's namespace (`--no-isolation`).
+    #[serde(default)]
+    pub own_netns: bool,
+    /// For an attached cgroup: the network namespace its processes are in (a file such as
+    /// `/proc/PID/ns/net`), which veil then serves; absent: veil's own namespace.
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
 }
 
 /// Largest request body the API reads.

@@ -92,11 +92,16 @@ pub(super) async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<F
             let sandboxes = daemon.sandboxes();
             let created = match &request.cgroup {
                 Some(dir) => {
+                    let netns = request.netns.as_deref();
                     sandboxes
-                        .attach(&request.name, dir, &request.settings)
+                        .attach(&request.name, dir, &request.settings, netns)
                         .await
                 }
-                None => sandboxes.create(&request.name, &request.settings).await,
+                None => {
+                    sandboxes
+                        .create(&request.name, &request.settings, request.own_netns)
+                        .await
+                }
             };
             match created {
                 Ok(sandbox) => json(StatusCode::CREATED, &sandbox),

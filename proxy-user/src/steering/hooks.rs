@@ -12,8 +12,9 @@ use aya::{
     Ebpf,
 };
 use veil_ebpf::{
-    PROG_CONNECT4, PROG_CONNECT6, PROG_GETPEERNAME4, PROG_GETPEERNAME6, PROG_SENDMSG4,
-    PROG_SENDMSG6, PROG_SOCK_CREATE, PROG_SOCK_OPS, PROG_SOCK_RELEASE,
+    PROG_CONNECT4, PROG_CONNECT6, PROG_GETPEERNAME4, PROG_GETPEERNAME6, PROG_RECVMSG4,
+    PROG_RECVMSG6, PROG_SENDMSG4, PROG_SENDMSG6, PROG_SOCK_CREATE, PROG_SOCK_OPS,
+    PROG_SOCK_RELEASE,
 };
 
 use super::SteeringError;
@@ -40,12 +41,14 @@ pub struct Hook {
 }
 
 /// Every hook veil attaches, in attach order.
-pub const HOOKS: [Hook; 9] = [
+pub const HOOKS: [Hook; 11] = [
     Hook::new(PROG_SOCK_CREATE, "sock_create", Kind::Sock),
     Hook::new(PROG_CONNECT4, "connect4", Kind::SockAddr),
     Hook::new(PROG_CONNECT6, "connect6", Kind::SockAddr),
     Hook::new(PROG_SENDMSG4, "sendmsg4", Kind::SockAddr),
     Hook::new(PROG_SENDMSG6, "sendmsg6", Kind::SockAddr),
+    Hook::new(PROG_RECVMSG4, "recvmsg4", Kind::SockAddr),
+    Hook::new(PROG_RECVMSG6, "recvmsg6", Kind::SockAddr),
     Hook::new(PROG_GETPEERNAME4, "getpeername4", Kind::SockAddr),
     Hook::new(PROG_GETPEERNAME6, "getpeername6", Kind::SockAddr),
     Hook::new(PROG_SOCK_OPS, "sock_ops", Kind::SockOps),

@@ -100,7 +100,8 @@ mod tests {
     fn record_layout_is_padding_free() {
         use core::mem::size_of;
         assert_eq!(size_of::<Endpoint>(), 20);
-        assert_eq!(size_of::<ConnRecord>(), 96);
+        assert_eq!(size_of::<ConnRecord>(), 104);
+        assert_eq!(size_of::<veil_ebpf::PeerKey>(), 32);
         assert_eq!(size_of::<veil_ebpf::Settings>(), 136);
         assert_eq!(size_of::<veil_ebpf::Refusal>(), 80);
     }

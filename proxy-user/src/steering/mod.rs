@@ -5,7 +5,9 @@
 //! Layout under the bpf directory (default `/sys/fs/bpf/veil`):
 //!
 //! ```text
-//! maps/VEIL_BY_COOKIE, maps/VEIL_BY_PEER    the connection maps, shared by every load
+//! maps/VEIL_BY_COOKIE, maps/VEIL_BY_NS_PEER the connection maps, shared by every load
+//! maps/VEIL_NETNS                           the namespaces veil serves, by cookie
+//! maps/VEIL_DNS_ORIG                        the resolver each DNS socket asked
 //! maps/VEIL_SETTINGS                        per-sandbox settings by cgroup id (0: defaults)
 //! maps/VEIL_REFUSALS, VEIL_REFUSALS_DROPPED the refusal ring buffer and its drop counter
 //! links/<cgroup id>/<hook>                  one pinned link per hook per cgroup (see HOOKS)
@@ -37,12 +39,15 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use veil_ebpf::{
-    ConnRecord, Endpoint, Settings, DEFAULT_SETTINGS_KEY, GLOBAL_PROXY_IP4, GLOBAL_PROXY_IP6,
-    GLOBAL_PROXY_PORT, GLOBAL_PROXY_PORT6, MAP_BY_PEER, MAP_REFUSALS, MAP_REFUSALS_DROPPED,
-    MAP_SETTINGS,
+    ConnRecord, PeerKey, Settings, DEFAULT_SETTINGS_KEY, GLOBAL_PROXY_IP4, GLOBAL_PROXY_IP6,
+    GLOBAL_PROXY_PORT, GLOBAL_PROXY_PORT6, MAP_BY_PEER, MAP_NETNS, MAP_REFUSALS,
+    MAP_REFUSALS_DROPPED, MAP_SETTINGS,
 };
 
-use crate::cgroup::{self, CgroupError};
+use crate::{
+    cgroup::{self, CgroupError},
+    netns,
+};
 use hooks::HOOKS;
 
 pub use keys::{comm, endpoint, socket_addr};
@@ -184,16 +189,20 @@ pub enum Attached {
 }
 
 /// The kernel's records of where steered connections were going, keyed by the client's
-/// address. Apart from [`Steering`], so accepting a connection never waits for a sandbox
-/// being created.
-pub struct OrigDsts(Mutex<HashMap<MapData, Endpoint, ConnRecord>>);
+/// namespace and address. Apart from [`Steering`], so accepting a connection never waits
+/// for a sandbox being created.
+pub struct OrigDsts(Mutex<HashMap<MapData, PeerKey, ConnRecord>>);
 
 impl OrigDsts {
-    /// Takes the record the kernel filed for a connection whose client end is `peer`: looks
-    /// it up and deletes it, so a record is used once. `None` means veil has no record and
-    /// must refuse the connection.
-    pub fn take(&self, peer: SocketAddr) -> Option<ConnRecord> {
-        let key = endpoint(peer);
+    /// Takes the record the kernel filed for a connection from the namespace `netns` whose
+    /// client end is `peer`: looks it up and deletes it, so a record is used once. `None`
+    /// means veil has no record and must refuse the connection.
+    pub fn take(&self, netns: u64, peer: SocketAddr) -> Option<ConnRecord> {
+        let key = PeerKey {
+            netns,
+            peer: endpoint(peer),
+            reserved: 0,
+        };
         let mut by_peer = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         match by_peer.get(&key, 0) {
             Ok(record) => {
@@ -215,6 +224,8 @@ impl OrigDsts {
 pub struct Steering {
     ebpf: Ebpf,
     settings: HashMap<MapData, u64, Settings>,
+    netns: HashMap<MapData, u64, u32>,
+    own_netns: u64,
     refusals: Option<(RingBuf<MapData>, PerCpuArray<MapData, u64>)>,
     dir: PathBuf,
 }
@@ -223,7 +234,7 @@ impl Steering {
     /// Loads the embedded programs, reusing (or creating and pinning) the connection maps under
     /// `config.dir`, and moves every pinned link onto the new programs. Returns the
     /// original-destination records (for the accept path, apart from everything else) and the
-    /// cgroup ids that were already steered.
+    /// cgroup ids that were already steered. veil's own network namespace is served.
     pub fn load(config: &SteeringConfig) -> Result<(Self, OrigDsts, Vec<u64>), SteeringError> {
         let listen = listener_v4(config.listen)?;
         let listen6 = config.listen6.map(listener_v6).transpose()?;
@@ -238,15 +249,20 @@ impl Steering {
         }
         let by_peer = take_map(&mut ebpf, MAP_BY_PEER, HashMap::try_from)?;
         let settings = take_map(&mut ebpf, MAP_SETTINGS, HashMap::try_from)?;
+        let netns = take_map(&mut ebpf, MAP_NETNS, HashMap::try_from)?;
+        let own_netns = netns::own_cookie().map_err(|source| io_err(&config.dir, source))?;
         let ring = take_map(&mut ebpf, MAP_REFUSALS, RingBuf::try_from)?;
         let dropped = take_map(&mut ebpf, MAP_REFUSALS_DROPPED, PerCpuArray::try_from)?;
         let mut steering = Self {
             ebpf,
             settings,
+            netns,
+            own_netns,
             refusals: Some((ring, dropped)),
             dir: config.dir.clone(),
         };
         steering.set_settings(DEFAULT_SETTINGS_KEY, &config.defaults)?;
+        steering.serve_netns(own_netns, 0)?;
         let steered = steering.adopt_pinned_links()?;
         Ok((steering, OrigDsts(Mutex::new(by_peer)), steered))
     }
@@ -327,6 +343,49 @@ impl Steering {
                 source: Box::new(source),
             }),
         }
+    }
+
+    /// Serves the network namespace with cookie `cookie` (its connects are steered instead of
+    /// refused), with `NETNS_*` `flags`.
+    pub fn serve_netns(&mut self, cookie: u64, flags: u32) -> Result<(), SteeringError> {
+        self.netns
+            .insert(cookie, flags, 0)
+            .map_err(|source| SteeringError::Map {
+                name: MAP_NETNS,
+                source: Box::new(source),
+            })
+    }
+
+    /// Stops serving the namespace `cookie`: its connects are refused from now on.
+    pub fn unserve_netns(&mut self, cookie: u64) -> Result<(), SteeringError> {
+        match self.netns.remove(&cookie) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
+                Ok(())
+            }
+            Err(source) => Err(SteeringError::Map {
+                name: MAP_NETNS,
+                source: Box::new(source),
+            }),
+        }
+    }
+
+    /// Stops serving every namespace but veil's own and those in `keep`.
+    pub fn retain_netns(&mut self, keep: &[u64]) -> Result<(), SteeringError> {
+        let stale: Vec<u64> = self
+            .netns
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|cookie| *cookie != self.own_netns && !keep.contains(cookie))
+            .collect();
+        stale
+            .iter()
+            .try_for_each(|cookie| self.unserve_netns(*cookie))
+    }
+
+    /// The cookie of veil's own network namespace.
+    pub fn own_netns(&self) -> u64 {
+        self.own_netns
     }
 
     /// Hands out the reader of the kernel's refusals; there is one, for one task. Must run

@@ -96,13 +96,18 @@ pub fn destination(refusal: &Refusal) -> Option<SocketAddr> {
 pub fn reason_text(raw: u32) -> String {
     match Reason::from_raw(raw) {
         Some(Reason::UdpNotDns) => {
-            "udp to a port other than 53: only DNS to the sandbox's resolvers may use UDP".into()
+            "udp to a port other than 53: only DNS (through veil, or to the sandbox's resolvers) \
+             and loopback may use UDP"
+                .into()
         }
         Some(Reason::ResolverNotAllowed) => "dns to a resolver the sandbox is not allowed".into(),
         Some(Reason::Ipv6Denied) => "native IPv6 is denied for this sandbox".into(),
         Some(Reason::NoListener) => "veil has no listener for this address family".into(),
         Some(Reason::SocketType) => "only TCP and UDP sockets are allowed".into(),
         Some(Reason::MapFull) => "veil's connection map is full".into(),
+        Some(Reason::NetnsNotServed) => {
+            "the sandbox is in a network namespace veil does not serve".into()
+        }
         None => format!("unknown reason {raw}"),
     }
 }
