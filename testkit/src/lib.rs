@@ -9,6 +9,7 @@
 //! - [`api`]: the control-API client (HTTP/1.1 over the Unix socket).
 //! - [`pki`]: a throwaway test CA and server certificates, made with rcgen.
 //! - [`mounts`] and [`cgroup`]: where cgroup2 is mounted, and removing a cgroup tree.
+//! - [`remote`]: addresses for stand-in remote hosts, off the host's loopback.
 //! - [`free_port`] and [`random_token`]: small things every one of them needs.
 
 pub mod api;
@@ -19,6 +20,7 @@ mod installation;
 pub mod mounts;
 mod net;
 pub mod pki;
+pub mod remote;
 mod token;
 
 pub use daemon::Daemon;

@@ -7,7 +7,12 @@
 use std::{fs, net::Ipv4Addr, os::unix::fs::OpenOptionsExt, path::Path, process::Output};
 
 use anyhow::{bail, Context, Result};
-use veil_testkit::{pki::TestCa, random_token, Installation};
+use veil_testkit::{
+    pki::TestCa,
+    random_token,
+    remote::{ensure_remote_hosts, remote_ip},
+    Installation,
+};
 
 use crate::{
     build_cmd,
@@ -20,7 +25,7 @@ use crate::{
 };
 
 /// The stand-in API listens here; the names below resolve to it (with curl's `--resolve`).
-pub const UPSTREAM_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+pub const UPSTREAM_IP: Ipv4Addr = remote_ip(2);
 
 /// The API the secret is for.
 pub const API_HOST: &str = "api.demo.test";
@@ -65,6 +70,7 @@ pub fn run(ws: &Workspace) -> Result<()> {
     ));
 
     step("Starting the stand-in remote API: HTTPS with python3's ssl and http.server");
+    ensure_remote_hosts()?;
     let token = random_token("demo_")?;
     let token_file = tmp.join("api-token");
     fs::OpenOptions::new()
@@ -286,9 +292,9 @@ mod tests {
     #[test]
     fn curl_sends_the_placeholder_variable() {
         let line = curl("api.demo.test", 8443, true);
-        assert!(line.contains(" --resolve api.demo.test:8443:127.0.0.2 "));
+        assert!(line.contains(" --resolve api.demo.test:8443:10.250.0.2 "));
         assert!(line.contains("-H \"Authorization: Bearer $GITHUB_TOKEN\""));
         assert!(line.ends_with(" https://api.demo.test:8443/repos"));
-        assert!(!curl("127.0.0.2", 1, false).contains("--resolve"));
+        assert!(!curl("10.250.0.2", 1, false).contains("--resolve"));
     }
 }

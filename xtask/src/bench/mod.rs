@@ -28,15 +28,20 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
-use veil_testkit::{free_port, pki::TestCa};
+use veil_testkit::{
+    free_port,
+    pki::TestCa,
+    remote::{ensure_remote_hosts, remote_ip},
+};
 
 use crate::{process, setup, Workspace};
 
 /// The name the upstream's certificate is for; h2load sends it as SNI and `:authority`.
 pub const HOST: &str = "bench.example.test";
 
-/// The upstream's address (a second loopback address plays the remote host).
-pub const UPSTREAM_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+/// The upstream's address: a stand-in remote host, off the host's loopback (a sandbox's
+/// loopback is its own).
+pub const UPSTREAM_IP: Ipv4Addr = remote_ip(2);
 
 /// How long a server may take to come up.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -202,6 +207,7 @@ fn run_in(
 ) -> Result<()> {
     // Before anything starts: every server and client inherits the limit.
     let idle_conns = open_files_for(mode.idle_conns)?;
+    ensure_remote_hosts()?;
     let pki = TestCa::new("veil bench CA")?
         .write_files(&tmp.join("pki"), &[HOST, &UPSTREAM_IP.to_string()])?;
     let upstream = SocketAddr::from((UPSTREAM_IP, free_port(UPSTREAM_IP)?));
