@@ -35,7 +35,7 @@ pub mod tls_env;
 pub mod upstream;
 
 use aya::maps::{HashMap, Map, MapData};
-use veil_ebpf::{ConnRecord, Endpoint, Settings, MAP_BY_COOKIE, MAP_BY_PEER, MAP_SETTINGS};
+use veil_ebpf::{ConnRecord, PeerKey, Settings, MAP_BY_COOKIE, MAP_BY_PEER, MAP_SETTINGS};
 pub use veil_testkit::{api::request as api_request, cgroup::remove_cgroup, pki};
 use veil_testkit::{mounts::cgroup2_mount, Installation};
 
@@ -213,6 +213,11 @@ impl Instance {
         self.installation.socket()
     }
 
+    /// The runtime directory (the control socket, the namespaces of sandboxes).
+    pub fn run_dir(&self) -> PathBuf {
+        self.installation.run_dir()
+    }
+
     /// The state directory (the database and the CA).
     pub fn state_dir(&self) -> PathBuf {
         self.installation.state_dir()
@@ -279,7 +284,7 @@ impl Instance {
                     .expect("a hash map")
                     .keys()
                     .count(),
-                _ => HashMap::<_, Endpoint, ConnRecord>::try_from(Map::HashMap(data))
+                _ => HashMap::<_, PeerKey, ConnRecord>::try_from(Map::HashMap(data))
                     .expect("a hash map")
                     .keys()
                     .count(),

@@ -3,12 +3,16 @@ network and prints what happened as one JSON object on stdout, so a test can ass
 outcome and the audit record (by pid).
 
     probe.py [--nest NAME] tcp HOST PORT TOKEN [--nonblock | --fastopen] [--v4-mapped]
+            [--source-port N]
         connect (or sendto with MSG_FASTOPEN), send TOKEN, read the echo servers' reply line;
         prints the reply and the peer address the socket reports (null once reset).
+        --source-port binds the client to 127.0.0.1:N (SO_REUSEADDR) first.
     probe.py [--nest NAME] udp HOST PORT [--connect] [--count N]
         send a datagram (sendto, or connect then send) and wait for a reply.
     probe.py [--nest NAME] socket FAMILY TYPE PROTO
         create a socket, e.g. `socket inet raw icmp`, `socket packet raw 0`.
+    probe.py [--nest NAME] abstract NAME
+        connect to the abstract Unix socket NAME.
 
 --nest NAME first moves the probe into a new cgroup NAME below its own (as a workload that
 makes its own cgroups would). The output always has "pid" and "ok"; on failure "errno" (a
@@ -50,6 +54,8 @@ def main(argv):
             result.update(udp(args))
         elif command == "socket":
             result.update(make_socket(args))
+        elif command == "abstract":
+            result.update(abstract(args))
         else:
             raise SystemExit(f"unknown command {command}")
     except Failure as failure:
@@ -75,11 +81,15 @@ def step(stage, action):
 def tcp(args):
     host, port, token = args[0], int(args[1]), args[2]
     flags = set(args[3:])
+    source = args[args.index("--source-port") + 1] if "--source-port" in args else None
     family = socket.AF_INET6 if ":" in host or "--v4-mapped" in flags else socket.AF_INET
     if "--v4-mapped" in flags:
         host = "::ffff:" + host
     sock = step("socket", lambda: socket.socket(family, socket.SOCK_STREAM))
     sock.settimeout(TIMEOUT)
+    if source is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        step("bind", lambda: sock.bind(("127.0.0.1", int(source))))
     line = (token + "\n").encode()
     if "--fastopen" in flags:
         # Blocking, so the implicit connect completes inside sendto.
@@ -152,6 +162,13 @@ def make_socket(args):
     family, kind = FAMILIES[args[0]], TYPES[args[1]]
     proto = PROTOS.get(args[2]) if args[2] in PROTOS else int(args[2])
     sock = step("socket", lambda: socket.socket(family, kind, proto))
+    sock.close()
+    return {"ok": True}
+
+
+def abstract(args):
+    sock = step("socket", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+    step("connect", lambda: sock.connect("\0" + args[0]))
     sock.close()
     return {"ok": True}
 
