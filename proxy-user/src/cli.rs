@@ -124,6 +124,11 @@ pub struct ProxyArgs {
     /// Extra root certificates (PEM) trusted for upstream TLS, besides the webpki roots.
     #[arg(long, env = "VEIL_UPSTREAM_CA", value_delimiter = ',')]
     pub upstream_ca: Vec<PathBuf>,
+    /// The resolvers sandboxes' allowed DNS queries are sent to (`ADDR` or `ADDR:PORT`,
+    /// comma-separated). Default: the nameservers in /etc/resolv.conf.
+    #[arg(long, env = "VEIL_DNS_RESOLVERS", value_name = "ADDR[,ADDR...]",
+          value_delimiter = ',', value_parser = crate::dns::parse_resolver)]
+    pub dns_resolvers: Vec<SocketAddr>,
     /// Limits and timeouts of the data path.
     #[command(flatten)]
     pub limits: LimitsArgs,

@@ -51,6 +51,8 @@ pub struct Options {
     pub audit_retention: RetentionPolicy,
     /// The data path's limits and timeouts.
     pub limits: Limits,
+    /// The resolvers the DNS proxy asks; empty: the host's (`dns::system_resolvers`).
+    pub dns_resolvers: Vec<SocketAddr>,
 }
 
 /// Errors from starting the daemon or from its operations.
@@ -264,6 +266,7 @@ impl Daemon {
             metrics: Arc::clone(&metrics),
             limits: options.limits,
             resolver: Resolver::default(),
+            answers: crate::dns::DnsAnswers::default(),
         });
         let gate = Arc::new(Gate {
             ctx,

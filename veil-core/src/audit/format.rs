@@ -229,11 +229,9 @@ fn row(record: &Record) -> [String; COLUMNS] {
             sandbox,
             ABSENT.to_owned(),
             ABSENT.to_owned(),
-            format!(
-                "{} {}",
-                if d.name.is_empty() { ABSENT } else { &d.name },
-                d.qtype
-            ),
+            format!("{} {}", or_absent(&d.name), d.qtype)
+                .trim_end()
+                .to_owned(),
             d.outcome.as_str().to_owned(),
             counted(&d.reason, d.count),
             format!(
@@ -673,6 +671,16 @@ mod tests {
             ]
         );
         assert!(lines[2].contains(" - A "), "{}", lines[2]);
+        let malformed = Event::DnsQuery(DnsQuery {
+            name: String::new(),
+            qtype: String::new(),
+            ..match query("", DnsOutcome::Refused, None, 1) {
+                Event::DnsQuery(d) => d,
+                _ => unreachable!(),
+            }
+        });
+        let out = table(&[record(3, 0, malformed)]);
+        assert_eq!(words(out.lines().nth(1).unwrap())[6], "-");
     }
 
     #[test]

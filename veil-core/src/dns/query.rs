@@ -118,6 +118,11 @@ impl Query {
         self.respond(self.response_flags(0) | u16::from(rcode as u8), 0, 0, &[])
     }
 
+    /// Whether the client set the CD bit (checking disabled: it validates DNSSEC itself).
+    pub fn checking_disabled(&self) -> bool {
+        self.flags & CD != 0
+    }
+
     /// The most bytes a UDP response to this query may have: 512 without EDNS, else what the
     /// client advertised, between 512 and [`MAX_UDP_RESPONSE`].
     pub fn udp_limit(&self) -> usize {

@@ -130,6 +130,11 @@ impl Response {
         (self.flags & 0x000f) as u8
     }
 
+    /// How many bytes its records take (what a cache holds of it).
+    pub fn records_len(&self) -> usize {
+        self.records.len()
+    }
+
     /// Whether the resolver said its response was truncated (ask again over TCP).
     pub fn is_truncated(&self) -> bool {
         self.flags & TC != 0
