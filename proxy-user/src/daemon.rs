@@ -51,7 +51,8 @@ pub struct Options {
     pub audit_retention: RetentionPolicy,
     /// The data path's limits and timeouts.
     pub limits: Limits,
-    /// The resolvers the DNS proxy asks; empty: the host's (`dns::system_resolvers`).
+    /// The resolvers the DNS proxy asks (`--dns-upstream`); empty: the host's
+    /// (`dns::system_resolvers`).
     pub dns_resolvers: Vec<SocketAddr>,
 }
 
