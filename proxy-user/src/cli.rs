@@ -124,6 +124,11 @@ pub struct ProxyArgs {
     /// Extra root certificates (PEM) trusted for upstream TLS, besides the webpki roots.
     #[arg(long, env = "VEIL_UPSTREAM_CA", value_delimiter = ',')]
     pub upstream_ca: Vec<PathBuf>,
+    /// The resolvers veil's DNS proxy sends sandboxes' allowed queries to (`ADDR` or
+    /// `ADDR:PORT`, comma-separated). Default: the nameservers in /etc/resolv.conf.
+    #[arg(long = "dns-upstream", env = "VEIL_DNS_UPSTREAM", value_name = "ADDR[,ADDR...]",
+          value_delimiter = ',', value_parser = crate::dns::parse_resolver)]
+    pub dns_upstream: Vec<SocketAddr>,
     /// Limits and timeouts of the data path.
     #[command(flatten)]
     pub limits: LimitsArgs,
@@ -568,6 +573,24 @@ mod tests {
         assert!(level("loud").unwrap_err().contains("trace"));
         let default = parse(&["run", "--", "true"]).unwrap();
         assert!(matches!(default.command, Command::Run(a) if a.proxy.bpf_log == BpfLogLevel::Off));
+    }
+
+    #[test]
+    fn dns_upstreams_parse() {
+        let upstream = |value| match parse(&["serve", "--dns-upstream", value])?.command {
+            Command::Serve(a) => Ok(a.proxy.dns_upstream),
+            other => Err(format!("{other:?}")),
+        };
+        assert_eq!(
+            upstream("1.1.1.1,[::1]:5353"),
+            Ok(vec![
+                "1.1.1.1:53".parse().unwrap(),
+                "[::1]:5353".parse().unwrap()
+            ])
+        );
+        assert!(upstream("resolver.test").is_err());
+        let default = parse(&["run", "--", "true"]).unwrap();
+        assert!(matches!(default.command, Command::Run(a) if a.proxy.dns_upstream.is_empty()));
     }
 
     #[test]

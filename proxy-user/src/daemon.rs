@@ -54,6 +54,9 @@ pub struct Options {
     pub audit_retention: RetentionPolicy,
     /// The data path's limits and timeouts.
     pub limits: Limits,
+    /// The resolvers the DNS proxy asks (`--dns-upstream`); empty: the host's
+    /// (`dns::system_resolvers`).
+    pub dns_resolvers: Vec<SocketAddr>,
 }
 
 /// Errors from starting the daemon or from its operations.
@@ -276,6 +279,7 @@ impl Daemon {
             metrics: Arc::clone(&metrics),
             limits: options.limits,
             resolver: Resolver::default(),
+            answers: crate::dns::DnsAnswers::default(),
         });
         let gate = Arc::new(Gate {
             ctx,

@@ -22,6 +22,8 @@
 //! - [`refusals`]: forwarding what the kernel refused sandboxes into the audit log.
 //! - [`classify`]: reading a connection's first bytes until they say what it is.
 //! - [`policy`]: the egress policy in force, its configuration file, reloads.
+//! - [`dns`]: the DNS proxy answering sandboxes' queries under the egress policy, and the
+//!   answers each sandbox received.
 //! - [`resolve`]: resolving names veil cannot prove, to bind them to the dialled address.
 //! - [`tls`]: veil's CA, leaf certificates, verified upstream TLS.
 //! - [`proxy`]: the data path's [`proxy::Context`], carrying out a connection's plan: TLS
@@ -44,6 +46,7 @@ pub mod cli_audit;
 pub mod cli_secrets;
 pub mod config;
 pub mod daemon;
+pub mod dns;
 pub mod limits;
 pub mod metrics;
 pub mod netns;

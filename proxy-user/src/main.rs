@@ -115,6 +115,7 @@ fn options(
             prefix: secrets.placeholder_prefix,
         },
         api_listen: None,
+        dns_resolvers: proxy.dns_upstream.clone(),
     }
 }
 

@@ -3,6 +3,7 @@
 //!
 //! - [`authority`]: strict authority: every host a request names must be the verified one.
 //! - [`classify`]: first-bytes sniffing; the TLS ClientHello and HTTP/1 request-head parsers.
+//! - [`dns`]: DNS queries and responses, sans I/O, for veil's DNS proxy.
 //! - [`host_pattern`]: host patterns (`api.github.com`, `*.example.com`, `*`), shared by egress
 //!   rules and secret scopes.
 //! - [`policy`]: egress rules, the decisions they make, and the configuration file's text.
@@ -21,6 +22,7 @@
 pub mod audit;
 pub mod authority;
 pub mod classify;
+pub mod dns;
 pub mod host_pattern;
 pub mod inject;
 pub mod plan;

@@ -112,7 +112,8 @@ pub(super) fn spends_budget(event: &Event) -> Option<Option<&str>> {
         | Event::SecretInjected(_)
         | Event::PlaceholderNotInjected(_)
         | Event::SecretScrubbed(_)
-        | Event::LimitExceeded(_) => Some(event.sandbox()),
+        | Event::LimitExceeded(_)
+        | Event::DnsQuery(_) => Some(event.sandbox()),
         Event::SandboxAttached(_)
         | Event::SandboxDetached(_)
         | Event::KernelRefusalsDropped(_)

@@ -9,6 +9,7 @@ use veil_core::policy::Policy;
 use super::Limits;
 use crate::{
     audit::{AuditHandle, Connection, Event, Verdict},
+    dns::DnsAnswers,
     metrics::{ErrorKind, Metrics},
     resolve::Resolver,
     secrets::LiveEngine,
@@ -33,6 +34,8 @@ pub struct Context {
     pub limits: Limits,
     /// Resolves names nothing proves, to bind them to the dialled address.
     pub resolver: Resolver,
+    /// What veil's DNS proxy answered each sandbox, checked first when binding a name.
+    pub answers: DnsAnswers,
 }
 
 /// How a connection ended up, for its audit record and the metrics.
@@ -61,9 +64,18 @@ impl Context {
         Arc::clone(&self.policy.borrow())
     }
 
-    /// Whether `name`, which nothing proves, resolves to `dst`'s address; `Err` says why the
-    /// connection may not go ahead.
-    pub async fn bind(&self, name: &str, dst: std::net::SocketAddr) -> Result<(), String> {
+    /// Whether `name`, which nothing proves, resolves to `dst`'s address for `sandbox` (its
+    /// cgroup id): veil's DNS proxy answered the sandbox that address for the name, or else
+    /// the system resolver gives it; `Err` says why the connection may not go ahead.
+    pub async fn bind(
+        &self,
+        sandbox: u64,
+        name: &str,
+        dst: std::net::SocketAddr,
+    ) -> Result<(), String> {
+        if self.answers.resolved(sandbox, name, dst.ip()) {
+            return Ok(());
+        }
         match self.resolver.resolves_to(name, dst.ip()).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(format!(

@@ -231,7 +231,10 @@ impl Forwarder {
             let refused = match self.policy.decide_unproven(&host, self.dst) {
                 Unproven::Decided(d) if d.allowed => None,
                 Unproven::Decided(d) => Some(d.reason),
-                Unproven::IfResolves(_) => self.ctx.bind(&host, self.dst).await.err(),
+                Unproven::IfResolves(_) => {
+                    let sandbox = self.origin.cgroup_id;
+                    self.ctx.bind(sandbox, &host, self.dst).await.err()
+                }
             };
             if let Some(reason) = refused {
                 log::info!("denying plain HTTP request for {host}: {reason}");

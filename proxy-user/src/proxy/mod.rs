@@ -95,7 +95,9 @@ pub async fn serve(mut conn: Steered) {
     if let Some(name) = bind {
         // Boxed like the arms below: the resolver's state is not carried for the
         // connection's life.
-        let bound = Box::pin(conn.ctx.bind(&name, conn.dst)).await;
+        // The process's cgroup: the sandbox's own unless the workload made cgroups below it
+        // (then the DNS proxy's answers are not found and the resolver decides).
+        let bound = Box::pin(conn.ctx.bind(conn.event.cgroup_id, &name, conn.dst)).await;
         if let Err(reason) = bound {
             let denial = match action {
                 Action::PlainHttp => {

@@ -1,7 +1,8 @@
 //! Summing repeated events, so that a sandbox repeating itself cannot flood the log.
 //!
-//! Kernel refusals and refused connections are keyed by their kind, sandbox, destination,
-//! protocol, host and reason. The first event of a key is recorded at once and opens a window
+//! Kernel refusals, refused connections and DNS queries (answered or not) are keyed by their
+//! kind, sandbox, destination, protocol (a query's transport and type), host (the name asked
+//! about) and reason (which differs between outcomes). The first event of a key is recorded at once and opens a window
 //! ([`Aggregator::new`]'s `window_ms`); repeats within the window are only counted, and when the
 //! window ends one record stands for all of them: the last repeat, with `count` set to how many
 //! repeats there were. A key that did not repeat leaves nothing behind. Every event is
@@ -178,6 +179,14 @@ fn key(event: &Event) -> Option<Key> {
             host: None,
             reason: r.reason.clone(),
         }),
+        Event::DnsQuery(d) => Some(Key {
+            kind: EventKind::DnsQuery,
+            sandbox: d.sandbox.clone(),
+            destination: None,
+            protocol: format!("{} {} {}", d.transport, d.qtype, d.outcome.as_str()),
+            host: Some(d.name.clone()),
+            reason: d.reason.clone(),
+        }),
         Event::Connection(c) if c.verdict == Verdict::Refused => Some(Key {
             kind: EventKind::Connection,
             sandbox: c.sandbox.clone(),
@@ -193,7 +202,9 @@ fn key(event: &Event) -> Option<Key> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{ConnProtocol, Connection, KernelRefusal, SandboxChange};
+    use crate::audit::{
+        ConnProtocol, Connection, DnsOutcome, DnsQuery, KernelRefusal, SandboxChange,
+    };
 
     fn refusal(sandbox: &str, port: u16, pid: u32) -> Event {
         Event::KernelRefusal(KernelRefusal {
@@ -225,6 +236,20 @@ mod tests {
             rule: None,
             verdict,
             reason: reason.into(),
+            count: 1,
+        })
+    }
+
+    fn dns(name: &str, outcome: DnsOutcome) -> Event {
+        Event::DnsQuery(DnsQuery {
+            sandbox: Some("a".into()),
+            cgroup_id: 1,
+            name: name.into(),
+            qtype: "A".into(),
+            transport: "udp".into(),
+            outcome,
+            rule: None,
+            reason: outcome.as_str().into(),
             count: 1,
         })
     }
@@ -333,6 +358,23 @@ mod tests {
         assert_eq!(all(agg.offer(refused.clone(), 0)).len(), 1);
         assert_eq!(all(agg.offer(refused.clone(), 1)), []);
         assert_eq!(total(&agg.drain()), 1);
+    }
+
+    #[test]
+    fn dns_queries_are_summed_by_name_and_outcome() {
+        let mut agg = Aggregator::new(1000, 16);
+        for _ in 0..50 {
+            agg.offer(dns("a.test", DnsOutcome::Answered), 0);
+            agg.offer(dns("evil.test", DnsOutcome::Refused), 0);
+        }
+        assert_eq!(
+            all(agg.offer(dns("a.test", DnsOutcome::Failed), 0)).len(),
+            1
+        );
+        assert_eq!(agg.open_windows(), 3);
+        let summaries = agg.due(1000);
+        assert_eq!(summaries.len(), 2);
+        assert_eq!(total(&summaries), 98);
     }
 
     #[test]

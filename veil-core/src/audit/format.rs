@@ -13,7 +13,8 @@ use super::{Event, Record};
 /// shows how many after its REASON: `udp to a port other than 53 (2000 times)`. DETAIL holds the rest: the
 /// process's cgroup id, uid, gid and client address for connections, the cgroup path and id
 /// for sandbox events, the secret's name, id, variable, hosts and changed fields for secret
-/// events, the secret, header (or headers) and protocol for injections, the source and rule counts for
+/// events, the secret, header (or headers) and protocol for injections, the transport, cgroup
+/// id and rule for DNS queries (whose DESTINATION is the name and type asked), the source and rule counts for
 /// policy changes, and the anchor and limits for retention. No records render as a single
 /// `no audit records` line.
 pub fn table(records: &[Record]) -> String {
@@ -220,6 +221,27 @@ fn row(record: &Record) -> [String; COLUMNS] {
             "closed".to_owned(),
             l.detail.clone(),
             format!("limit={} cgroup_id={}", l.limit, l.cgroup_id),
+        ],
+        Event::DnsQuery(d) => [
+            seq,
+            time,
+            kind,
+            sandbox,
+            ABSENT.to_owned(),
+            ABSENT.to_owned(),
+            format!("{} {}", or_absent(&d.name), d.qtype)
+                .trim_end()
+                .to_owned(),
+            d.outcome.as_str().to_owned(),
+            counted(&d.reason, d.count),
+            format!(
+                "transport={} cgroup_id={}{}",
+                d.transport,
+                d.cgroup_id,
+                d.rule
+                    .as_ref()
+                    .map_or_else(String::new, |r| format!(" rule={r}")),
+            ),
         ],
         Event::RecordsDropped(d) => [
             seq,
@@ -601,6 +623,64 @@ mod tests {
         assert!(lines[2].contains("kernel_refusals_dropped"));
         assert!(lines[2].contains("3 refusals not recorded"));
         assert!(lines[2].ends_with("total_dropped=10"));
+    }
+
+    #[test]
+    fn dns_queries_have_rows() {
+        use crate::audit::{DnsOutcome, DnsQuery};
+        let query = |name: &str, outcome, rule: Option<&str>, count| {
+            Event::DnsQuery(DnsQuery {
+                sandbox: Some("build".into()),
+                cgroup_id: 9,
+                name: name.into(),
+                qtype: "A".into(),
+                transport: "udp".into(),
+                outcome,
+                rule: rule.map(str::to_owned),
+                reason: "resolved".into(),
+                count,
+            })
+        };
+        let out = table(&[
+            record(
+                1,
+                0,
+                query("api.test", DnsOutcome::Answered, Some("api.test"), 3),
+            ),
+            record(2, 0, query("", DnsOutcome::Refused, None, 1)),
+        ]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            words(lines[1]),
+            [
+                "1",
+                "1970-01-01T00:00:00.000Z",
+                "dns_query",
+                "build",
+                "-",
+                "-",
+                "api.test",
+                "A",
+                "answered",
+                "resolved",
+                "(3",
+                "times)",
+                "transport=udp",
+                "cgroup_id=9",
+                "rule=api.test"
+            ]
+        );
+        assert!(lines[2].contains(" - A "), "{}", lines[2]);
+        let malformed = Event::DnsQuery(DnsQuery {
+            name: String::new(),
+            qtype: String::new(),
+            ..match query("", DnsOutcome::Refused, None, 1) {
+                Event::DnsQuery(d) => d,
+                _ => unreachable!(),
+            }
+        });
+        let out = table(&[record(3, 0, malformed)]);
+        assert_eq!(words(out.lines().nth(1).unwrap())[6], "-");
     }
 
     #[test]

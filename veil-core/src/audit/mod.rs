@@ -5,9 +5,9 @@
 //!   encoding (JSON values under 8-byte big-endian seq keys).
 //! - `chain.rs`: the hash chain: every record's [`Hash`] over a canonical encoding
 //!   (documented there), the [`ChainHead`], and the [`Anchor`] retention leaves.
-//! - `aggregate.rs`: summing repeated kernel refusals and refused connections over a short
-//!   window ([`Aggregator`]), so that a sandbox repeating itself writes a few records with
-//!   counts.
+//! - `aggregate.rs`: summing repeated kernel refusals, refused connections and DNS queries
+//!   over a short window ([`Aggregator`]), so that a sandbox repeating itself writes a few
+//!   records with counts.
 //! - `format.rs`: rendering records for people ([`table`], [`TableStream`]) and for machines
 //!   ([`json_line`]).
 
@@ -22,10 +22,10 @@ pub use aggregate::{Admitted, Aggregator};
 pub use chain::{record_hash, Anchor, ChainHead, Entry, Hash};
 pub use format::{json_line, table, TableStream};
 pub use record::{
-    seq_from_key, seq_key, ConnProtocol, Connection, Event, EventKind, Injection, KernelRefusal,
-    LimitExceeded, PolicyChange, PolicyTrigger, Record, RecordsDropped, RefusalsDropped,
-    RequestProtocol, Retention, SandboxChange, Scrub, SecretChange, SecretRef, Verdict,
-    MAX_HEADERS,
+    seq_from_key, seq_key, ConnProtocol, Connection, DnsOutcome, DnsQuery, Event, EventKind,
+    Injection, KernelRefusal, LimitExceeded, PolicyChange, PolicyTrigger, Record, RecordsDropped,
+    RefusalsDropped, RequestProtocol, Retention, SandboxChange, Scrub, SecretChange, SecretRef,
+    Verdict, MAX_HEADERS,
 };
 
 /// Why stored audit bytes could not be decoded.

@@ -100,6 +100,8 @@ pub enum Event {
     SecretScrubbed(Scrub),
     /// A connection went past one of veil's limits and was closed.
     LimitExceeded(LimitExceeded),
+    /// A sandbox asked veil's DNS proxy about a name, and what veil answered.
+    DnsQuery(DnsQuery),
 }
 
 impl Event {
@@ -121,6 +123,7 @@ impl Event {
             Self::Retention(_) => EventKind::Retention,
             Self::SecretScrubbed(_) => EventKind::SecretScrubbed,
             Self::LimitExceeded(_) => EventKind::LimitExceeded,
+            Self::DnsQuery(_) => EventKind::DnsQuery,
         }
     }
 
@@ -134,6 +137,7 @@ impl Event {
             Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => i.sandbox.as_deref(),
             Self::SecretScrubbed(s) => s.sandbox.as_deref(),
             Self::LimitExceeded(l) => l.sandbox.as_deref(),
+            Self::DnsQuery(d) => d.sandbox.as_deref(),
             Self::KernelRefusalsDropped(_)
             | Self::SecretCreated(_)
             | Self::SecretUpdated(_)
@@ -159,14 +163,17 @@ impl Event {
             | Self::SecretUpdated(_)
             | Self::SecretDeleted(_)
             | Self::PolicyChanged(_)
-            | Self::Retention(_) => None,
+            | Self::Retention(_)
+            | Self::DnsQuery(_) => None,
         }
     }
 
-    /// The host name the event concerns (a connection's TLS SNI or HTTP Host), if it has one.
+    /// The host name the event concerns (a connection's TLS SNI or HTTP Host, the name a DNS
+    /// query asked about), if it has one.
     pub fn host(&self) -> Option<&str> {
         match self {
             Self::Connection(c) => c.host.as_deref(),
+            Self::DnsQuery(d) => Some(&d.name),
             Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => Some(&i.host),
             Self::SecretScrubbed(s) => Some(&s.host),
             Self::LimitExceeded(l) => Some(&l.host),
@@ -210,18 +217,20 @@ impl Event {
             | Self::RecordsDropped(_)
             | Self::LimitExceeded(_)
             | Self::PolicyChanged(_)
-            | Self::Retention(_) => None,
+            | Self::Retention(_)
+            | Self::DnsQuery(_) => None,
         }
     }
 }
 
 impl Event {
     /// How many events this record stands for: the `count` of a connection, a kernel
-    /// refusal or an injection, 1 for every other kind.
+    /// refusal, an injection or a DNS query, 1 for every other kind.
     pub fn count(&self) -> u64 {
         match self {
             Self::Connection(c) => c.count,
             Self::KernelRefusal(r) => r.count,
+            Self::DnsQuery(d) => d.count,
             Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => i.count,
             _ => 1,
         }
@@ -233,6 +242,7 @@ impl Event {
         match self {
             Self::Connection(c) => c.count = count,
             Self::KernelRefusal(r) => r.count = count,
+            Self::DnsQuery(d) => d.count = count,
             Self::SecretInjected(i) | Self::PlaceholderNotInjected(i) => i.count = count,
             _ => {}
         }
@@ -287,6 +297,57 @@ pub struct LimitExceeded {
     pub pid: u32,
     /// Command name of the connecting process.
     pub comm: String,
+}
+
+/// A DNS query a sandbox sent veil's DNS proxy, and what veil answered. Names are not
+/// secret; the answer's addresses are not recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsQuery {
+    /// Sandbox name, `None` when the cgroup is not a known sandbox.
+    pub sandbox: Option<String>,
+    /// cgroup v2 id of the sandbox whose namespace the query came from.
+    pub cgroup_id: u64,
+    /// The name asked about, normalised (lower case, no trailing dot); empty when the query
+    /// could not be read.
+    pub name: String,
+    /// The record type asked for: `A`, `AAAA`, ..., `TYPE<n>`.
+    pub qtype: String,
+    /// `udp` or `tcp`.
+    pub transport: String,
+    /// What veil did.
+    pub outcome: DnsOutcome,
+    /// The egress rule that allowed the name, as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Why, for people: `resolved`, `from cache`, `no egress rule allows ...`.
+    pub reason: String,
+    /// How many queries this record stands for: more than 1 for a record that sums repeats
+    /// (see [`super::Aggregator`]); absent (and 1) otherwise.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u64,
+}
+
+/// What veil did with a DNS query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsOutcome {
+    /// Answered with what the resolvers said (any response code they gave).
+    Answered,
+    /// Refused (REFUSED, FORMERR or NOTIMP) without asking a resolver.
+    Refused,
+    /// Allowed, but no resolver answered usably (SERVFAIL).
+    Failed,
+}
+
+impl DnsOutcome {
+    /// The outcome's name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// A secret's value found in a response on its way to a sandbox. Never the value.
@@ -648,11 +709,13 @@ pub enum EventKind {
     SecretScrubbed,
     /// [`Event::LimitExceeded`].
     LimitExceeded,
+    /// [`Event::DnsQuery`].
+    DnsQuery,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::Connection,
         Self::SandboxAttached,
         Self::SandboxDetached,
@@ -668,6 +731,7 @@ impl EventKind {
         Self::Retention,
         Self::SecretScrubbed,
         Self::LimitExceeded,
+        Self::DnsQuery,
     ];
 
     /// The kind's name, as serialized in the `kind` field.
@@ -688,6 +752,7 @@ impl EventKind {
             Self::Retention => "retention",
             Self::SecretScrubbed => "secret_scrubbed",
             Self::LimitExceeded => "limit_exceeded",
+            Self::DnsQuery => "dns_query",
         }
     }
 
@@ -784,6 +849,20 @@ mod tests {
         })
     }
 
+    fn dns_query() -> Event {
+        Event::DnsQuery(DnsQuery {
+            sandbox: Some("build".into()),
+            cgroup_id: 4242,
+            name: "evil.test".into(),
+            qtype: "TXT".into(),
+            transport: "udp".into(),
+            outcome: DnsOutcome::Refused,
+            rule: None,
+            reason: "no egress rule allows evil.test".into(),
+            count: 1,
+        })
+    }
+
     fn change() -> SandboxChange {
         SandboxChange {
             name: "build".into(),
@@ -839,6 +918,7 @@ mod tests {
                 max_age_ms: Some(86_400_000),
                 max_records: None,
             }),
+            dns_query(),
         ];
         let mut prev = Hash::GENESIS;
         for (i, event) in events.into_iter().enumerate() {
@@ -969,7 +1049,7 @@ mod tests {
              (expected one of: connection, sandbox_attached, sandbox_detached, kernel_refusal, \
              kernel_refusals_dropped, records_dropped, secret_created, secret_updated, secret_deleted, \
              secret_injected, placeholder_not_injected, policy_changed, retention, secret_scrubbed, \
-             limit_exceeded)"
+             limit_exceeded, dns_query)"
         );
     }
 
@@ -1008,6 +1088,34 @@ mod tests {
         let mut attached = Event::SandboxAttached(change());
         attached.set_count(5);
         assert_eq!(attached.count(), 1);
+    }
+
+    #[test]
+    fn dns_queries_are_flat_name_their_host_and_count_like_refusals() {
+        let event = dns_query();
+        assert_eq!(event.kind(), EventKind::DnsQuery);
+        assert_eq!(event.sandbox(), Some("build"));
+        assert_eq!(event.host(), Some("evil.test"));
+        assert_eq!(event.destination(), None);
+        let value = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "kind": "dns_query",
+                "sandbox": "build",
+                "cgroup_id": 4242,
+                "name": "evil.test",
+                "qtype": "TXT",
+                "transport": "udp",
+                "outcome": "refused",
+                "reason": "no egress rule allows evil.test",
+            })
+        );
+        let mut summed = event;
+        summed.set_count(9);
+        assert_eq!(summed.count(), 9);
+        let record = Record::link(&Hash::GENESIS, 1, 1, summed.clone());
+        assert_eq!(Record::decode(&record.encode()).unwrap().event, summed);
     }
 
     #[test]

@@ -97,6 +97,21 @@ impl Policy {
         }
     }
 
+    /// Decides whether a sandbox may resolve `name` (veil's DNS proxy asks): allowed exactly
+    /// when some connection for `name` could be, that is when a host rule matches it
+    /// ([`Policy::decide_host`] for `name` at an address in no special range). Which
+    /// addresses the workload then reaches is decided when it connects. CIDR rules allow no
+    /// names: a name reached only through one needs a host rule to be resolved through veil.
+    pub fn decide_name(&self, name: &str) -> Decision {
+        self.allow
+            .iter()
+            .find(|rule| matches!(rule, Rule::Host(p) if p.matches(name)))
+            .map_or_else(
+                || denied(format!("no egress rule allows {name}")),
+                |rule| allowed(rule, format!("{name} is allowed")),
+            )
+    }
+
     /// Decides a connection to `dst` for `host`, a name nothing proves: an address rule that
     /// allows `dst` decides it; otherwise a host rule for `host` allows it only outside the
     /// special ranges (which only CIDR rules open to unproven names) and only if `host`
@@ -326,6 +341,37 @@ mod tests {
         let p = policy(&["127.0.0.2/32"]);
         assert!(p.decide_host("127.0.0.2", addr("127.0.0.2:8443")).allowed);
         assert!(!p.decide_host("127.0.0.2", addr("127.0.0.9:8443")).allowed);
+    }
+
+    #[test]
+    fn names_resolve_where_a_host_rule_would_allow_a_connection() {
+        let p = policy(&["api.test", "*.cdn.test", "10.0.0.0/8"]);
+        let public = addr("93.184.216.34:443");
+        for name in [
+            "api.test",
+            "API.test.",
+            "x.cdn.test",
+            "cdn.test",
+            "evil.test",
+            "10.0.0.1",
+            "",
+        ] {
+            assert_eq!(
+                p.decide_name(name).allowed,
+                p.decide_host(name, public).allowed,
+                "{name}"
+            );
+        }
+        assert_eq!(
+            p.decide_name("x.cdn.test").rule.as_deref(),
+            Some("*.cdn.test")
+        );
+        assert!(
+            !p.decide_name("10.0.0.1").allowed,
+            "CIDR rules allow no names"
+        );
+        assert!(policy(&["*"]).decide_name("anything.test").allowed);
+        assert!(!Policy::default().decide_name("api.test").allowed);
     }
 
     #[test]

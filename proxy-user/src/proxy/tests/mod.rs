@@ -96,6 +96,7 @@ impl Bench {
             metrics: Arc::new(Metrics::default()),
             limits,
             resolver: crate::resolve::Resolver::default(),
+            answers: crate::dns::DnsAnswers::default(),
         });
         Self {
             _dir: dir,

@@ -281,3 +281,29 @@ async fn an_oversized_request_head_is_refused_and_not_forwarded() {
     );
     assert!(bench.seen.try_recv().is_err(), "nothing was forwarded");
 }
+
+#[tokio::test]
+async fn a_name_binds_first_to_what_the_sandbox_was_answered() {
+    let bench = Bench::new(&[HOST]).await;
+    let dst: SocketAddr = "192.0.2.1:80".parse().unwrap();
+    assert!(
+        bench.ctx.bind(7, "localhost", dst).await.is_err(),
+        "the resolver says otherwise"
+    );
+    let answered = veil_core::dns::Address {
+        ip: dst.ip(),
+        ttl: 60,
+    };
+    bench.ctx.answers.remember(7, "localhost", &[answered]);
+    assert_eq!(bench.ctx.bind(7, "LocalHost.", dst).await, Ok(()));
+    assert!(
+        bench.ctx.bind(8, "localhost", dst).await.is_err(),
+        "another sandbox's answers do not count"
+    );
+    let loopback: SocketAddr = "127.0.0.1:80".parse().unwrap();
+    assert_eq!(
+        bench.ctx.bind(8, "localhost", loopback).await,
+        Ok(()),
+        "the resolver decides the rest"
+    );
+}
