@@ -23,6 +23,7 @@ use crate::{
     },
     cgroup::{self, CgroupError},
     config::Paths,
+    dns::{self, DnsAnswers, DnsService},
     metrics::Metrics,
     policy::{ConfigError, LivePolicy, PolicyFile},
     proxy::{Context, Limits},
@@ -169,6 +170,8 @@ pub struct Started {
     pub namespaces: mpsc::UnboundedReceiver<NsEvent>,
     /// The cookie of veil's own network namespace, where the proxy listeners are.
     pub own_netns: u64,
+    /// The DNS proxy, for the DNS listeners in sandboxes' namespaces.
+    pub dns: DnsService,
 }
 
 impl Daemon {
@@ -270,6 +273,18 @@ impl Daemon {
             .chain(steering_config.listen6)
             .collect();
         let metrics = Arc::new(Metrics::default());
+        let answers = DnsAnswers::default();
+        let resolvers = if options.dns_resolvers.is_empty() {
+            dns::system_resolvers()
+        } else {
+            options.dns_resolvers.clone()
+        };
+        let dns = DnsService::new(
+            policy.subscribe(),
+            audit.clone(),
+            resolvers,
+            answers.clone(),
+        );
         let ctx = Arc::new(Context {
             policy: policy.subscribe(),
             leaves: Arc::clone(&leaves),
@@ -279,7 +294,7 @@ impl Daemon {
             metrics: Arc::clone(&metrics),
             limits: options.limits,
             resolver: Resolver::default(),
-            answers: crate::dns::DnsAnswers::default(),
+            answers,
         });
         let gate = Arc::new(Gate {
             ctx,
@@ -316,6 +331,7 @@ impl Daemon {
             writer,
             namespaces,
             own_netns,
+            dns,
         })
     }
 

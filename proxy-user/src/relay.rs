@@ -115,6 +115,7 @@ async fn handle(gate: &Gate, client: TcpStream, netns: u64, peer: SocketAddr) {
                 ctx,
                 client,
                 dst,
+                sandbox,
                 event,
                 accepted,
                 upstream: None,

@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use tokio::{
     io::{unix::AsyncFd, Interest},
-    net::TcpListener,
+    net::{TcpListener, UdpSocket},
     signal::unix::{signal, Signal, SignalKind},
     sync::mpsc,
     task::JoinHandle,
@@ -15,6 +15,8 @@ use tokio::{
 use crate::{
     api, audit,
     daemon::{Daemon, DaemonError, Options, Started},
+    dns::DnsService,
+    netns::NsListeners,
     refusals,
     relay::{self, Gate},
     sandbox::NsEvent,
@@ -41,6 +43,7 @@ pub fn spawn(options: &Options) -> Result<Running, DaemonError> {
         writer,
         namespaces,
         own_netns,
+        dns,
     } = Daemon::start(options)?;
     let hangups = signal(SignalKind::hangup()).map_err(|source| DaemonError::Io {
         path: options.paths.run_dir.clone(),
@@ -52,7 +55,7 @@ pub fn spawn(options: &Options) -> Result<Running, DaemonError> {
             Arc::clone(&gate),
             own_netns,
         )),
-        tokio::spawn(serve_namespaces(namespaces, Arc::clone(&gate))),
+        tokio::spawn(serve_namespaces(namespaces, Arc::clone(&gate), dns)),
         tokio::spawn(api::server::serve(listeners.api, Arc::clone(&daemon))),
         tokio::spawn(reload_on_hangup(hangups, Arc::clone(&daemon))),
         tokio::spawn(refusals::forward(
@@ -129,29 +132,66 @@ impl Running {
 /// Serves veil's listeners in sandboxes' own network namespaces as sandboxes come and go:
 /// one accept loop per proxy listener and one DNS task per DNS socket, all stopped with the
 /// sandbox (or with this task).
-async fn serve_namespaces(mut events: mpsc::UnboundedReceiver<NsEvent>, gate: Arc<Gate>) {
+async fn serve_namespaces(
+    mut events: mpsc::UnboundedReceiver<NsEvent>,
+    gate: Arc<Gate>,
+    dns: DnsService,
+) {
     let mut served: HashMap<u64, Vec<AbortOnDrop>> = HashMap::new();
     while let Some(event) = events.recv().await {
         match event {
-            NsEvent::Serve { sandbox, listeners } => {
-                let mut tasks = Vec::new();
-                for listener in listeners.proxy {
-                    match TcpListener::from_std(listener) {
-                        Ok(listener) => tasks.push(AbortOnDrop(tokio::spawn(relay::accept_loop(
-                            listener,
-                            Arc::clone(&gate),
-                            listeners.cookie,
-                        )))),
-                        Err(e) => log::error!("serving sandbox {sandbox}'s namespace: {e}"),
-                    }
-                }
+            NsEvent::Serve {
+                sandbox,
+                name,
+                listeners,
+            } => {
+                let tasks = serve_namespace(sandbox, &name, listeners, &gate, &dns);
                 served.insert(sandbox, tasks);
             }
             NsEvent::Stop { sandbox } => {
                 served.remove(&sandbox);
+                dns.answers().forget(sandbox);
             }
         }
     }
+}
+
+/// Starts the tasks serving one sandbox's listeners.
+fn serve_namespace(
+    sandbox: u64,
+    name: &str,
+    listeners: NsListeners,
+    gate: &Arc<Gate>,
+    dns: &DnsService,
+) -> Vec<AbortOnDrop> {
+    let name = Some(name.to_owned());
+    let cookie = listeners.cookie;
+    let mut tasks = Vec::new();
+    let mut spawn = |task: tokio::task::JoinHandle<()>| tasks.push(AbortOnDrop(task));
+    let failed = |e: std::io::Error| log::error!("serving sandbox {sandbox}'s namespace: {e}");
+    for listener in listeners.proxy {
+        match TcpListener::from_std(listener) {
+            Ok(l) => spawn(tokio::spawn(relay::accept_loop(
+                l,
+                Arc::clone(gate),
+                cookie,
+            ))),
+            Err(e) => failed(e),
+        }
+    }
+    for socket in listeners.dns_udp {
+        match UdpSocket::from_std(socket) {
+            Ok(s) => spawn(tokio::spawn(dns.serve_udp(s, sandbox, name.clone()))),
+            Err(e) => failed(e),
+        }
+    }
+    for listener in listeners.dns_tcp {
+        match TcpListener::from_std(listener) {
+            Ok(l) => spawn(tokio::spawn(dns.serve_tcp(l, sandbox, name.clone()))),
+            Err(e) => failed(e),
+        }
+    }
+    tasks
 }
 
 /// A task that is aborted when this handle is dropped.

@@ -232,7 +232,7 @@ impl Forwarder {
                 Unproven::Decided(d) if d.allowed => None,
                 Unproven::Decided(d) => Some(d.reason),
                 Unproven::IfResolves(_) => {
-                    let sandbox = self.origin.cgroup_id;
+                    let sandbox = self.origin.sandbox_id;
                     self.ctx.bind(sandbox, &host, self.dst).await.err()
                 }
             };

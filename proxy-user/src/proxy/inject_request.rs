@@ -24,6 +24,8 @@ pub struct Origin {
     pub sandbox: Option<String>,
     /// cgroup v2 id.
     pub cgroup_id: u64,
+    /// The sandbox's cgroup id (`cgroup_id`, or an ancestor of it).
+    pub sandbox_id: u64,
     /// Process id.
     pub pid: u32,
     /// Command name.
@@ -31,11 +33,12 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// The requester named in a connection's audit record.
-    pub fn of(connection: &Connection) -> Self {
+    /// The requester named in a connection's audit record, in sandbox `sandbox_id`.
+    pub fn of(connection: &Connection, sandbox_id: u64) -> Self {
         Self {
             sandbox: connection.sandbox.clone(),
             cgroup_id: connection.cgroup_id,
+            sandbox_id,
             pid: connection.pid,
             comm: connection.comm.clone(),
         }

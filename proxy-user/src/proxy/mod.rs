@@ -57,6 +57,8 @@ pub struct Steered {
     pub client: TcpStream,
     /// Where the sandbox meant to connect.
     pub dst: SocketAddr,
+    /// The sandbox's cgroup id (the connecting task's own cgroup may be below it).
+    pub sandbox: u64,
     /// The audit record being filled in.
     pub event: Connection,
     /// When veil accepted the connection, for the setup latency metric.
@@ -95,9 +97,7 @@ pub async fn serve(mut conn: Steered) {
     if let Some(name) = bind {
         // Boxed like the arms below: the resolver's state is not carried for the
         // connection's life.
-        // The process's cgroup: the sandbox's own unless the workload made cgroups below it
-        // (then the DNS proxy's answers are not found and the resolver decides).
-        let bound = Box::pin(conn.ctx.bind(conn.event.cgroup_id, &name, conn.dst)).await;
+        let bound = Box::pin(conn.ctx.bind(conn.sandbox, &name, conn.dst)).await;
         if let Err(reason) = bound {
             let denial = match action {
                 Action::PlainHttp => {
@@ -186,7 +186,7 @@ async fn plain_http(mut conn: Steered, buf: Vec<u8>, policy: Arc<Policy>, rule: 
         return;
     };
     let dst = conn.dst;
-    let origin = Origin::of(&conn.event);
+    let origin = Origin::of(&conn.event, conn.sandbox);
     let ctx = Arc::clone(&conn.ctx);
     let client = conn.conclude_with_client(Outcome::Allowed {
         rule,
@@ -261,6 +261,7 @@ async fn intercept(
     let Steered {
         ctx,
         dst,
+        sandbox,
         event,
         accepted: since,
         ..
@@ -276,7 +277,7 @@ async fn intercept(
             return ctx.conclude(event, since, Outcome::Refused(reason));
         }
     };
-    let origin = Origin::of(&event);
+    let origin = Origin::of(&event, sandbox);
     ctx.conclude(
         event,
         since,

@@ -23,6 +23,8 @@ pub enum NsEvent {
     Serve {
         /// The sandbox's cgroup id.
         sandbox: u64,
+        /// The sandbox's name.
+        name: String,
         /// veil's sockets in its namespace.
         listeners: NsListeners,
     },
@@ -62,7 +64,7 @@ impl Served {
     ) -> Result<PathBuf, SandboxError> {
         let path = self.dir.join(name);
         let ns = netns::create(&path)?;
-        self.serve_or_release(sandbox, &ns, path, steering)
+        self.serve_or_release(name, sandbox, &ns, path, steering)
     }
 
     /// Keeps the existing namespace `source` for sandbox `name` and serves it; returns where
@@ -76,7 +78,7 @@ impl Served {
     ) -> Result<PathBuf, SandboxError> {
         let path = self.dir.join(name);
         let ns = netns::adopt(source, &path)?;
-        self.serve_or_release(sandbox, &ns, path, steering)
+        self.serve_or_release(name, sandbox, &ns, path, steering)
     }
 
     /// Serves a registered sandbox's namespace again (veil restarted).
@@ -89,7 +91,7 @@ impl Served {
             return Ok(());
         };
         let ns = netns::open(path)?;
-        self.serve(sandbox.cgroup_id, &ns, path, steering)
+        self.serve(&sandbox.name, sandbox.cgroup_id, &ns, path, steering)
     }
 
     /// Stops serving `sandbox`'s namespace, and lets go of it if veil kept it. Best effort:
@@ -127,12 +129,13 @@ impl Served {
 
     fn serve_or_release(
         &self,
+        name: &str,
         sandbox: u64,
         ns: &File,
         path: PathBuf,
         steering: &Mutex<Steering>,
     ) -> Result<PathBuf, SandboxError> {
-        match self.serve(sandbox, ns, &path, steering) {
+        match self.serve(name, sandbox, ns, &path, steering) {
             Ok(()) => Ok(path),
             Err(e) => {
                 let _ = netns::release(&path);
@@ -143,6 +146,7 @@ impl Served {
 
     fn serve(
         &self,
+        name: &str,
         sandbox: u64,
         ns: &File,
         path: &Path,
@@ -156,7 +160,11 @@ impl Served {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(sandbox, cookie);
         // The receiver is gone only while the daemon shuts down; nothing is served then.
-        let _ = self.events.send(NsEvent::Serve { sandbox, listeners });
+        let _ = self.events.send(NsEvent::Serve {
+            sandbox,
+            name: name.to_owned(),
+            listeners,
+        });
         Ok(())
     }
 }

@@ -120,6 +120,7 @@ impl Bench {
             ctx: Arc::clone(&self.ctx),
             client: accepted,
             dst,
+            sandbox: SANDBOX_ID,
             event: event(peer, dst),
             accepted: Instant::now(),
             upstream: None,
@@ -258,10 +259,13 @@ fn secrets() -> SecretSet {
     .collect()
 }
 
+/// The test sandbox's cgroup id.
+const SANDBOX_ID: u64 = 7;
+
 fn event(peer: SocketAddr, dst: SocketAddr) -> Connection {
     Connection {
         sandbox: Some("test".into()),
-        cgroup_id: 7,
+        cgroup_id: SANDBOX_ID,
         pid: 42,
         uid: 0,
         gid: 0,
