@@ -11,6 +11,7 @@ mod kernel;
 mod mitm;
 mod nginx;
 mod report;
+mod sandbox;
 mod scenarios;
 mod target;
 mod tools;
@@ -118,6 +119,12 @@ pub fn run(ws: &Workspace, quick: bool, only: &[Scenario]) -> Result<()> {
         .prefix(&format!("{name}-"))
         .tempdir()
         .context("creating a temporary directory")?;
+    // Sandboxed clients read their inputs (upload file, DNS queries) from it as an
+    // unprivileged user.
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
     let result = run_in(ws, mode, only, &tools, &veil_bin, &name, tmp.path());
     drop(tmp);
     // Whatever failed after an interrupt failed because of it (the signal reaches the servers
@@ -215,7 +222,11 @@ fn run_in(
     let _nginx = nginx::start(&tmp.join("nginx"), upstream, &pki, mode.big_bytes, &secret)?;
 
     let mut veil = veil::Veil::new(veil_bin, name)?;
-    veil.start(&[HOST, &format!("{UPSTREAM_IP}/32")], &pki.ca)?;
+    veil.start(
+        &[HOST, &format!("{UPSTREAM_IP}/32")],
+        &pki.ca,
+        sandbox::RESOLVER,
+    )?;
     let placeholder = veil.create_secret("bench", "BENCH_TOKEN", &secret, HOST)?;
 
     let mitm = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)?));
@@ -279,7 +290,11 @@ impl Bench {
         full.push(format!("--connect-to={dial}"));
         full.push(format!("https://{HOST}:{}{path}", dial.port()));
         if target == Target::Veil {
-            self.veil.run_command(&full)
+            // The sandbox sees the host's files read-only but has a /tmp of its own; the
+            // working directory is shared, so the upload file is found at its path.
+            let mut cmd = self.veil.run_command(&full);
+            cmd.current_dir(&self.tmp);
+            cmd
         } else {
             let mut cmd = Command::new(&full[0]);
             cmd.args(&full[1..]);

@@ -1,6 +1,7 @@
-//! 8. The cost of a sandbox: the time from `veil run` to the workload's first instruction,
-//! against a plain fork and exec. 9. DNS: queries per second a sandbox gets answered from
-//! veil's cache (dnsperf inside `veil run`), against the stand-in resolver asked directly.
+//! Scenarios 8 and 9. The cost of a sandbox: the time from `veil run` to the workload's first
+//! instruction, against a plain fork and exec. DNS: queries per second a sandbox gets
+//! answered from veil's cache (dnsperf inside `veil run`), against the stand-in resolver
+//! asked directly.
 
 use std::{
     fs,
@@ -17,15 +18,13 @@ use super::{interrupt, report::Row, Bench, Target, HOST, STARTUP_TIMEOUT};
 
 /// The stand-in resolver (dnsmasq) veil forwards to, on the host's loopback: veil asks it
 /// from the host's namespace, and the direct runs ask it from there too.
-pub const RESOLVER: SocketAddr = SocketAddr::new(
-    std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 153)),
-    53,
-);
+pub const RESOLVER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 153)), 53);
 
 /// How many times scenario 8 starts a workload per target.
 const STARTS: usize = 20;
 
-/// 8. Spawn to the workload's first instruction: `date +%s%N` prints the time it started.
+/// Scenario 8, spawn to the workload's first instruction: `date +%s%N` prints when it ran.
 pub fn startup(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<()> {
     let mut row = Row::new(
         "8. veil run: spawn to the workload's first instruction",
@@ -46,7 +45,11 @@ pub fn startup(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> R
             let started = now_ns()?;
             let out = cmd.stderr(Stdio::inherit()).output()?;
             if !out.status.success() {
-                bail!("start {i} ({t}): {} exited with {}", date.join(" "), out.status);
+                bail!(
+                    "start {i} ({t}): {} exited with {}",
+                    date.join(" "),
+                    out.status
+                );
             }
             let first: u128 = String::from_utf8_lossy(&out.stdout)
                 .trim()
@@ -66,8 +69,8 @@ pub fn startup(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> R
     Ok(())
 }
 
-/// 9. DNS queries per second, dnsperf asking for the upstream's name over and over: directly
-/// of the stand-in resolver, and from inside a sandbox, where veil answers from its cache.
+/// Scenario 9, DNS queries per second, dnsperf asking for the upstream's name over and over:
+/// directly of the stand-in resolver, and from inside a sandbox, answered from veil's cache.
 pub fn dns(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
     let _resolver = start_resolver(&bench.tmp)?;
     let queries = bench.tmp.join("dns-queries.txt");
@@ -139,7 +142,10 @@ fn start_resolver(tmp: &Path) -> Result<Daemon> {
     let deadline = std::time::Instant::now() + STARTUP_TIMEOUT;
     while std::net::UdpSocket::bind(RESOLVER).is_ok() {
         if std::time::Instant::now() > deadline {
-            bail!("dnsmasq did not listen on {RESOLVER}:\n{}", daemon.log_tail());
+            bail!(
+                "dnsmasq did not listen on {RESOLVER}:\n{}",
+                daemon.log_tail()
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

@@ -9,7 +9,7 @@ use super::{
     h2load::{self, Summary},
     idle, interrupt, kernel,
     report::Row,
-    Bench, Target,
+    sandbox, Bench, Target,
 };
 
 /// The scenarios, numbered as in the issue and the report (`--only 1,5` on the command line).
@@ -36,6 +36,12 @@ pub enum Scenario {
     /// HTTP/2, 100 concurrent streams on one connection.
     #[value(name = "7")]
     H2Streams,
+    /// The time from `veil run` to the workload's first instruction.
+    #[value(name = "8")]
+    Startup,
+    /// DNS queries per second answered from veil's cache.
+    #[value(name = "9")]
+    Dns,
 }
 
 /// Runs every selected scenario, in priority order.
@@ -58,6 +64,12 @@ pub fn run_all(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> R
     }
     if bench.selected(Scenario::ManySecrets) {
         many_secrets(bench, rows, notes)?;
+    }
+    if bench.selected(Scenario::Startup) {
+        sandbox::startup(bench, rows, notes)?;
+    }
+    if bench.selected(Scenario::Dns) {
+        sandbox::dns(bench, rows)?;
     }
     Ok(())
 }

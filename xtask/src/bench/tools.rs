@@ -8,8 +8,15 @@ use anyhow::{bail, Result};
 use crate::{process, setup, Workspace};
 
 /// Debian packages the benchmarks drive: a fast TLS upstream with h1 and h2, the load
-/// generator, and the venv mitmproxy is installed into.
-pub const PACKAGES: &[&str] = &["nginx-light", "nghttp2-client", "python3-venv", "bpftool"];
+/// generator, the venv mitmproxy is installed into, and a DNS resolver and load generator.
+pub const PACKAGES: &[&str] = &[
+    "nginx-light",
+    "nghttp2-client",
+    "python3-venv",
+    "bpftool",
+    "dnsmasq-base",
+    "dnsperf",
+];
 
 /// mitmproxy's version: the newest that installs on Debian 12's Python 3.11.
 pub const MITMPROXY_VERSION: &str = "11.0.2";

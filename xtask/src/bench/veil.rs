@@ -1,7 +1,7 @@
 //! The benchmark's private veil installation ([`Installation`]), removed when dropped: the
 //! daemon is stopped, `veil reset` runs with the same paths, and what is left is deleted.
 
-use std::{path::Path, process::Command};
+use std::{net::SocketAddr, path::Path, process::Command};
 
 use anyhow::{Context, Result};
 use veil_testkit::{Daemon, Installation};
@@ -24,8 +24,14 @@ impl Veil {
         self.installation.cgroup_parent()
     }
 
-    /// Starts `veil serve` allowing `allow` (hosts and CIDRs) and trusting `upstream_ca`.
-    pub fn start(&mut self, allow: &[&str], upstream_ca: &Path) -> Result<()> {
+    /// Starts `veil serve` allowing `allow` (hosts and CIDRs), trusting `upstream_ca`, and
+    /// forwarding its sandboxes' DNS to `resolver`.
+    pub fn start(
+        &mut self,
+        allow: &[&str],
+        upstream_ca: &Path,
+        resolver: SocketAddr,
+    ) -> Result<()> {
         let quoted: Vec<String> = allow.iter().map(|a| format!("{a:?}")).collect();
         self.installation
             .set_policy(&format!("[egress]\nallow = [{}]\n", quoted.join(", ")))?;
@@ -37,6 +43,8 @@ impl Veil {
                 ca,
                 "--max-connections-per-sandbox",
                 "20000",
+                "--dns-upstream",
+                &resolver.to_string(),
             ],
             &[],
         )?;
