@@ -231,7 +231,9 @@ impl DnsService {
         }
         let key = Key::of(sandbox.cgroup_id, &query);
         if let Some((response, age)) = self.inner.cache.get(&key) {
-            let reply = self.deliver(&query, &response, age, sandbox, transport);
+            // The cache is the sandbox's own, and what it holds was remembered for at least
+            // as long when it was resolved: nothing to remember again.
+            let reply = response.encode(&query, age, reply_limit(&query, transport));
             let reason = with_rcode("from cache", &response);
             self.audit(
                 sandbox,
@@ -313,11 +315,7 @@ impl DnsService {
         sandbox: &Sandbox,
         transport: Transport,
     ) -> Vec<u8> {
-        let limit = match transport {
-            Transport::Udp => query.udp_limit(),
-            Transport::Tcp => usize::from(u16::MAX),
-        };
-        let reply = response.encode(query, age, limit);
+        let reply = response.encode(query, age, reply_limit(query, transport));
         let addresses: Vec<_> = response
             .addresses
             .iter()
@@ -368,6 +366,14 @@ impl Transport {
             Self::Udp => "udp",
             Self::Tcp => "tcp",
         }
+    }
+}
+
+/// The largest reply `query` may get over `transport`.
+fn reply_limit(query: &Query, transport: Transport) -> usize {
+    match transport {
+        Transport::Udp => query.udp_limit(),
+        Transport::Tcp => usize::from(u16::MAX),
     }
 }
 
