@@ -1,7 +1,8 @@
 //! A private veil installation: its own state and runtime directories, bpffs directory,
 //! sandbox parent cgroup, listeners and configuration file, so that it never meets a real
 //! installation or another private one. Dropping it stops its daemon and removes everything
-//! it made, also when whoever used it failed.
+//! it made, also when whoever used it failed; after a panic it first shows the end of the
+//! daemon's log.
 
 use std::{
     env,
@@ -23,6 +24,10 @@ use crate::{
 
 /// How long `veil serve` may take to answer `GET /healthz`.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How many of the daemon log's last lines are shown when whoever used the installation
+/// panics.
+const PANIC_LOG_TAIL: usize = 60;
 
 /// One veil installation with its own paths.
 pub struct Installation {
@@ -216,6 +221,23 @@ impl Installation {
         fs::read_to_string(self.daemon_log_path()).unwrap_or_default()
     }
 
+    /// Prints the end of the daemon's log to standard error (where a failing test shows it),
+    /// if it logged anything.
+    fn show_daemon_log(&self) {
+        let log = self.daemon_log();
+        if log.is_empty() {
+            return;
+        }
+        let lines: Vec<&str> = log.lines().collect();
+        let shown = &lines[lines.len().saturating_sub(PANIC_LOG_TAIL)..];
+        eprintln!(
+            "--- the last {} lines of {} ---\n{}\n---",
+            shown.len(),
+            self.daemon_log_path().display(),
+            shown.join("\n")
+        );
+    }
+
     /// Sends one request to the control API; returns the status and the body.
     pub fn api(
         &self,
@@ -271,6 +293,9 @@ impl Installation {
 impl Drop for Installation {
     fn drop(&mut self) {
         self.stop_daemon(libc::SIGTERM);
+        if std::thread::panicking() {
+            self.show_daemon_log();
+        }
         if let Err(e) = self.remove_leftovers() {
             eprintln!("warning: cleaning up veil installation {}: {e}", self.name);
         }
