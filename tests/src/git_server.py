@@ -1,7 +1,8 @@
 """A smart-HTTP git server over TLS for veil's tests: runs `git http-backend` per request and
-accepts only the real token as the Basic-auth password. Prints its port, then serves.
+accepts only the real token as the Basic-auth password. Listens on ADDRESS (a stand-in remote
+host's), prints its port, then serves.
 
-usage: git_server.py PROJECT_ROOT TOKEN CERT_FILE KEY_FILE
+usage: git_server.py ADDRESS PROJECT_ROOT TOKEN CERT_FILE KEY_FILE
 """
 import base64
 import http.server
@@ -10,7 +11,7 @@ import ssl
 import subprocess
 import sys
 
-root, token, certfile, keyfile = sys.argv[1:5]
+address, root, token, certfile, keyfile = sys.argv[1:6]
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -67,7 +68,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), Handler)
+server = http.server.ThreadingHTTPServer((address, 0), Handler)
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(certfile, keyfile)
 server.socket = context.wrap_socket(server.socket, server_side=True)

@@ -8,10 +8,13 @@
 //!
 //! [`audit`] reads the audit log and edits a stopped veil's database behind its back;
 //! [`probe`] runs the Python probe that tries one way out of a sandbox; [`udp`] has the UDP
-//! servers that stand in for DNS resolvers; [`echo_upstream`] is what the upstream answers when
-//! it hands a secret back on purpose.
+//! servers that stand in for DNS resolvers the kernel allows, [`dns`] one that answers a name
+//! for veil's DNS proxy; [`echo_upstream`] is what the upstream answers when it hands a secret
+//! back on purpose. Upstreams live on stand-in remote hosts ([`REMOTE_A`], ...), never on the
+//! host's loopback, which a `veil run` sandbox does not share.
 
 pub mod audit;
+pub mod dns;
 pub mod echo_upstream;
 pub mod probe;
 pub mod udp;
@@ -72,8 +75,25 @@ pub fn veil_bin() -> PathBuf {
     path
 }
 
-/// The policy every instance starts with: the echo servers' addresses.
-pub const DEFAULT_POLICY: &str = "[egress]\nallow = [\"127.0.0.2/32\", \"127.0.0.3/32\"]\n";
+/// The first stand-in remote host, `remote_ip(2)` ([`veil_testkit::remote`]): off the host's
+/// loopback, which a `veil run` sandbox does not share. Most upstreams listen here.
+pub const REMOTE_A: &str = "10.250.0.2";
+
+/// A second stand-in remote host, `remote_ip(3)`.
+pub const REMOTE_B: &str = "10.250.0.3";
+
+/// The stand-in remote host's IPv6 address ([`veil_testkit::remote::REMOTE_IP6`]).
+pub const REMOTE_V6: &str = "fd7e:5ee1::2";
+
+/// The policy every instance starts with: the echo servers' addresses ([`REMOTE_A`],
+/// [`REMOTE_B`]).
+pub const DEFAULT_POLICY: &str = "[egress]\nallow = [\"10.250.0.2/32\", \"10.250.0.3/32\"]\n";
+
+/// Makes the stand-in remote hosts' addresses local to the host (once per process); panics
+/// if that fails. Everything that starts a server on them calls it.
+pub fn remote_hosts() {
+    veil_testkit::remote::ensure_remote_hosts().expect("the stand-in remote hosts' addresses");
+}
 
 /// One veil installation for one test, with the assertions tests make on it.
 pub struct Instance {
@@ -85,6 +105,7 @@ impl Instance {
     /// A fresh installation; nothing runs yet.
     pub fn new() -> Self {
         require_root();
+        remote_hosts();
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let id = format!(
             "veil-test-{}-{}",
@@ -380,7 +401,7 @@ pub fn spawn_in_cgroup(dir: &Path, cmd: &mut Command) -> Child {
     cmd.spawn().expect("spawning into the cgroup")
 }
 
-/// Echo servers on several local addresses: each answers `TOKEN\n` with
+/// Echo servers on several addresses of the host: each answers `TOKEN\n` with
 /// `LISTEN_ADDR TOKEN\n`, so a client can tell which destination it really reached.
 pub struct EchoServers {
     /// Where they listen.
@@ -393,6 +414,7 @@ pub struct EchoServers {
 impl EchoServers {
     /// Starts `per_ip` listeners on each of `ips`, on ports the kernel picks.
     pub fn start(ips: &[&str], per_ip: usize) -> Self {
+        remote_hosts();
         let accepted = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let mut addrs = Vec::new();
@@ -470,5 +492,25 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use veil_testkit::remote::{remote_ip, REMOTE_IP6};
+
+    use super::*;
+
+    #[test]
+    fn the_remote_addresses_are_the_testkits() {
+        assert_eq!(REMOTE_A.parse::<Ipv4Addr>(), Ok(remote_ip(2)));
+        assert_eq!(REMOTE_B.parse::<Ipv4Addr>(), Ok(remote_ip(3)));
+        assert_eq!(REMOTE_V6.parse::<IpAddr>(), Ok(IpAddr::V6(REMOTE_IP6)));
+        assert_eq!(
+            DEFAULT_POLICY,
+            tls_env::policy(&[&format!("{REMOTE_A}/32"), &format!("{REMOTE_B}/32")])
+        );
     }
 }

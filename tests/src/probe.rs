@@ -43,6 +43,18 @@ pub fn in_cgroup(dir: &Path, args: &[&str]) -> serde_json::Value {
     reports(&child.wait_with_output().expect("the probe ran")).remove(0)
 }
 
+/// Runs the shell `script` (such as several [`shell`] lines joined with `; `) as root in the
+/// (steered) cgroup at `dir` and returns every report.
+pub fn script_in_cgroup(dir: &Path, script: &str) -> Vec<serde_json::Value> {
+    let child = spawn_in_cgroup(
+        dir,
+        Command::new("sh")
+            .args(["-c", script])
+            .stdout(std::process::Stdio::piped()),
+    );
+    reports(&child.wait_with_output().expect("the probes ran"))
+}
+
 /// Every report in a finished command's output, in order; panics (with the output) if
 /// there is none.
 pub fn reports(out: &std::process::Output) -> Vec<serde_json::Value> {

@@ -1,14 +1,15 @@
-//! A veil instance with a local TLS upstream and the test CA it trusts, as the data-plane
-//! and injection tests use it.
+//! A veil instance with a TLS upstream on a stand-in remote host and the test CA it trusts, as
+//! the data-plane and injection tests use it.
 
 use std::{fs, path::PathBuf, process::Output};
 
-use crate::{pki::TestCa, upstream::TlsUpstream, Instance};
+use crate::{pki::TestCa, upstream::TlsUpstream, Instance, REMOTE_A};
 
 /// The name the upstream serves.
 pub const HOST: &str = "api.example.test";
 
-/// A veil instance trusting a test CA, with one upstream on 127.0.0.2 for `api.example.test`.
+/// A veil instance trusting a test CA, with one upstream on [`REMOTE_A`] for
+/// `api.example.test`.
 pub struct Env {
     /// The veil installation.
     pub veil: Instance,
@@ -16,15 +17,15 @@ pub struct Env {
     pub ca: TestCa,
     /// That CA's certificate, trusted by veil with --upstream-ca.
     pub ca_file: PathBuf,
-    /// The upstream on 127.0.0.2.
+    /// The upstream on [`REMOTE_A`].
     pub upstream: TlsUpstream,
 }
 
 impl Env {
-    /// veil with `policy`, trusting a fresh test CA, and an upstream on 127.0.0.2 for
-    /// api.example.test, other.example.test and 127.0.0.2.
+    /// veil with `policy`, trusting a fresh test CA, and an upstream on [`REMOTE_A`] for
+    /// api.example.test, other.example.test and [`REMOTE_A`] itself.
     pub fn new(policy: &str) -> Self {
-        Self::with_names(policy, &[HOST, "other.example.test", "127.0.0.2"])
+        Self::with_names(policy, &[HOST, "other.example.test", REMOTE_A])
     }
 
     /// As [`Env::new`], with the upstream's certificate for `names`.
@@ -34,7 +35,7 @@ impl Env {
         let ca_file = veil.dir().join("upstream-ca.pem");
         fs::write(&ca_file, &ca.cert_pem).expect("writing the test CA");
         let cert = ca.server_cert(names).expect("a server certificate");
-        let upstream = TlsUpstream::start("127.0.0.2", &cert, &[b"h2", b"http/1.1"]);
+        let upstream = TlsUpstream::start(REMOTE_A, &cert, &[b"h2", b"http/1.1"]);
         veil.set_policy(policy);
         veil.start_daemon(&["--upstream-ca", ca_file.to_str().expect("utf-8 path")]);
         Self {
@@ -52,7 +53,7 @@ impl Env {
 
     /// A curl `--resolve` value sending `host` to the upstream.
     pub fn resolve(&self, host: &str) -> String {
-        format!("{host}:{}:127.0.0.2", self.upstream.addr.port())
+        format!("{host}:{}:{REMOTE_A}", self.upstream.addr.port())
     }
 
     /// Runs curl in a sandbox (it trusts veil's CA through the variables veil run sets).

@@ -23,6 +23,7 @@ pub struct UdpEcho {
 impl UdpEcho {
     /// Starts a server on `addr` (port 53 needs root, which the tests have).
     pub fn start(addr: &str) -> Self {
+        crate::remote_hosts();
         let socket = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("binding {addr}: {e}"));
         socket
             .set_read_timeout(Some(Duration::from_millis(20)))

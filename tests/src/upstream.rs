@@ -1,7 +1,8 @@
-//! Local "remote" upstreams for the tests: a TLS server speaking HTTP/1.1 and HTTP/2 that
-//! records every request it gets, streams large bodies both ways, and echoes WebSocket
-//! frames; its `/echo-*` paths hand the request's Authorization back ([`crate::echo_upstream`]).
-//! It runs on its own runtime thread and stops when dropped.
+//! Upstreams for the tests on stand-in remote hosts (such as [`crate::REMOTE_A`]): a TLS
+//! server speaking HTTP/1.1 and HTTP/2 that records every request it gets, streams large
+//! bodies both ways, and echoes WebSocket frames; its `/echo-*` paths hand the request's
+//! Authorization back ([`crate::echo_upstream`]). It runs on its own runtime thread and stops
+//! when dropped.
 
 use std::{
     convert::Infallible,
@@ -95,6 +96,7 @@ impl TlsUpstream {
     }
 
     fn spawn(ip: &str, acceptor: Option<TlsAcceptor>) -> Self {
+        crate::remote_hosts();
         let std_listener = std::net::TcpListener::bind((ip, 0)).expect("binding the upstream");
         std_listener.set_nonblocking(true).expect("nonblocking");
         let addr = std_listener.local_addr().expect("local address");
