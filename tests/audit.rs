@@ -20,7 +20,7 @@ use veil_tests::{
     audit::{self, seq_of},
     eventually, probe,
     tls_env::{assert_ok, policy, Env, HOST},
-    EchoServers, Instance,
+    EchoServers, Instance, REMOTE_A, REMOTE_B,
 };
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_veil-test-client");
@@ -28,7 +28,7 @@ const CLIENT: &str = env!("CARGO_BIN_EXE_veil-test-client");
 #[test]
 fn verify_passes_on_an_intact_log_and_finds_edited_deleted_and_reordered_records() {
     let mut veil = Instance::new();
-    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let server = EchoServers::start(&[REMOTE_A], 1);
     veil.start_daemon(&[]);
     for name in ["v1", "v2", "v3"] {
         echo(&veil, name, server.addrs[0]);
@@ -85,7 +85,7 @@ fn verify_passes_on_an_intact_log_and_finds_edited_deleted_and_reordered_records
 #[test]
 fn durable_records_survive_sigkill_and_the_chain_stays_whole() {
     let mut veil = Instance::new();
-    let server = EchoServers::start(&["127.0.0.2"], 2);
+    let server = EchoServers::start(&[REMOTE_A], 2);
     veil.start_daemon(&[]);
     for i in 0..5 {
         let name = format!("k{i}");
@@ -126,7 +126,7 @@ fn durable_records_survive_sigkill_and_the_chain_stays_whole() {
 #[test]
 fn follow_shows_records_as_they_land() {
     let mut veil = Instance::new();
-    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let server = EchoServers::start(&[REMOTE_A], 1);
     veil.start_daemon(&[]);
     echo(&veil, "f0", server.addrs[0]);
     veil.wait_connections(1);
@@ -177,7 +177,7 @@ fn follow_shows_records_as_they_land() {
 #[test]
 fn every_filter_through_the_daemon_and_from_the_database() {
     let mut veil = Instance::new();
-    let server = EchoServers::start(&["127.0.0.2", "127.0.0.3"], 1);
+    let server = EchoServers::start(&[REMOTE_A, REMOTE_B], 1);
     veil.start_daemon(&[]);
     echo(&veil, "one", server.addrs[0]);
     echo(&veil, "two", server.addrs[1]);
@@ -193,7 +193,7 @@ fn every_filter_through_the_daemon_and_from_the_database() {
         "--max-time",
         "10",
         "--resolve",
-        &format!("API.example.test:{}:127.0.0.2", server.addrs[0].port()),
+        &format!("API.example.test:{}:{REMOTE_A}", server.addrs[0].port()),
         &format!("http://API.example.test:{}/", server.addrs[0].port()),
     ]);
     assert!(web.status.code().is_some(), "{web:?}");
@@ -221,7 +221,7 @@ fn every_filter_through_the_daemon_and_from_the_database() {
             expect(&|r| r["kind"] == "connection"),
         ),
         (
-            vec!["--host", "127.0.0.3"],
+            vec!["--host", REMOTE_B],
             expect(&|r| r["kind"] == "connection" && r["sandbox"] == "two"),
         ),
         (
@@ -284,7 +284,7 @@ fn every_filter_through_the_daemon_and_from_the_database() {
     assert!(table.starts_with("SEQ "), "{table}");
     assert_eq!(table.lines().count(), 1 + cases[0].1.len(), "{table}");
     // The same filters over the API.
-    let (status, body) = veil.api_get("/v1/audit?host=127.0.0.3&kind=connection");
+    let (status, body) = veil.api_get(&format!("/v1/audit?host={REMOTE_B}&kind=connection"));
     assert_eq!(status, 200);
     assert_eq!(body.lines().count(), 1, "{body}");
 
@@ -315,7 +315,7 @@ fn every_filter_through_the_daemon_and_from_the_database() {
 #[test]
 fn retention_by_count_and_age_keeps_verify_passing() {
     let mut veil = Instance::new();
-    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let server = EchoServers::start(&[REMOTE_A], 1);
     veil.start_daemon(&[
         "--audit-max-records",
         "5",
@@ -532,7 +532,7 @@ fn twenty_thousand_refused_udp_sends_are_a_handful_of_counted_records() {
     let report = probe::in_sandbox(
         &env.veil,
         &["--sandbox", "flood"],
-        &["udp", "127.0.0.2", "9", "--count", &SENDS.to_string()],
+        &["udp", REMOTE_A, "9", "--count", &SENDS.to_string()],
     );
     assert_eq!(report["refused"], SENDS, "{report}");
 

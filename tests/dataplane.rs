@@ -1,7 +1,7 @@
 //! The data plane with real clients in real sandboxes: TLS interception with veil's CA,
 //! HTTP/1.1 and HTTP/2, WebSocket, large streamed bodies, the egress policy and its reload,
-//! and upstream verification failures. Upstreams are local TLS servers with certificates
-//! from a test CA made at run time.
+//! and upstream verification failures. Upstreams are TLS servers on stand-in remote hosts
+//! with certificates from a test CA made at run time.
 
 use std::{fs, time::Duration};
 
@@ -10,6 +10,7 @@ use veil_tests::{
     pki::TestCa,
     tls_env::{assert_ok, policy, stdout, Env, HOST},
     upstream::{pattern, TlsUpstream},
+    REMOTE_A, REMOTE_B,
 };
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_veil-test-client");
@@ -62,7 +63,7 @@ fn python_http_client_trusts_veil_through_the_environment() {
     let script = format!(
         "import http.client, socket, ssl\n\
          c = http.client.HTTPSConnection('{HOST}', {port})\n\
-         c.sock = ssl.create_default_context().wrap_socket(socket.create_connection(('127.0.0.2', {port})), server_hostname='{HOST}')\n\
+         c.sock = ssl.create_default_context().wrap_socket(socket.create_connection(('{REMOTE_A}', {port})), server_hostname='{HOST}')\n\
          c.request('GET', '/py', headers={{'X-Api-Key': 'k'}})\n\
          r = c.getresponse()\n\
          print(r.status, r.read().decode().strip())\n",
@@ -178,19 +179,19 @@ fn untrusted_and_wrong_name_upstream_certificates_fail_the_client_too() {
     let env = Env::new(&policy(&[HOST]));
     let rogue_ca = TestCa::new("not trusted by veil").expect("a test CA");
     let untrusted = TlsUpstream::start(
-        "127.0.0.3",
+        REMOTE_B,
         &rogue_ca.server_cert(&[HOST]).expect("a server certificate"),
         &[b"http/1.1"],
     );
     let wrong_name = TlsUpstream::start(
-        "127.0.0.3",
+        REMOTE_B,
         &env.ca
             .server_cert(&["wrong.example.test"])
             .expect("a server certificate"),
         &[b"http/1.1"],
     );
     for upstream in [&untrusted, &wrong_name] {
-        let resolve = format!("{HOST}:{}:127.0.0.3", upstream.addr.port());
+        let resolve = format!("{HOST}:{}:{REMOTE_B}", upstream.addr.port());
         let url = format!("https://{HOST}:{}/secret", upstream.addr.port());
         let out = env.curl(&["--resolve", &resolve, &url]);
         assert!(
@@ -216,19 +217,21 @@ fn untrusted_and_wrong_name_upstream_certificates_fail_the_client_too() {
 
 #[test]
 fn https_to_an_ip_literal_is_verified_for_the_address() {
-    let env = Env::new(&policy(&["127.0.0.2/32"]));
-    let url = format!("https://127.0.0.2:{}/ip", env.upstream.addr.port());
+    let rule = format!("{REMOTE_A}/32");
+    let env = Env::new(&policy(&[&rule]));
+    let url = format!("https://{REMOTE_A}:{}/ip", env.upstream.addr.port());
     assert_eq!(
         assert_ok(&env.curl(&["--http1.1", &url])),
         "ok GET /ip HTTP/1.1\n"
     );
     let conns = env.veil.wait_connections(1);
-    assert_eq!(conns[0]["rule"], "127.0.0.2/32");
+    assert_eq!(conns[0]["rule"], rule);
 }
 
 #[test]
 fn a_server_first_protocol_is_spliced_when_a_cidr_rule_allows_it() {
-    let listener = std::net::TcpListener::bind("127.0.0.3:0").expect("a banner server");
+    veil_tests::remote_hosts();
+    let listener = std::net::TcpListener::bind((REMOTE_B, 0)).expect("a banner server");
     let port = listener.local_addr().expect("addr").port();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
@@ -240,9 +243,9 @@ fn a_server_first_protocol_is_spliced_when_a_cidr_rule_allows_it() {
             let _ = w.write_all(format!("got {line}").as_bytes());
         }
     });
-    let env = Env::new(&policy(&[&format!("127.0.0.3/32:{port}")]));
+    let env = Env::new(&policy(&[&format!("{REMOTE_B}/32:{port}")]));
     let script = format!(
-        "import socket\ns = socket.create_connection(('127.0.0.3', {port}))\n\
+        "import socket\ns = socket.create_connection(('{REMOTE_B}', {port}))\n\
          f = s.makefile('rwb')\nprint(f.readline().decode().strip())\n\
          f.write(b'ping\\n'); f.flush()\nprint(f.readline().decode().strip())\n"
     );
@@ -253,8 +256,11 @@ fn a_server_first_protocol_is_spliced_when_a_cidr_rule_allows_it() {
     assert_eq!(conns[0]["verdict"], "allowed");
 
     // The same protocol on a port no rule names is refused.
-    let other = std::net::TcpListener::bind("127.0.0.3:0").expect("another server");
-    let script = format!("import socket\ns = socket.create_connection(('127.0.0.3', {}))\nprint(repr(s.recv(100)))\n", other.local_addr().expect("addr").port());
+    let other = std::net::TcpListener::bind((REMOTE_B, 0)).expect("another server");
+    let script = format!(
+        "import socket\ns = socket.create_connection(('{REMOTE_B}', {}))\nprint(repr(s.recv(100)))\n",
+        other.local_addr().expect("addr").port()
+    );
     let out = env.veil.run_veil(&["run", "--", "python3", "-c", &script]);
     assert_eq!(stdout(&out), "b''\n", "veil closes a refused connection");
     let conns = env.veil.wait_connections(2);
@@ -277,7 +283,7 @@ fn a_client_hello_split_over_two_segments_is_reassembled() {
 fn a_client_slow_to_send_its_client_hello_is_still_intercepted() {
     // Allowed by address too, so veil connects upstream while it waits to see who speaks
     // first; the client does, and its TLS is intercepted like any other.
-    let env = Env::new(&policy(&[HOST, "127.0.0.2/32"]));
+    let env = Env::new(&policy(&[HOST, &format!("{REMOTE_A}/32")]));
     let mut args = vec!["run", "--", CLIENT, "slow-hello"];
     let tls = env.tls_args(HOST);
     args.extend(tls.iter().map(String::as_str));
@@ -351,10 +357,10 @@ fn a_policy_reload_under_traffic_keeps_open_connections_and_applies_to_new_ones(
 
 #[test]
 fn passthrough_hosts_are_relayed_without_interception() {
-    // A passthrough SNI is never proven, so a loopback address opens only by a CIDR rule.
+    // A passthrough SNI is never proven, so a private address opens only by a CIDR rule.
     let env = Env::new(&format!(
         "{}passthrough = [\"{HOST}\"]\n",
-        policy(&[HOST, "127.0.0.2/32"])
+        policy(&[HOST, &format!("{REMOTE_A}/32")])
     ));
     // Only the upstream's own CA is trusted: this works only if veil does not intercept.
     let ca = env.ca_file.to_str().expect("utf-8");
@@ -381,7 +387,7 @@ fn a_passthrough_name_opens_no_address_it_does_not_resolve_to() {
         &env.resolve(HOST),
         &env.url(HOST, "/pinned"),
     ]);
-    assert!(!out.status.success(), "no tunnel to 127.0.0.2 by a name");
+    assert!(!out.status.success(), "no tunnel to {REMOTE_A} by a name");
     let conns = env.veil.wait_connections(1);
     assert_eq!(conns[0]["protocol"], "tls-passthrough");
     assert_eq!(conns[0]["verdict"], "refused");
@@ -399,7 +405,7 @@ fn tls_that_is_not_http_is_relayed_unchanged() {
     .expect("writing");
     let server = format!(
         "import socket, ssl\nctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\nctx.load_cert_chain('{}')\n\
-         s = socket.create_server(('127.0.0.3', 0))\nprint(s.getsockname()[1], flush=True)\n\
+         s = socket.create_server(('{REMOTE_B}', 0))\nprint(s.getsockname()[1], flush=True)\n\
          c, _ = s.accept()\nt = ctx.wrap_socket(c, server_side=True)\n\
          t.sendall(b'echo:' + t.recv(100))\nt.close()\n",
         dir.join("echo.pem").display(),
@@ -417,7 +423,7 @@ fn tls_that_is_not_http_is_relayed_unchanged() {
     .expect("the echo server's port");
     let port: u16 = port_line.trim().parse().expect("a port number");
     let client = format!(
-        "import socket, ssl\ns = socket.create_connection(('127.0.0.3', {port}))\n\
+        "import socket, ssl\ns = socket.create_connection(('{REMOTE_B}', {port}))\n\
          t = ssl.create_default_context().wrap_socket(s, server_hostname='{HOST}')\n\
          t.settimeout(20)\nt.sendall(b'\\x00\\x01binary, not http')\nprint(t.recv(100))\n"
     );
@@ -450,7 +456,8 @@ fn veil_ca_prints_the_ca_sandboxes_trust() {
 
 #[test]
 fn the_egress_policy_is_read_and_changed_through_the_api_and_cli() {
-    let env = Env::new(&policy(&["127.0.0.3/32"]));
+    let rule = format!("{REMOTE_B}/32");
+    let env = Env::new(&policy(&[&rule]));
     let code = |env: &Env| {
         let out = env.curl(&[
             "-o",
@@ -468,7 +475,7 @@ fn the_egress_policy_is_read_and_changed_through_the_api_and_cli() {
     let allow = env.veil.run_veil(&["egress", "allow", HOST]);
     let listed = assert_ok(&allow);
     assert!(
-        listed.contains(&format!("allow:       127.0.0.3/32, {HOST}")),
+        listed.contains(&format!("allow:       {rule}, {HOST}")),
         "{listed}"
     );
     assert_eq!(
@@ -493,7 +500,7 @@ fn the_egress_policy_is_read_and_changed_through_the_api_and_cli() {
     let (_, state) = env.veil.api("GET", "/v1/egress", None);
     assert_eq!(
         state["allow"],
-        serde_json::json!(["127.0.0.3/32", HOST]),
+        serde_json::json!([rule, HOST]),
         "a bad policy changes nothing"
     );
 

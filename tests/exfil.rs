@@ -1,18 +1,24 @@
 //! Exfiltration attempts made the way a hostile workload would: real clients (curl, python,
 //! the Rust test client) in real sandboxes, steered by the kernel, against a local upstream
 //! that hands the injected secret straight back ([`veil_tests::echo_upstream`]), fronts one
-//! host behind another, or is a loopback service reached through a name veil cannot prove.
+//! host behind another, or is a private or loopback service reached through a name veil cannot
+//! prove.
 //! Whatever the form, the sandbox gets the placeholder or nothing, never the value; the audit
 //! log says what was scrubbed or cut, naming the secret, never its value.
 
-use std::{fs, io::Read, process::Output};
+use std::{
+    fs,
+    io::Read,
+    process::{Command, Output, Stdio},
+};
 
 use serde_json::Value;
 use veil_tests::{
     echo_upstream::NOISE,
-    eventually,
+    eventually, spawn_in_cgroup,
     tls_env::{assert_ok, policy, stdout, Env, HOST},
     upstream::TlsUpstream,
+    REMOTE_A, REMOTE_B,
 };
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_veil-test-client");
@@ -75,7 +81,7 @@ impl Attack {
             "python3",
             PYTHON_CLIENT,
             mode,
-            "127.0.0.2",
+            REMOTE_A,
             &port,
             HOST,
         ];
@@ -488,37 +494,79 @@ fn an_h2_host_header_other_than_the_authority_is_misdirected() {
 }
 
 #[test]
-fn a_plain_http_host_header_opens_no_loopback_address() {
-    let attack = Attack::new(&[HOST]);
+fn a_plain_http_host_header_opens_no_private_or_loopback_address() {
+    let mut attack = Attack::new(&[HOST]);
+    let curls = |addr: std::net::SocketAddr| {
+        [
+            format!(
+                "curl -sS -o /dev/null -w '%{{http_code}}' -H 'Host: {HOST}' {BEARER} http://{addr}/ssrf"
+            ),
+            format!(
+                "curl -sS -o /dev/null -w '%{{http_code}}' --resolve {HOST}:{}:{} {BEARER} http://{HOST}:{}/ssrf",
+                addr.port(),
+                addr.ip(),
+                addr.port()
+            ),
+        ]
+    };
+    // Private addresses, from a `veil run` sandbox.
     let servers = [
-        TlsUpstream::start_plain("127.0.0.1"),
-        TlsUpstream::start_plain("127.0.0.3"),
+        TlsUpstream::start_plain(REMOTE_A),
+        TlsUpstream::start_plain(REMOTE_B),
     ];
     for server in &servers {
         let addr = server.addr;
-        let direct = stdout(&attack.sh(&format!(
-            "curl -sS -o /dev/null -w '%{{http_code}}' -H 'Host: {HOST}' {BEARER} http://{addr}/ssrf"
-        )));
-        assert_eq!(direct, "403", "{addr} with Host {HOST}");
-        let resolved = stdout(&attack.sh(&format!(
-            "curl -sS -o /dev/null -w '%{{http_code}}' --resolve {HOST}:{}:{} {BEARER} http://{HOST}:{}/ssrf",
-            addr.port(),
-            addr.ip(),
-            addr.port()
-        )));
-        assert_eq!(resolved, "403", "{HOST} resolved to {addr}");
+        let [direct, resolved] = curls(addr);
+        assert_eq!(
+            stdout(&attack.sh(&direct)),
+            "403",
+            "{addr} with Host {HOST}"
+        );
+        assert_eq!(
+            stdout(&attack.sh(&resolved)),
+            "403",
+            "{HOST} resolved to {addr}"
+        );
         assert_eq!(server.connections(), 0, "{addr} got a connection");
         assert!(server.seen().is_empty(), "{addr} got a request");
     }
+    // The host's loopback, from a cgroup attached without a namespace of its own: it shares
+    // veil's, where loopback is steered too.
+    let cgroup = attack.env.veil.make_cgroup("ssrf");
+    let attach = attack
+        .env
+        .veil
+        .run_veil(&["attach", cgroup.to_str().expect("utf-8 path")]);
+    assert_ok(&attach);
+    let local = TlsUpstream::start_plain("127.0.0.1");
+    for script in curls(local.addr) {
+        let out = spawn_in_cgroup(
+            &cgroup,
+            Command::new("sh")
+                .args(["-c", &script])
+                .env("GITHUB_TOKEN", PLACEHOLDER)
+                .stdout(Stdio::piped()),
+        )
+        .wait_with_output()
+        .expect("curl ran");
+        assert_eq!(stdout(&out), "403", "{script}");
+    }
+    assert_eq!(
+        local.connections(),
+        0,
+        "the host's loopback got a connection"
+    );
+    assert!(local.seen().is_empty(), "the host's loopback got a request");
+
     assert!(attack.injected().is_empty());
     let refused: Vec<Value> = attack
         .env
         .veil
-        .wait_connections(4)
+        .wait_connections(6)
         .into_iter()
         .filter(|r| r["host"] == HOST && r["protocol"] == "http")
         .collect();
-    assert_eq!(refused.len(), 4, "{refused:?}");
+    assert_eq!(refused.len(), 6, "{refused:?}");
     assert!(
         refused.iter().all(|r| r["verdict"] != "allowed"),
         "{refused:?}"
@@ -526,7 +574,7 @@ fn a_plain_http_host_header_opens_no_loopback_address() {
 }
 
 #[test]
-fn a_passthrough_name_opens_a_loopback_address_only_through_a_cidr_rule() {
+fn a_passthrough_name_opens_a_private_address_only_through_a_cidr_rule() {
     const PINNED: &str = "pinned.example.test";
     let env = Env::with_names(
         &format!("[egress]\nallow = [\"{PINNED}\"]\npassthrough = [\"{PINNED}\"]\n"),
@@ -557,7 +605,10 @@ fn a_passthrough_name_opens_a_loopback_address_only_through_a_cidr_rule() {
         "nothing reached the upstream"
     );
 
-    assert_ok(&env.veil.run_veil(&["egress", "allow", "127.0.0.2/32"]));
+    assert_ok(
+        &env.veil
+            .run_veil(&["egress", "allow", &format!("{REMOTE_A}/32")]),
+    );
     let ca = env.ca_file.display().to_string();
     let out = env.veil.run_veil(&[
         "run",

@@ -10,10 +10,11 @@ use std::{
 };
 
 use veil_tests::{
+    dns::FakeResolver,
     eventually,
     tls_env::{assert_ok, policy, Env, HOST},
     upstream::{Seen, TlsUpstream},
-    Instance,
+    Instance, REMOTE_A, REMOTE_B,
 };
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_veil-test-client");
@@ -49,7 +50,7 @@ fn sandboxed_sh(env: &Env, script: &str) -> String {
 
 #[test]
 fn curl_python_and_node_send_the_real_secret_and_each_replacement_is_audited() {
-    let env = Env::new(&policy(&[HOST]));
+    let mut env = Env::new(&policy(&[HOST]));
     let secret = token();
     let id = create_secret(&env.veil, "github-main", &secret, "GITHUB_TOKEN", &[HOST]);
     let port = env.upstream.addr.port();
@@ -63,7 +64,7 @@ fn curl_python_and_node_send_the_real_secret_and_each_replacement_is_audited() {
     let python = format!(
         "import http.client, os, socket, ssl\n\
          c = http.client.HTTPSConnection('{HOST}', {port})\n\
-         c.sock = ssl.create_default_context().wrap_socket(socket.create_connection(('127.0.0.2', {port})), server_hostname='{HOST}')\n\
+         c.sock = ssl.create_default_context().wrap_socket(socket.create_connection(('{REMOTE_A}', {port})), server_hostname='{HOST}')\n\
          c.request('GET', '/python', headers={{'X-Api-Key': os.environ['GITHUB_TOKEN']}})\n\
          print(c.getresponse().status)\n"
     );
@@ -75,31 +76,26 @@ fn curl_python_and_node_send_the_real_secret_and_each_replacement_is_audited() {
         "200\n"
     );
 
-    // node's fetch resolves names itself: give it a hosts file in a private mount namespace.
-    let hosts = env.veil.dir().join("hosts");
-    fs::write(&hosts, format!("127.0.0.2 {HOST}\n127.0.0.1 localhost\n")).expect("hosts file");
+    // node's fetch resolves names itself: through veil's DNS proxy, which asks a stand-in
+    // resolver that knows the upstream's name.
+    let resolver = FakeResolver::start(REMOTE_B, HOST, REMOTE_A.parse().expect("an address"));
+    env.veil.stop_daemon(libc::SIGTERM);
+    env.veil.start_daemon(&[
+        "--upstream-ca",
+        env.ca_file.to_str().expect("utf-8"),
+        "--dns-upstream",
+        &resolver.addr.to_string(),
+    ]);
     let node = format!(
         "fetch('https://{HOST}:{port}/node', {{headers: {{authorization: 'token ' + process.env.GITHUB_TOKEN}}}})\
          .then(r => r.text()).then(t => process.stdout.write(t)).catch(e => {{ console.error(e); process.exit(1) }})"
     );
-    let out = Command::new("unshare")
-        .args(["-m", "sh", "-c"])
-        .arg(format!(
-            "mount --bind {} /etc/hosts && exec \"$@\"",
-            hosts.display()
-        ))
-        .arg("sh")
-        .arg(veil_tests::veil_bin())
-        .args(["run", "--", "node", "-e", &node])
-        .envs(
-            env.veil
-                .veil()
-                .get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .output()
-        .expect("unshare runs");
+    let out = env.veil.run_veil(&["run", "--", "node", "-e", &node]);
     assert_eq!(assert_ok(&out), "ok GET /node HTTP/1.1\n");
+    assert!(
+        resolver.queries() > 0,
+        "node's name went through veil's DNS"
+    );
 
     let seen = env.upstream.seen();
     assert_eq!(authorizations(&seen)[0], format!("Bearer {secret}"));
@@ -197,6 +193,7 @@ fn git_clones_a_private_repository_with_the_token_as_basic_password() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/git_server.py");
     let mut server = Command::new("python3")
         .arg(script)
+        .arg(REMOTE_A)
         .args([
             root.as_os_str(),
             secret.as_ref(),
@@ -219,7 +216,7 @@ fn git_clones_a_private_repository_with_the_token_as_basic_password() {
     let out = env.veil.run_veil(&[
         "run", "--", "sh", "-c",
         &format!(
-            "GIT_ASKPASS={} GIT_TERMINAL_PROMPT=0 git -c http.curloptResolve=git.example.test:{port}:127.0.0.2 \
+            "GIT_ASKPASS={} GIT_TERMINAL_PROMPT=0 git -c http.curloptResolve=git.example.test:{port}:{REMOTE_A} \
              clone -q https://git.example.test:{port}/private.git {} && cat {}/README",
             askpass.display(), clone_dir.display(), clone_dir.display()
         ),
@@ -252,7 +249,7 @@ fn out_of_scope_hosts_mismatched_hosts_and_plain_http_keep_the_placeholder() {
             "*.example.test",
             "example.test",
             "a.b.example.test",
-            "127.0.0.3/32",
+            &format!("{REMOTE_B}/32"),
         ]),
         &names,
     );
@@ -312,8 +309,8 @@ fn out_of_scope_hosts_mismatched_hosts_and_plain_http_keep_the_placeholder() {
     assert!(env.upstream.seen().iter().all(|s| s.path != "/fronted"));
 
     // Plain HTTP never receives a secret.
-    let plain = TlsUpstream::start_plain("127.0.0.3");
-    let url = format!("http://127.0.0.3:{}/plain", plain.addr.port());
+    let plain = TlsUpstream::start_plain(REMOTE_B);
+    let url = format!("http://{REMOTE_B}:{}/plain", plain.addr.port());
     sandboxed_sh(&env, &format!("curl -sS {bearer} {url}"));
     assert_eq!(
         authorizations(&plain.seen()),
@@ -439,7 +436,7 @@ fn rotation_applies_to_the_next_request_on_an_open_connection_and_delete_stops_r
     let python = format!(
         "import http.client, os, socket, ssl, time\n\
          c = http.client.HTTPSConnection('{HOST}', {port})\n\
-         c.sock = ssl.create_default_context().wrap_socket(socket.create_connection(('127.0.0.2', {port})), server_hostname='{HOST}')\n\
+         c.sock = ssl.create_default_context().wrap_socket(socket.create_connection(('{REMOTE_A}', {port})), server_hostname='{HOST}')\n\
          h = {{'Authorization': 'Bearer ' + os.environ['GITHUB_TOKEN']}}\n\
          c.request('GET', '/before', headers=h); c.getresponse().read()\n\
          print('first done', flush=True)\n\

@@ -20,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use veil_testkit::remote::ensure_remote_hosts;
+use veil_testkit::remote::remote_ip;
 use veil_tests::{probe, spawn_in_cgroup, EchoServers, Instance};
 
 /// A named network namespace (`ip netns add`), deleted when dropped.
@@ -68,8 +68,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn records_are_kept_per_namespace() {
-    ensure_remote_hosts().expect("remote hosts");
-    let servers = EchoServers::start(&["10.250.0.21", "10.250.0.22"], 1);
+    let servers = EchoServers::start(&[&remote_ip(21).to_string(), &remote_ip(22).to_string()], 1);
     let mut veil = Instance::new();
     veil.set_policy(&policy_for(&servers));
     veil.start_daemon(&[]);
@@ -166,8 +165,7 @@ fn the_host_and_the_sandbox_cannot_reach_each_other() {
 
 #[test]
 fn veil_serves_the_namespaces_it_is_given_and_refuses_others() {
-    ensure_remote_hosts().expect("remote hosts");
-    let servers = EchoServers::start(&["10.250.0.23"], 1);
+    let servers = EchoServers::start(&[&remote_ip(23).to_string()], 1);
     let (ip, port) = (
         servers.addrs[0].ip().to_string(),
         servers.addrs[0].port().to_string(),
@@ -240,8 +238,7 @@ fn veil_serves_the_namespaces_it_is_given_and_refuses_others() {
 
 #[test]
 fn a_sandbox_outlives_a_veil_restart_and_fails_closed_meanwhile() {
-    ensure_remote_hosts().expect("remote hosts");
-    let servers = EchoServers::start(&["10.250.0.24"], 1);
+    let servers = EchoServers::start(&[&remote_ip(24).to_string()], 1);
     let (ip, port) = (
         servers.addrs[0].ip().to_string(),
         servers.addrs[0].port().to_string(),

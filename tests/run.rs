@@ -2,7 +2,7 @@
 
 use std::{fs, os::unix::fs::PermissionsExt};
 
-use veil_tests::{EchoServers, Instance};
+use veil_tests::{EchoServers, Instance, REMOTE_A};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_veil-test-client");
 
@@ -48,7 +48,7 @@ fn returns_the_exit_code_and_removes_the_cgroup_with_a_daemon() {
 #[test]
 fn works_without_a_daemon_and_drops_privileges() {
     let veil = Instance::new();
-    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let server = EchoServers::start(&[REMOTE_A], 1);
     let dst = server.addrs[0].to_string();
     let out = veil.run_veil(&[
         "run",

@@ -17,7 +17,7 @@ use std::{
 };
 
 use serde_json::{json, Value};
-use veil_tests::{api_request, eventually, Instance};
+use veil_tests::{api_request, eventually, Instance, REMOTE_A};
 
 /// `veil secrets create NAME --env-var VAR ARGS` with `value` on standard input.
 fn create(veil: &Instance, name: &str, var: &str, value: &str, args: &[&str]) -> Value {
@@ -696,7 +696,8 @@ fn no_value_reaches_the_disk_or_the_logs() {
 #[test]
 fn a_sandboxed_user_reaches_neither_the_state_nor_the_api() {
     let mut veil = Instance::new();
-    let api_addr = TcpListener::bind("127.0.0.1:0")
+    // On an address a sandbox's connects reach (through veil), unlike the host's loopback.
+    let api_addr = TcpListener::bind((REMOTE_A, 0))
         .and_then(|l| l.local_addr())
         .unwrap();
     veil.start_daemon(&["--api-listen", &api_addr.to_string()]);

@@ -1,9 +1,9 @@
 //! Steering through veil, for real: BPF programs on real cgroups, real processes in them,
-//! real local servers as the "remote" destinations.
+//! real servers on stand-in remote hosts as the destinations.
 
 use std::process::Command;
 
-use veil_tests::{eventually, spawn_in_cgroup, EchoServers, Instance};
+use veil_tests::{eventually, spawn_in_cgroup, EchoServers, Instance, REMOTE_A, REMOTE_B};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_veil-test-client");
 
@@ -11,7 +11,7 @@ const CLIENT: &str = env!("CARGO_BIN_EXE_veil-test-client");
 fn sandboxed_client_is_steered_relayed_and_audited() {
     let mut veil = Instance::new();
     veil.start_daemon(&["--bpf-log", "debug"]);
-    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let server = EchoServers::start(&[REMOTE_A], 1);
     let dst = server.addrs[0].to_string();
 
     let out = veil.run_veil(&[
@@ -83,7 +83,7 @@ fn sandboxed_client_is_steered_relayed_and_audited() {
 fn concurrent_connects_each_reach_their_own_destination_and_leave_no_map_entries() {
     let mut veil = Instance::new();
     veil.start_daemon(&[]);
-    let servers = EchoServers::start(&["127.0.0.2", "127.0.0.3"], 10);
+    let servers = EchoServers::start(&[REMOTE_A, REMOTE_B], 10);
 
     let out = veil.run_veil(&[
         "run",
@@ -118,7 +118,7 @@ fn concurrent_connects_each_reach_their_own_destination_and_leave_no_map_entries
 fn a_killed_daemon_fails_closed_and_a_restart_resumes_without_reattaching() {
     let mut veil = Instance::new();
     veil.start_daemon(&[]);
-    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let server = EchoServers::start(&[REMOTE_A], 1);
     let dst = server.addrs[0].to_string();
     let cgroup = veil.make_cgroup("agent");
     let attach = veil.run_veil(&[
@@ -208,7 +208,23 @@ fn connects_to_veils_own_listener_are_refused() {
     let mut veil = Instance::new();
     veil.start_daemon(&[]);
     let listener = veil.listen().to_string();
-    let out = veil.run_veil(&["run", "--", CLIENT, "echo", &listener, "loop"]);
+    // A cgroup attached without a namespace shares veil's: its loopback is steered, and a
+    // loop through veil is refused.
+    let cgroup = veil.make_cgroup("loop");
+    let attach = veil.run_veil(&["attach", cgroup.to_str().expect("utf-8 path")]);
+    assert!(
+        attach.status.success(),
+        "{}",
+        String::from_utf8_lossy(&attach.stderr)
+    );
+    let out = spawn_in_cgroup(
+        &cgroup,
+        Command::new(CLIENT)
+            .args(["echo", &listener, "loop"])
+            .stdout(std::process::Stdio::piped()),
+    )
+    .wait_with_output()
+    .expect("client ran");
     assert_eq!(
         out.status.code(),
         Some(4),
@@ -221,13 +237,40 @@ fn connects_to_veils_own_listener_are_refused() {
         conns[0]["reason"].as_str().unwrap_or("").contains("loop"),
         "{conns:?}"
     );
+
+    // A `veil run` sandbox has a loopback of its own, where veil's listener is not.
+    let out = veil.run_veil(&["run", "--", CLIENT, "echo", &listener, "loop"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the sandbox's own loopback: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Records are written in order: once a later steered connect is on record, one for the
+    // sandbox's loopback connect would be too.
+    let server = EchoServers::start(&[REMOTE_A], 1);
+    let marker = veil.run_veil(&[
+        "run",
+        "--",
+        CLIENT,
+        "echo",
+        &server.addrs[0].to_string(),
+        "marker",
+    ]);
+    assert!(marker.status.success());
+    let conns = veil.wait_connections(2);
+    assert_eq!(
+        conns.len(),
+        2,
+        "the sandbox's loopback was steered: {conns:?}"
+    );
 }
 
 #[test]
 fn reset_undoes_steering_and_removes_sandboxes_but_keeps_the_audit_log() {
     let mut veil = Instance::new();
     veil.start_daemon(&[]);
-    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let server = EchoServers::start(&[REMOTE_A], 1);
     let dst = server.addrs[0].to_string();
     let cgroup = veil.make_cgroup("container");
     let attach = veil.run_veil(&["attach", cgroup.to_str().expect("utf-8 path")]);
