@@ -7,24 +7,41 @@ use std::{
 };
 
 use serde_json::{json, Value};
-use veil_tests::{eventually, probe, spawn_in_cgroup, udp::UdpEcho, EchoServers, Instance};
+use veil_ebpf::SANDBOX_PROXY_PORT;
+use veil_testkit::remote::REMOTE_NET;
+use veil_tests::{
+    eventually, probe, spawn_in_cgroup, tls_env::policy, udp::UdpEcho, EchoServers, Instance,
+    REMOTE_A, REMOTE_V6,
+};
 
-/// The egress policy of these tests: every local "remote" destination, IPv4 and IPv6.
-const LOCAL_POLICY: &str = "[egress]\nallow = [\"127.0.0.0/8\", \"[::1/128]\"]\n";
-
-/// A fresh installation whose policy allows the tests' local destinations.
+/// A fresh installation whose policy allows every stand-in remote host, IPv4 and IPv6.
 fn instance() -> Instance {
     let veil = Instance::new();
-    veil.set_policy(LOCAL_POLICY);
+    veil.set_policy(&policy(&[REMOTE_NET, &format!("[{REMOTE_V6}/128]")]));
     veil
 }
 
-/// A loopback address of its own for each resolver a test starts, so tests running in
-/// parallel (and twice in a row) never share one.
+/// An address of its own for each resolver a test starts, on a stand-in remote host
+/// (`10.250.X.N`, X from 53 on, never a [`REMOTE_A`]), so tests running in parallel (and twice
+/// in a row) never share one.
 fn resolver_addr() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(1);
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
-    format!("127.53.{}.{}:53", std::process::id() % 250, n)
+    format!("10.250.{}.{}:53", 53 + std::process::id() % 200, n)
+}
+
+/// Makes a cgroup of `veil`'s and attaches it as sandbox `name` with `args` (no network
+/// namespace: it shares veil's, where loopback is steered too).
+fn attached(veil: &mut Instance, name: &str, args: &[&str]) -> std::path::PathBuf {
+    let cgroup = veil.make_cgroup(name);
+    let dir = cgroup.to_str().expect("utf-8").to_owned();
+    let attach = veil.run_veil(&[&["attach", dir.as_str(), "--name", name], args].concat());
+    assert!(
+        attach.status.success(),
+        "{}",
+        String::from_utf8_lossy(&attach.stderr)
+    );
+    cgroup
 }
 
 fn assert_refused(report: &Value, stage: &str, errno: &str) {
@@ -37,7 +54,7 @@ fn assert_refused(report: &Value, stage: &str, errno: &str) {
 fn a_v4_mapped_connect_is_steered_like_ipv4() {
     let mut veil = instance();
     veil.start_daemon(&[]);
-    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let server = EchoServers::start(&[REMOTE_A], 1);
     let dst = server.addrs[0];
 
     let report = probe::in_sandbox(
@@ -45,14 +62,17 @@ fn a_v4_mapped_connect_is_steered_like_ipv4() {
         &["--sandbox", "java"],
         &[
             "tcp",
-            "127.0.0.2",
+            REMOTE_A,
             &dst.port().to_string(),
             "mapped",
             "--v4-mapped",
         ],
     );
     assert_eq!(report["reply"], format!("{dst} mapped"), "{report}");
-    assert_eq!(report["peer"], json!(["::ffff:127.0.0.2", dst.port()]));
+    assert_eq!(
+        report["peer"],
+        json!([format!("::ffff:{REMOTE_A}"), dst.port()])
+    );
 
     let rec = veil.record_of("connection", &report["pid"]);
     assert_eq!(rec["destination"], dst.to_string(), "recorded as IPv4");
@@ -66,16 +86,16 @@ fn a_v4_mapped_connect_is_steered_like_ipv4() {
 fn native_ipv6_is_steered_to_veils_ipv6_listener() {
     let mut veil = instance();
     veil.start_daemon(&[]);
-    let server = EchoServers::start(&["::1"], 1);
+    let server = EchoServers::start(&[REMOTE_V6], 1);
     let dst = server.addrs[0];
 
     let report = probe::in_sandbox(
         &veil,
         &["--sandbox", "six"],
-        &["tcp", "::1", &dst.port().to_string(), "six"],
+        &["tcp", REMOTE_V6, &dst.port().to_string(), "six"],
     );
     assert_eq!(report["reply"], format!("{dst} six"), "{report}");
-    assert_eq!(report["peer"], json!(["::1", dst.port()]));
+    assert_eq!(report["peer"], json!([REMOTE_V6, dst.port()]));
 
     let rec = veil.record_of("connection", &report["pid"]);
     assert_eq!(rec["destination"], dst.to_string());
@@ -91,14 +111,14 @@ fn native_ipv6_is_steered_to_veils_ipv6_listener() {
 fn native_ipv6_can_be_denied_per_sandbox() {
     let mut veil = instance();
     veil.start_daemon(&[]);
-    let six = EchoServers::start(&["::1"], 1);
-    let four = EchoServers::start(&["127.0.0.2"], 1);
+    let six = EchoServers::start(&[REMOTE_V6], 1);
+    let four = EchoServers::start(&[REMOTE_A], 1);
     let port6 = six.addrs[0].port().to_string();
     let port4 = four.addrs[0].port().to_string();
 
     let script = [
-        probe::shell(&["tcp", "::1", &port6, "denied"]),
-        probe::shell(&["tcp", "127.0.0.2", &port4, "mapped", "--v4-mapped"]),
+        probe::shell(&["tcp", REMOTE_V6, &port6, "denied"]),
+        probe::shell(&["tcp", REMOTE_A, &port4, "mapped", "--v4-mapped"]),
     ]
     .join("; ");
     let out = veil.run_veil(&[
@@ -131,7 +151,7 @@ fn native_ipv6_can_be_denied_per_sandbox() {
         "{rec}"
     );
     // Another sandbox of the same installation still gets IPv6 steered.
-    let other = probe::in_sandbox(&veil, &[], &["tcp", "::1", &port6, "ok"]);
+    let other = probe::in_sandbox(&veil, &[], &["tcp", REMOTE_V6, &port6, "ok"]);
     assert_eq!(other["ok"], true, "{other}");
 }
 
@@ -139,13 +159,13 @@ fn native_ipv6_can_be_denied_per_sandbox() {
 fn udp_other_than_dns_is_refused_in_the_kernel() {
     let mut veil = instance();
     veil.start_daemon(&[]);
-    let quic = UdpEcho::start("127.0.0.2:0");
+    let quic = UdpEcho::start(&format!("{REMOTE_A}:0"));
     let port = quic.addr.port().to_string();
 
     let script = [
-        probe::shell(&["udp", "127.0.0.2", &port]),
-        probe::shell(&["udp", "127.0.0.2", &port, "--connect"]),
-        probe::shell(&["udp", "::1", "443"]),
+        probe::shell(&["udp", REMOTE_A, &port]),
+        probe::shell(&["udp", REMOTE_A, &port, "--connect"]),
+        probe::shell(&["udp", REMOTE_V6, "443"]),
     ]
     .join("; ");
     let out = veil.run_veil(&[
@@ -180,7 +200,7 @@ fn udp_other_than_dns_is_refused_in_the_kernel() {
     let connect = veil.record_of("kernel_refusal", &reports[1]["pid"]);
     assert_eq!(connect["destination"], quic.addr.to_string());
     let six = veil.record_of("kernel_refusal", &reports[2]["pid"]);
-    assert_eq!(six["destination"], "[::1]:443");
+    assert_eq!(six["destination"], format!("[{REMOTE_V6}]:443"));
 }
 
 #[test]
@@ -192,7 +212,9 @@ fn dns_reaches_only_the_sandboxs_resolvers_and_sandboxes_differ() {
     // The installation's default resolvers (instead of the host's /etc/resolv.conf).
     veil.set_env("VEIL_DNS_RESOLVERS", &allowed_ip);
     veil.start_daemon(&[]);
-
+    // Resolvers are the kernel's rule in veil's own namespace (a cgroup attached without one);
+    // in a `veil run` sandbox's namespace all DNS goes to veil's DNS proxy instead.
+    let dns = attached(&mut veil, "dns", &[]);
     let script = [
         probe::shell(&["udp", &allowed_ip, "53"]),
         probe::shell(&["udp", &allowed_ip, "53", "--connect"]),
@@ -200,8 +222,7 @@ fn dns_reaches_only_the_sandboxs_resolvers_and_sandboxes_differ() {
         probe::shell(&["udp", &allowed_ip, "5353"]),
     ]
     .join("; ");
-    let out = veil.run_veil(&["run", "--sandbox", "dns", "--", "sh", "-c", &script]);
-    let reports = probe::reports(&out);
+    let reports = probe::script_in_cgroup(&dns, &script);
     assert_eq!(reports[0]["reply"], format!("{} query", allowed.addr));
     assert_eq!(reports[1]["reply"], format!("{} query", allowed.addr));
     assert_refused(&reports[2], "send", "ECONNREFUSED");
@@ -221,23 +242,13 @@ fn dns_reaches_only_the_sandboxs_resolvers_and_sandboxes_differ() {
     veil.record_of("kernel_refusal", &reports[3]["pid"]);
 
     // A sandbox with resolvers of its own: the other server, and not the default one.
+    let own = attached(&mut veil, "own-dns", &["--dns-resolvers", &other_ip]);
     let script = [
         probe::shell(&["udp", &other_ip, "53"]),
         probe::shell(&["udp", &allowed_ip, "53"]),
     ]
     .join("; ");
-    let out = veil.run_veil(&[
-        "run",
-        "--sandbox",
-        "own-dns",
-        "--dns-resolvers",
-        &other_ip,
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ]);
-    let reports = probe::reports(&out);
+    let reports = probe::script_in_cgroup(&own, &script);
     assert_eq!(reports[0]["reply"], format!("{} query", other.addr));
     assert_refused(&reports[1], "send", "ECONNREFUSED");
     assert_eq!((allowed.received(), other.received()), (2, 1));
@@ -250,13 +261,7 @@ fn raw_and_other_non_tcp_udp_sockets_are_refused_even_for_root() {
     let mut veil = instance();
     veil.start_daemon(&[]);
     // An attached cgroup: its root processes keep CAP_NET_RAW, so veil's hook is what says no.
-    let cgroup = veil.make_cgroup("rawroot");
-    let attach = veil.run_veil(&["attach", cgroup.to_str().expect("utf-8"), "--name", "raw"]);
-    assert!(
-        attach.status.success(),
-        "{}",
-        String::from_utf8_lossy(&attach.stderr)
-    );
+    let cgroup = attached(&mut veil, "raw", &[]);
 
     for (args, protocol) in [
         (["socket", "inet", "raw", "icmp"], "raw (icmp)"),
@@ -320,12 +325,12 @@ fn raw_and_other_non_tcp_udp_sockets_are_refused_even_for_root() {
 fn cgroups_made_inside_a_sandbox_are_steered_and_named_for_it() {
     let mut veil = instance();
     veil.start_daemon(&[]);
-    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let server = EchoServers::start(&[REMOTE_A], 1);
     let port = server.addrs[0].port().to_string();
 
     let script = [
-        probe::shell(&["--nest", "inner", "tcp", "127.0.0.2", &port, "nested"]),
-        probe::shell(&["--nest", "inner2", "udp", "127.0.0.2", "9"]),
+        probe::shell(&["--nest", "inner", "tcp", REMOTE_A, &port, "nested"]),
+        probe::shell(&["--nest", "inner2", "udp", REMOTE_A, "9"]),
     ]
     .join("; ");
     let out = veil.run_veil(&["run", "--sandbox", "outer", "--", "sh", "-c", &script]);
@@ -363,8 +368,11 @@ fn cgroups_made_inside_a_sandbox_are_steered_and_named_for_it() {
 #[test]
 fn connects_straight_to_veils_listeners_go_through_veil_and_are_refused() {
     let mut veil = instance();
+    veil.set_policy(&policy(&["127.0.0.1/32"]));
     veil.start_daemon(&[]);
-    // A local service on 127.0.0.1 (like one of the host's own ports) is steered too.
+    // In veil's own namespace (a cgroup attached without one) loopback is steered too: a
+    // local service on 127.0.0.1, like one of the host's own ports, and veil's listeners.
+    let cgroup = attached(&mut veil, "loops", &[]);
     let local = EchoServers::start(&["127.0.0.1"], 1);
     let (port4, port6) = (
         veil.listen().port().to_string(),
@@ -383,8 +391,7 @@ fn connects_straight_to_veils_listeners_go_through_veil_and_are_refused() {
         ]),
     ]
     .join("; ");
-    let out = veil.run_veil(&["run", "--sandbox", "loops", "--", "sh", "-c", &script]);
-    let reports = probe::reports(&out);
+    let reports = probe::script_in_cgroup(&cgroup, &script);
     for (report, dst) in reports[..3].iter().zip([
         veil.listen().to_string(),
         veil.listen6().to_string(),
@@ -402,24 +409,31 @@ fn connects_straight_to_veils_listeners_go_through_veil_and_are_refused() {
     assert_eq!(reports[3]["reply"], format!("{} local", local.addrs[0]));
     let rec = veil.record_of("connection", &reports[3]["pid"]);
     assert_eq!(rec["verdict"], "allowed");
+
+    // A `veil run` sandbox's loopback is its own: veil's listeners in its namespace are there,
+    // but a connect straight to one has no kernel record and gets nothing.
+    let port = SANDBOX_PROXY_PORT.to_string();
+    let script = [
+        probe::shell(&["tcp", "127.0.0.1", &port, "inside"]),
+        probe::shell(&["tcp", "::1", &port, "inside6"]),
+    ]
+    .join("; ");
+    let out = veil.run_veil(&["run", "--sandbox", "inside", "--", "sh", "-c", &script]);
+    for report in probe::reports(&out) {
+        assert_eq!(report["ok"], false, "nothing came back: {report}");
+    }
 }
 
 #[test]
 fn a_non_blocking_connect_is_steered() {
     let mut veil = instance();
     veil.start_daemon(&[]);
-    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let server = EchoServers::start(&[REMOTE_A], 1);
     let dst = server.addrs[0];
     let report = probe::in_sandbox(
         &veil,
         &[],
-        &[
-            "tcp",
-            "127.0.0.2",
-            &dst.port().to_string(),
-            "nb",
-            "--nonblock",
-        ],
+        &["tcp", REMOTE_A, &dst.port().to_string(), "nb", "--nonblock"],
     );
     assert_eq!(report["reply"], format!("{dst} nb"), "{report}");
     let rec = veil.record_of("connection", &report["pid"]);
@@ -431,7 +445,7 @@ fn a_non_blocking_connect_is_steered() {
 fn tcp_fast_open_without_connect_is_steered() {
     let mut veil = instance();
     veil.start_daemon(&[]);
-    let server = EchoServers::start(&["127.0.0.2"], 1);
+    let server = EchoServers::start(&[REMOTE_A], 1);
     let dst = server.addrs[0];
     // sendto(MSG_FASTOPEN) on an unconnected socket connects implicitly; connect4 runs for it.
     let report = probe::in_sandbox(
@@ -439,7 +453,7 @@ fn tcp_fast_open_without_connect_is_steered() {
         &[],
         &[
             "tcp",
-            "127.0.0.2",
+            REMOTE_A,
             &dst.port().to_string(),
             "tfo",
             "--fastopen",
@@ -455,24 +469,27 @@ fn tcp_fast_open_without_connect_is_steered() {
 fn the_workload_sees_its_original_destination_as_the_peer() {
     let mut veil = instance();
     veil.start_daemon(&[]);
-    let four = EchoServers::start(&["127.0.0.2"], 1);
-    let six = EchoServers::start(&["::1"], 1);
+    let four = EchoServers::start(&[REMOTE_A], 1);
+    let six = EchoServers::start(&[REMOTE_V6], 1);
     let (p4, p6) = (four.addrs[0].port(), six.addrs[0].port());
     let script = [
-        probe::shell(&["tcp", "127.0.0.2", &p4.to_string(), "a"]),
-        probe::shell(&["tcp", "::1", &p6.to_string(), "b"]),
-        probe::shell(&["tcp", "127.0.0.2", &p4.to_string(), "c", "--v4-mapped"]),
+        probe::shell(&["tcp", REMOTE_A, &p4.to_string(), "a"]),
+        probe::shell(&["tcp", REMOTE_V6, &p6.to_string(), "b"]),
+        probe::shell(&["tcp", REMOTE_A, &p4.to_string(), "c", "--v4-mapped"]),
     ]
     .join("; ");
     let out = veil.run_veil(&["run", "--", "sh", "-c", &script]);
     let reports = probe::reports(&out);
     assert_eq!(
         reports[0]["peer"],
-        json!(["127.0.0.2", p4]),
+        json!([REMOTE_A, p4]),
         "not veil's listener"
     );
-    assert_eq!(reports[1]["peer"], json!(["::1", p6]));
-    assert_eq!(reports[2]["peer"], json!(["::ffff:127.0.0.2", p4]));
+    assert_eq!(reports[1]["peer"], json!([REMOTE_V6, p6]));
+    assert_eq!(
+        reports[2]["peer"],
+        json!([format!("::ffff:{REMOTE_A}"), p4])
+    );
     assert!(reports.iter().all(|r| r["ok"] == true), "{reports:?}");
 }
 
@@ -481,19 +498,13 @@ fn a_full_refusal_ring_drops_records_but_counts_them() {
     const SENDS: u64 = 6000;
     let mut veil = instance();
     veil.start_daemon(&[]);
-    let cgroup = veil.make_cgroup("flood");
-    let attach = veil.run_veil(&["attach", cgroup.to_str().expect("utf-8"), "--name", "flood"]);
-    assert!(
-        attach.status.success(),
-        "{}",
-        String::from_utf8_lossy(&attach.stderr)
-    );
+    let cgroup = attached(&mut veil, "flood", &[]);
 
     // With the daemon stopped nothing drains the ring, which holds fewer than SENDS records.
     veil.signal_daemon(libc::SIGSTOP);
     let report = probe::in_cgroup(
         &cgroup,
-        &["udp", "127.0.0.2", "9", "--count", &SENDS.to_string()],
+        &["udp", REMOTE_A, "9", "--count", &SENDS.to_string()],
     );
     veil.signal_daemon(libc::SIGCONT);
     assert_eq!(report["refused"], SENDS, "{report}");
@@ -525,20 +536,7 @@ fn settings_and_refusals_outlive_the_daemon_and_leave_with_the_sandbox() {
     let resolver_ip = resolver.addr.ip().to_string();
     let mut veil = instance();
     veil.start_daemon(&[]);
-    let cgroup = veil.make_cgroup("agent");
-    let attach = veil.run_veil(&[
-        "attach",
-        cgroup.to_str().expect("utf-8"),
-        "--name",
-        "agent",
-        "--dns-resolvers",
-        &resolver_ip,
-    ]);
-    assert!(
-        attach.status.success(),
-        "{}",
-        String::from_utf8_lossy(&attach.stderr)
-    );
+    let cgroup = attached(&mut veil, "agent", &["--dns-resolvers", &resolver_ip]);
     let id = veil.wait_records("sandbox_attached", 1)[0]["cgroup_id"].clone();
     assert_eq!(veil.settings_keys(), vec![0, id.as_u64().expect("an id")]);
 
@@ -546,7 +544,7 @@ fn settings_and_refusals_outlive_the_daemon_and_leave_with_the_sandbox() {
     veil.stop_daemon(libc::SIGKILL);
     let dns = probe::in_cgroup(&cgroup, &["udp", &resolver_ip, "53"]);
     assert_eq!(dns["reply"], format!("{} query", resolver.addr), "{dns}");
-    let refused = probe::in_cgroup(&cgroup, &["udp", "127.0.0.2", "9"]);
+    let refused = probe::in_cgroup(&cgroup, &["udp", REMOTE_A, "9"]);
     assert_refused(&refused, "send", "ECONNREFUSED");
 
     veil.start_daemon(&[]);
@@ -570,13 +568,14 @@ fn without_an_ipv6_listener_native_ipv6_is_refused() {
     // ::2 is no address of this host: veil cannot listen there and carries on without IPv6.
     let listen6 = format!("[::2]:{}", veil.listen6().port());
     veil.start_daemon(&["--listen6", &listen6]);
-    let six = EchoServers::start(&["::1"], 1);
-    let four = EchoServers::start(&["127.0.0.2"], 1);
+    // Steered to veil's listeners in its own namespace: a cgroup attached without one.
+    let cgroup = attached(&mut veil, "no-listener", &[]);
+    let six = EchoServers::start(&[REMOTE_V6], 1);
+    let four = EchoServers::start(&[REMOTE_A], 1);
 
-    let report = probe::in_sandbox(
-        &veil,
-        &[],
-        &["tcp", "::1", &six.addrs[0].port().to_string(), "x"],
+    let report = probe::in_cgroup(
+        &cgroup,
+        &["tcp", REMOTE_V6, &six.addrs[0].port().to_string(), "x"],
     );
     assert_refused(&report, "connect", "ECONNREFUSED");
     assert_eq!(six.accepted(), 0);
@@ -587,12 +586,11 @@ fn without_an_ipv6_listener_native_ipv6_is_refused() {
     );
     assert!(veil.daemon_log().contains("no IPv6 listener"));
 
-    let mapped = probe::in_sandbox(
-        &veil,
-        &[],
+    let mapped = probe::in_cgroup(
+        &cgroup,
         &[
             "tcp",
-            "127.0.0.2",
+            REMOTE_A,
             &four.addrs[0].port().to_string(),
             "m",
             "--v4-mapped",
