@@ -242,9 +242,28 @@ pub struct RunArgs {
     /// Sandbox name (default: run-<pid>).
     #[arg(long)]
     pub sandbox: Option<String>,
-    /// Run CMD as this user (name or uid) instead of root.
+    /// Run CMD as this unprivileged host user (name or uid). Without it, CMD is root inside
+    /// its user namespace and, outside, the owner of the working directory (nobody when that
+    /// is root).
     #[arg(long)]
     pub user: Option<String>,
+    /// Run CMD without bubblewrap: only its network is sandboxed, it sees the host's
+    /// filesystem, processes and users, and a root CMD can leave the sandbox.
+    #[arg(long)]
+    pub no_isolation: bool,
+    /// Pass a variable into the sandbox: NAME=VALUE, or NAME for the caller's value
+    /// (repeatable; nothing else of the caller's environment but PATH, TERM and LANG passes).
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+    /// Pass the variables of a file (one NAME=VALUE or NAME per line, # comments); --env wins.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Make DIR (an existing path) visible and writable inside the sandbox (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub bind: Vec<PathBuf>,
+    /// Make DIR visible read-only inside the sandbox (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub ro_bind: Vec<PathBuf>,
     /// Listener and eBPF options, used when no daemon is running.
     #[command(flatten)]
     pub proxy: ProxyArgs,

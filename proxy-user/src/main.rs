@@ -58,9 +58,18 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 SandboxSettings::host_defaults(),
                 args.secrets,
             );
-            let settings = SettingsOverride::from(args.settings);
-            let user = args.user.as_deref();
-            Ok(veil::run::run(&options, args.sandbox, user, &settings, &args.command).await?)
+            let request = veil::run::Request {
+                sandbox: args.sandbox,
+                user: args.user,
+                settings: SettingsOverride::from(args.settings),
+                isolate: !args.no_isolation,
+                env: args.env,
+                env_files: args.env_file,
+                binds: args.bind,
+                ro_binds: args.ro_bind,
+                command: args.command,
+            };
+            Ok(veil::run::run(&options, &request).await?)
         }
         Command::Attach(args) => attach(&paths, args).await,
         Command::Detach(args) => detach(&paths, args).await,

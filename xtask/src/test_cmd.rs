@@ -1,11 +1,14 @@
 //! `cargo xtask test`: setup, build, `cargo test --workspace`, and how long each took.
 
 use std::{
+    fs,
+    os::unix::fs::PermissionsExt,
+    path::Path,
     process::ExitCode,
     time::{Duration, Instant},
 };
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::{build_cmd, ebpf, process, setup, Workspace};
 
@@ -20,6 +23,7 @@ pub fn run(ws: &Workspace, cargo_test_args: &[String]) -> Result<ExitCode> {
 
 fn run_phases(ws: &Workspace, cargo_test_args: &[String], phases: &mut Phases) -> Result<ExitCode> {
     phases.time("setup", || setup::run(ws))?;
+    open_path_to(&ws.root)?;
     phases.time("build-ebpf", || ebpf::build(ws).map(drop))?;
     phases.time("build", || build_cmd::build_workspace(ws, false))?;
     let status = phases.time("test", || {
@@ -33,6 +37,28 @@ fn run_phases(ws: &Workspace, cargo_test_args: &[String], phases: &mut Phases) -
     let code = status.code().unwrap_or(1);
     // Exit codes are 0..=255 on Unix, so the conversion cannot fail; 1 is a fallback anyway.
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// Makes every directory above the checkout traversable by other users (adds `o+x` where it
+/// is missing, and says so): the tests run scripts and binaries from the checkout inside
+/// `veil run` sandboxes, whose commands run as an unprivileged host user.
+fn open_path_to(root: &Path) -> Result<()> {
+    for dir in root.ancestors() {
+        let mode = fs::metadata(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o001 == 0 {
+            println!(
+                "making {} traversable by other users (o+x): sandboxed test commands run \
+                 unprivileged and read the checkout",
+                dir.display()
+            );
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o001))
+                .with_context(|| format!("adding o+x to {}", dir.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// How long each phase took, in order.

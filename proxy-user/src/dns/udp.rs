@@ -1,6 +1,6 @@
-//! The UDP listener: one datagram, one query. Refusals and cached answers go out at once;
-//! queries for the resolvers run as tasks, at most [`IN_FLIGHT`], owned by the loop, so
-//! dropping it ends them too.
+//! The UDP listener: one datagram, one query, read by [`WORKERS`] tasks. Refusals and cached
+//! answers go out at once; queries for the resolvers run as tasks, at most [`IN_FLIGHT`] in
+//! all, owned by the workers, so dropping the listener's task ends them too.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -8,17 +8,33 @@ use tokio::{net::UdpSocket, task::JoinSet};
 
 use super::{DnsService, Sandbox, Step, Transport};
 
-/// How many queries may wait for the resolvers at once, per listener.
+/// How many tasks read the socket at once: one per core of the machines veil is measured
+/// on, so one sandbox's queries are answered in parallel.
+const WORKERS: usize = 2;
+/// How many queries may wait for the resolvers at once, per listener (over all workers).
 pub const IN_FLIGHT: usize = 256;
 /// The largest query read; a longer datagram is cut and answered FORMERR.
 pub const MAX_QUERY: usize = 4096;
 /// How long the loop pauses after the socket fails, so that a failing socket does not spin.
 const PAUSE: Duration = Duration::from_millis(10);
 
-/// Serves `socket` for `sandbox` until dropped.
+/// Serves `socket` for `sandbox` until dropped (which ends every worker).
 pub(super) async fn serve(service: DnsService, socket: UdpSocket, sandbox: Sandbox) {
     let socket = Arc::new(socket);
     let sandbox = Arc::new(sandbox);
+    let mut others = JoinSet::new();
+    for _ in 1..WORKERS {
+        others.spawn(worker(
+            service.clone(),
+            Arc::clone(&socket),
+            Arc::clone(&sandbox),
+        ));
+    }
+    worker(service, socket, sandbox).await;
+}
+
+/// One reader of the socket: refusals and cached answers at once, forwards as tasks it owns.
+async fn worker(service: DnsService, socket: Arc<UdpSocket>, sandbox: Arc<Sandbox>) {
     let mut forwarding = JoinSet::new();
     let mut buf = vec![0; MAX_QUERY];
     loop {
@@ -33,7 +49,7 @@ pub(super) async fn serve(service: DnsService, socket: UdpSocket, sandbox: Sandb
         while forwarding.try_join_next().is_some() {}
         let reply = match service.prepare(&buf[..len], &sandbox, Transport::Udp) {
             Step::Reply(reply) => reply,
-            Step::Forward(pending) if forwarding.len() >= IN_FLIGHT => {
+            Step::Forward(pending) if forwarding.len() >= IN_FLIGHT / WORKERS => {
                 Some(service.overloaded(pending, &sandbox, Transport::Udp))
             }
             Step::Forward(pending) => {
