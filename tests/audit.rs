@@ -552,7 +552,7 @@ fn twenty_thousand_refused_udp_sends_are_a_handful_of_counted_records() {
             .sum();
         (counted(&refusals), ring, budget, refusals)
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     let (mut recorded, mut ring, mut budget, mut refusals) = tally();
     while recorded + ring + budget != SENDS && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(100));
@@ -569,7 +569,13 @@ fn twenty_thousand_refused_udp_sends_are_a_handful_of_counted_records() {
         refusals.len()
     );
     assert!(refusals.iter().any(|r| r["count"].as_u64() > Some(1)));
-    assert!(refusals.iter().all(|r| r["pid"] == report["pid"]));
+    // One process sent them all: the probe, whose host pid the records carry (it sees
+    // another pid in its sandbox's PID namespace).
+    assert!(refusals.iter().all(|r| r["pid"] == refusals[0]["pid"]));
+    assert!(
+        refusals.iter().all(|r| r["comm"] == "python3"),
+        "{refusals:?}"
+    );
 
     a_normal_request_still_gets_its_secret(&env, &secret);
     env.veil.assert_intact(env.veil.audit().len());

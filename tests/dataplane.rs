@@ -104,7 +104,7 @@ fn large_bodies_stream_both_ways_without_being_buffered() {
         hex::encode(ctx.finish())
     };
 
-    let download = env.veil.dir().join("download.bin");
+    let download = env.veil.work_dir().join("download.bin");
     let out = env.curl(&[
         "--resolve",
         &resolve,
@@ -301,12 +301,15 @@ fn a_policy_reload_under_traffic_keeps_open_connections_and_applies_to_new_ones(
     let env = Env::new(&policy(&[HOST]));
     let resolve = env.resolve(HOST);
     let size = 32 * 1024 * 1024;
-    let download = env.veil.dir().join("slow.bin");
+    let download = env.veil.work_dir().join("slow.bin");
+    let work = env.veil.work_dir().display().to_string();
     let slow = env
         .veil
         .veil()
         .args([
             "run",
+            "--bind",
+            &work,
             "--",
             "curl",
             "-sS",

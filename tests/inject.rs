@@ -212,9 +212,10 @@ fn git_clones_a_private_repository_with_the_token_as_basic_password() {
     let askpass = dir.join("askpass.sh");
     fs::write(&askpass, "#!/bin/sh\ncase \"$1\" in Username*) echo x-access-token ;; *) echo \"$GITHUB_TOKEN\" ;; esac\n").expect("askpass");
     fs::set_permissions(&askpass, fs::Permissions::from_mode(0o755)).expect("chmod");
-    let clone_dir = dir.join("clone");
+    let clone_dir = env.veil.work_dir().join("clone");
+    let work = env.veil.work_dir().display().to_string();
     let out = env.veil.run_veil(&[
-        "run", "--", "sh", "-c",
+        "run", "--bind", &work, "--", "sh", "-c",
         &format!(
             "GIT_ASKPASS={} GIT_TERMINAL_PROMPT=0 git -c http.curloptResolve=git.example.test:{port}:{REMOTE_A} \
              clone -q https://git.example.test:{port}/private.git {} && cat {}/README",

@@ -12,11 +12,10 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use veil_testkit::remote::{ensure_remote_hosts, remote_ip};
-use veil_tests::{eventually, Instance};
+use veil_testkit::remote::remote_ip;
+use veil_tests::{dns::FakeResolver, eventually, Instance, REMOTE_A};
 
 const HOSTILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/hostile.py");
-const RESOLVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/resolver.py");
 
 /// A process killed (and reaped) when dropped.
 struct Reaped(Child);
@@ -160,21 +159,10 @@ fn without_isolation_the_same_attempts_get_out_so_they_are_real() {
 
 #[test]
 fn dns_outside_the_policy_never_reaches_the_resolver() {
-    ensure_remote_hosts().expect("the remote hosts' route");
-    let resolver_ip = remote_ip(53).to_string();
-    let mut resolver = Reaped(
-        Command::new("python3")
-            .args([RESOLVER, &resolver_ip, "53", &remote_ip(2).to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the stand-in resolver starts"),
-    );
-    let mut names = BufReader::new(resolver.0.stdout.take().expect("its stdout")).lines();
-    assert_eq!(names.next().and_then(Result::ok).as_deref(), Some("ready"));
-
+    let resolver = FakeResolver::start(REMOTE_A, "allowed.example.test", remote_ip(2));
     let mut veil = Instance::new();
     veil.set_policy("[egress]\nallow = [\"allowed.example.test\"]\n");
-    veil.start_daemon(&["--dns-upstream", &format!("{resolver_ip}:53")]);
+    veil.start_daemon(&["--dns-upstream", &resolver.addr.to_string()]);
     let script = "import socket, struct, sys\n\
         def ask(name, server):\n\
         \x20   q = struct.pack('!HHHHHH', 7, 0x100, 1, 0, 0, 0)\n\
@@ -204,9 +192,11 @@ fn dns_outside_the_policy_never_reaches_the_resolver() {
          c2VjcmV0.exfil.evil.test 5 \n\
          other.allowed.example.test 5 \n"
     );
-    drop(resolver);
-    let asked: Vec<String> = names.map_while(Result::ok).collect();
-    assert_eq!(asked, ["allowed.example.test"]);
+    assert_eq!(
+        resolver.queries(),
+        1,
+        "only the allowed name reached the resolver"
+    );
     eventually("the refusals are audited", || {
         let records = veil.audit();
         records

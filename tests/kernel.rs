@@ -15,6 +15,12 @@ use veil_tests::{
 };
 
 /// A fresh installation whose policy allows every stand-in remote host, IPv4 and IPv6.
+/// What these tests run their sandboxed probes with when they match audit records to the
+/// probe's pid: the records carry host pids, and only a workload outside a PID namespace sees
+/// its own. The kernel's steering is the same either way; `tests/isolation.rs` covers
+/// isolation, and the nested-cgroup test needs a writable cgroup tree, which isolation denies.
+const HOST_PIDS: &str = "--no-isolation";
+
 fn instance() -> Instance {
     let veil = Instance::new();
     veil.set_policy(&policy(&[REMOTE_NET, &format!("[{REMOTE_V6}/128]")]));
@@ -59,7 +65,7 @@ fn a_v4_mapped_connect_is_steered_like_ipv4() {
 
     let report = probe::in_sandbox(
         &veil,
-        &["--sandbox", "java"],
+        &[HOST_PIDS, "--sandbox", "java"],
         &[
             "tcp",
             REMOTE_A,
@@ -91,7 +97,7 @@ fn native_ipv6_is_steered_to_veils_ipv6_listener() {
 
     let report = probe::in_sandbox(
         &veil,
-        &["--sandbox", "six"],
+        &[HOST_PIDS, "--sandbox", "six"],
         &["tcp", REMOTE_V6, &dst.port().to_string(), "six"],
     );
     assert_eq!(report["reply"], format!("{dst} six"), "{report}");
@@ -123,6 +129,7 @@ fn native_ipv6_can_be_denied_per_sandbox() {
     .join("; ");
     let out = veil.run_veil(&[
         "run",
+        HOST_PIDS,
         "--sandbox",
         "no6",
         "--ipv6",
@@ -151,7 +158,7 @@ fn native_ipv6_can_be_denied_per_sandbox() {
         "{rec}"
     );
     // Another sandbox of the same installation still gets IPv6 steered.
-    let other = probe::in_sandbox(&veil, &[], &["tcp", REMOTE_V6, &port6, "ok"]);
+    let other = probe::in_sandbox(&veil, &[HOST_PIDS], &["tcp", REMOTE_V6, &port6, "ok"]);
     assert_eq!(other["ok"], true, "{other}");
 }
 
@@ -170,6 +177,7 @@ fn udp_other_than_dns_is_refused_in_the_kernel() {
     .join("; ");
     let out = veil.run_veil(&[
         "run",
+        HOST_PIDS,
         "--sandbox",
         "quic",
         "--user",
@@ -333,7 +341,16 @@ fn cgroups_made_inside_a_sandbox_are_steered_and_named_for_it() {
         probe::shell(&["--nest", "inner2", "udp", REMOTE_A, "9"]),
     ]
     .join("; ");
-    let out = veil.run_veil(&["run", "--sandbox", "outer", "--", "sh", "-c", &script]);
+    let out = veil.run_veil(&[
+        "run",
+        HOST_PIDS,
+        "--sandbox",
+        "outer",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
     let reports = probe::reports(&out);
     assert_eq!(
         reports[0]["reply"],
@@ -432,7 +449,7 @@ fn a_non_blocking_connect_is_steered() {
     let dst = server.addrs[0];
     let report = probe::in_sandbox(
         &veil,
-        &[],
+        &[HOST_PIDS],
         &["tcp", REMOTE_A, &dst.port().to_string(), "nb", "--nonblock"],
     );
     assert_eq!(report["reply"], format!("{dst} nb"), "{report}");
@@ -450,7 +467,7 @@ fn tcp_fast_open_without_connect_is_steered() {
     // sendto(MSG_FASTOPEN) on an unconnected socket connects implicitly; connect4 runs for it.
     let report = probe::in_sandbox(
         &veil,
-        &[],
+        &[HOST_PIDS],
         &[
             "tcp",
             REMOTE_A,

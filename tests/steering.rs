@@ -16,6 +16,8 @@ fn sandboxed_client_is_steered_relayed_and_audited() {
 
     let out = veil.run_veil(&[
         "run",
+        // The record carries the host pid, which only a workload outside a PID namespace sees.
+        "--no-isolation",
         "--sandbox",
         "web",
         "--",

@@ -42,18 +42,30 @@ pub struct Installation {
     serve: Option<Daemon>,
 }
 
+/// Where installations keep their files: the host's, so visible (read-only) in sandboxes.
+const SHARED_TMP: &str = "/var/tmp";
+/// The directory in an installation's directory that sandboxes may write to when given
+/// `--bind` (mode 0777).
+const WORK: &str = "work";
+
 impl Installation {
     /// A fresh installation of the `veil` binary `bin`, called `name` (its bpffs directory
     /// and sandbox parent cgroup are named so; the temporary directory holding the rest
     /// starts with it). Nothing runs yet.
     pub fn new(bin: &Path, name: &str) -> Result<Self, Error> {
+        // Not in /tmp, which is private to each `veil run` sandbox: sandboxed workloads
+        // (unprivileged, the host's filesystem read-only) read the CA bundle and the files
+        // tests leave for them in here; veil's state and run directories in it stay hidden.
         let dir = tempfile::Builder::new()
             .prefix(&format!("{name}-"))
-            .tempdir()
-            .doing(|| "creating a temporary directory".to_owned())?;
-        // Sandboxed workloads running as other users read the CA bundle in here.
+            .tempdir_in(SHARED_TMP)
+            .doing(|| format!("creating a temporary directory in {SHARED_TMP}"))?;
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
             .doing(|| format!("opening up {}", dir.path().display()))?;
+        let work = dir.path().join(WORK);
+        fs::create_dir(&work).doing(|| format!("creating {}", work.display()))?;
+        fs::set_permissions(&work, fs::Permissions::from_mode(0o777))
+            .doing(|| format!("opening up {}", work.display()))?;
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)?));
         // Without IPv6 on the host veil cannot bind this and refuses sandboxes' native IPv6.
         let port6 = free_port(Ipv6Addr::LOCALHOST).unwrap_or(listen.port());
@@ -68,6 +80,11 @@ impl Installation {
             env: Vec::new(),
             serve: None,
         })
+    }
+
+    /// A directory every user may write to, for sandboxes to write in with `--bind`.
+    pub fn work_dir(&self) -> PathBuf {
+        self.dir.path().join(WORK)
     }
 
     /// The installation's name.

@@ -130,6 +130,12 @@ impl Instance {
         self.installation.dir()
     }
 
+    /// A directory in [`Instance::dir`] any user may write to: sandboxes write files there
+    /// when run with `--bind` it.
+    pub fn work_dir(&self) -> PathBuf {
+        self.installation.work_dir()
+    }
+
     /// veil's IPv4 listener.
     pub fn listen(&self) -> SocketAddr {
         self.installation.listen()

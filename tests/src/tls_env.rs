@@ -58,7 +58,17 @@ impl Env {
 
     /// Runs curl in a sandbox (it trusts veil's CA through the variables veil run sets).
     pub fn curl(&self, args: &[&str]) -> Output {
-        let mut full = vec!["run", "--", "curl", "-sS", "--max-time", "60"];
+        let work = self.veil.work_dir().display().to_string();
+        let mut full = vec![
+            "run",
+            "--bind",
+            &work,
+            "--",
+            "curl",
+            "-sS",
+            "--max-time",
+            "60",
+        ];
         full.extend_from_slice(args);
         self.veil.run_veil(&full)
     }

@@ -30,12 +30,11 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// The setup for a sandbox whose cgroup is `cgroup` and network namespace `netns`, run
-    /// as `ids` (root when `None`).
-    pub fn new(cgroup: &Path, netns: Option<&Path>, ids: Option<Ids>) -> io::Result<Self> {
+    /// The setup for a sandbox whose cgroup is `cgroup` and network namespace `netns` (an
+    /// open namespace file), run as `ids` (root when `None`).
+    pub fn new(cgroup: &Path, netns: Option<File>, ids: Option<Ids>) -> io::Result<Self> {
         let procs = CString::new(cgroup.join("cgroup.procs").as_os_str().as_bytes())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let netns = netns.map(File::open).transpose()?;
         Ok(Self { procs, netns, ids })
     }
 

@@ -38,6 +38,7 @@ use crate::{
     cgroup::{self, CgroupError},
     config::Paths,
     daemon::{DaemonError, Options},
+    netns::{self, NetnsError},
     sandbox::Sandbox,
     serve::{self, Running},
     steering::SettingsOverride,
@@ -106,6 +107,17 @@ pub enum RunError {
     /// Removing the sandbox failed.
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    /// The sandbox's network namespace cannot be opened from here.
+    #[error(
+        "cannot join the sandbox's network namespace at {path}: veil run must run in the \
+         daemon's mount namespace, where veil keeps it"
+    )]
+    Netns {
+        /// Where the daemon keeps it.
+        path: PathBuf,
+        /// Why it cannot be opened.
+        source: NetnsError,
+    },
     /// CMD could not be started.
     #[error("starting {cmd}")]
     Spawn {
@@ -384,12 +396,17 @@ async fn run_in(
         cmd: command.join(" "),
         source,
     };
-    let setup = Setup::new(
-        &sandbox.cgroup,
-        sandbox.netns.as_deref(),
-        plan.identity.outside,
-    )
-    .map_err(spawn_err)?;
+    let netns = sandbox
+        .netns
+        .as_deref()
+        .map(|path| {
+            netns::open(path).map_err(|source| RunError::Netns {
+                path: path.to_path_buf(),
+                source,
+            })
+        })
+        .transpose()?;
+    let setup = Setup::new(&sandbox.cgroup, netns, plan.identity.outside).map_err(spawn_err)?;
     let mut cmd = match &plan.layout {
         Some(layout) => {
             let mut cmd = Command::new("bwrap");
