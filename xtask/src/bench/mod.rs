@@ -115,15 +115,16 @@ pub fn run(ws: &Workspace, quick: bool, only: &[Scenario]) -> Result<()> {
     let veil_bin = build_veil(ws)?;
 
     let name = format!("veil-bench-{}", std::process::id());
+    // Sandboxed clients read their inputs (upload file, DNS queries, scripts) from it and
+    // write their logs to it as an unprivileged user (it is their working directory), so it
+    // is not in /tmp, which is private to each sandbox, and everyone may write to it.
     let tmp = tempfile::Builder::new()
         .prefix(&format!("{name}-"))
-        .tempdir()
-        .context("creating a temporary directory")?;
-    // Sandboxed clients read their inputs (upload file, DNS queries) from it as an
-    // unprivileged user.
+        .tempdir_in("/var/tmp")
+        .context("creating a temporary directory in /var/tmp")?;
     std::fs::set_permissions(
         tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )?;
     let result = run_in(ws, mode, only, &tools, &veil_bin, &name, tmp.path());
     drop(tmp);

@@ -135,6 +135,8 @@ fn start_resolver(tmp: &Path) -> Result<Daemon> {
             &format!("--listen-address={}", RESOLVER.ip()),
             &format!("--port={}", RESOLVER.port()),
             &format!("--address=/{HOST}/{}", super::UPSTREAM_IP),
+            // dnsmasq gives its own answers a TTL of 0 unless told, which no cache keeps.
+            "--local-ttl=300",
             "--log-facility=-",
         ]),
         &log,
