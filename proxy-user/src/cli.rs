@@ -261,8 +261,9 @@ pub struct RunArgs {
     /// Make DIR (an existing path) visible and writable inside the sandbox (repeatable).
     #[arg(long, value_name = "DIR")]
     pub bind: Vec<PathBuf>,
-    /// Make DIR visible read-only inside the sandbox (repeatable).
-    #[arg(long, value_name = "DIR")]
+    /// Make DIR visible read-only inside the sandbox (repeatable; VEIL_RO_BIND holds a
+    /// colon-separated list, used when no --ro-bind is given).
+    #[arg(long, value_name = "DIR", env = "VEIL_RO_BIND", value_delimiter = ':')]
     pub ro_bind: Vec<PathBuf>,
     /// Listener and eBPF options, used when no daemon is running.
     #[command(flatten)]

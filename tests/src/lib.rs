@@ -62,6 +62,14 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// The root of the checkout the tests run from.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
+}
+
 /// The `veil` binary under test (`VEIL_BIN` overrides).
 pub fn veil_bin() -> PathBuf {
     let path = std::env::var_os("VEIL_BIN")
@@ -112,11 +120,14 @@ impl Instance {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
-        let instance = Self {
+        let mut instance = Self {
             installation: Installation::new(&veil_bin(), &id).expect("a veil installation"),
             cgroups: Vec::new(),
         };
         instance.set_policy(DEFAULT_POLICY);
+        // Sandboxed commands run scripts and binaries from the checkout, which is invisible
+        // in a sandbox when it is under /tmp (private to each sandbox).
+        instance.set_env("VEIL_RO_BIND", &workspace_root().display().to_string());
         instance
     }
 
