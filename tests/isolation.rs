@@ -263,6 +263,17 @@ fn the_workload_writes_only_its_directories_and_gets_only_the_listed_environment
     std::os::unix::fs::chown(&work, Some(4321), Some(4321)).expect("chown work");
     fs::set_permissions(&data, fs::Permissions::from_mode(0o777)).expect("chmod data");
     fs::write(&env_file, "# vars\nFROM_FILE=file\nBOTH=file\n").expect("env file");
+    // The same user's home, with a key in it: the sandbox runs as that user outside, but
+    // homes are private inside.
+    let home = tempfile::Builder::new()
+        .prefix("veil-isolation-")
+        .tempdir_in("/home")
+        .expect("a home");
+    let key = home.path().join("id_ed25519");
+    fs::write(&key, "not really a key").expect("a key");
+    for path in [home.path(), key.as_path()] {
+        std::os::unix::fs::chown(path, Some(4321), Some(4321)).expect("chown home");
+    }
     let data_arg = data.display().to_string();
     let file_arg = env_file.display().to_string();
     let out = veil
@@ -274,8 +285,10 @@ fn the_workload_writes_only_its_directories_and_gets_only_the_listed_environment
         .args(["sh", "-c"])
         .arg(format!(
             "id -u; touch here {data}/there; touch /var/tmp/x 2>/dev/null || echo ro; \
+             cat {key} 2>/dev/null && echo home-read; \
              echo \"$FROM_FILE $BOTH $FROM_ARG ${{AWS_ACCESS_KEY_ID:-none}} $HOME\"",
-            data = data.display()
+            data = data.display(),
+            key = key.display()
         ))
         .output()
         .expect("veil run");

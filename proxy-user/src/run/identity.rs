@@ -57,7 +57,8 @@ pub struct Identity {
     pub inside: Ids,
     /// `HOME` for the command.
     pub home: PathBuf,
-    /// Whether `HOME` is a private, empty, writable directory made for the sandbox.
+    /// Whether `HOME` is made empty and writable in the sandbox (isolated: the homes are
+    /// private there).
     pub private_home: bool,
 }
 
@@ -96,7 +97,7 @@ impl Identity {
             outside: Some(ids),
             inside: ids,
             home: user.dir,
-            private_home: false,
+            private_home: isolated,
         })
     }
 }
@@ -168,6 +169,6 @@ mod tests {
         let id = Identity::resolve(Some("nobody"), true, Path::new("/")).expect("nobody");
         assert_eq!(id.outside, Some(id.inside));
         assert_eq!(id.inside.uid.as_raw(), NOBODY);
-        assert!(!id.private_home);
+        assert!(id.private_home);
     }
 }

@@ -3,10 +3,10 @@
 //! The command gets its own user, mount, PID, IPC, UTS and cgroup namespaces (its network
 //! namespace veil made already) and a new session without the caller's terminal; it cannot
 //! create user namespaces of its own, so it cannot gain the capabilities to leave any of them.
-//! The host's filesystem is visible read-only, with a private `/tmp`, `/run` and home, the
-//! working directory writable, and veil's own directories (state, run, bpffs) hidden; the
-//! directory sandboxes read (CA bundle, secrets profile) is visible again, and the secrets
-//! profile is also at [`PROFILE_D`].
+//! The host's filesystem is visible read-only, with a private `/tmp`, `/run`, `/home` and
+//! `/root`, the working directory writable, and veil's own directories (state, run, bpffs)
+//! hidden; the directory sandboxes read (CA bundle, secrets profile) is visible again, and
+//! the secrets profile is also at [`PROFILE_D`].
 
 use std::{
     ffi::OsString,
@@ -66,7 +66,7 @@ pub struct Layout {
     pub ro_binds: Vec<PathBuf>,
     /// The command's uid and gid inside.
     pub ids: (u32, u32),
-    /// A private, empty, writable home, if the command gets one.
+    /// The command's home: made, empty and writable, when it lies in a private directory.
     pub private_home: Option<PathBuf>,
 }
 
@@ -76,8 +76,9 @@ pub const WORKING_DIRECTORY: &str = "working directory";
 /// Directories hidden from every sandbox whatever the installation: the host's bpffs.
 const ALWAYS_HIDDEN: [&str; 1] = ["/sys/fs/bpf"];
 
-/// Directories every sandbox gets private and empty.
-const PRIVATE: [&str; 2] = ["/tmp", "/run"];
+/// Directories every sandbox gets private and empty (those the host has): scratch space,
+/// runtime sockets, and the homes, where users keep their SSH keys and cloud credentials.
+const PRIVATE: [&str; 4] = ["/tmp", "/run", "/home", "/root"];
 
 impl Layout {
     /// Checks that mounting `path` (a `--bind`/`--ro-bind` directory or the working
@@ -122,7 +123,7 @@ impl Layout {
         args.mount("--ro-bind", "/", "/");
         args.pair("--dev", "/dev");
         args.pair("--proc", "/proc");
-        for dir in PRIVATE {
+        for dir in PRIVATE.into_iter().filter(|dir| Path::new(dir).exists()) {
             args.pair("--tmpfs", dir);
         }
         for dir in ALWAYS_HIDDEN
@@ -142,8 +143,12 @@ impl Layout {
                 args.pair("--tmpfs", dir);
             }
         }
-        if let Some(home) = &self.private_home {
-            args.pair("--tmpfs", home);
+        if let Some(home) = self.private_home.as_deref().filter(|home| {
+            PRIVATE
+                .iter()
+                .any(|dir| home.starts_with(dir) && *home != Path::new(dir))
+        }) {
+            args.pair("--dir", home);
         }
         args.mount("--ro-bind", &self.public_dir, &self.public_dir);
         for kept in &self.keep {
@@ -290,6 +295,7 @@ mod tests {
             args.contains("--symlink /run/veil-public/secrets.sh /etc/profile.d/veil-secrets.sh")
         );
         assert!(args.contains("--tmpfs /root"));
+        assert!(args.contains("--tmpfs /home"));
         assert!(at("--ro-bind /srv /srv") < at("--bind /work/project /work/project"));
         assert!(args.contains("--bind /data /data"));
         // /run/veil is hidden by the private /run already; /var/lib/veil only if it exists.
