@@ -294,3 +294,29 @@ fn touch(dir: &Path, name: &str) {
     fs::write(dir.join(name), b"").expect("a marker file");
     thread::sleep(Duration::from_millis(10));
 }
+
+#[test]
+fn veil_run_joins_the_sandbox_from_another_mount_namespace() {
+    let mut veil = Instance::new();
+    veil.start_daemon(&[]);
+    // In a private mount namespace the daemon's bind mount of a new sandbox's namespace never
+    // appears; veil run reaches it through the daemon's own view of the filesystem.
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--"])
+        .arg(veil_tests::veil_bin())
+        .args(["run", "--", "sh", "-c", "echo inside"])
+        .envs(
+            veil.veil()
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .output()
+        .expect("unshare runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "inside\n");
+}

@@ -107,6 +107,14 @@ impl ApiClient {
         }
     }
 
+    /// The daemon's process id, as the kernel reports the peer of its control socket; `None`
+    /// if it cannot be learned.
+    pub async fn daemon_pid(&self) -> Option<u32> {
+        let stream = UnixStream::connect(&self.socket).await.ok()?;
+        let pid = stream.peer_cred().ok()?.pid()?;
+        u32::try_from(pid).ok()
+    }
+
     /// Creates a managed sandbox called `name` with `settings` over the defaults, and with
     /// `own_netns` a network namespace of its own.
     pub async fn create_sandbox(

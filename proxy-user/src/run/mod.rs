@@ -107,11 +107,8 @@ pub enum RunError {
     /// Removing the sandbox failed.
     #[error(transparent)]
     Daemon(#[from] DaemonError),
-    /// The sandbox's network namespace cannot be opened from here.
-    #[error(
-        "cannot join the sandbox's network namespace at {path}: veil run must run in the \
-         daemon's mount namespace, where veil keeps it"
-    )]
+    /// The sandbox's network namespace cannot be opened, here or through the daemon's root.
+    #[error("cannot join the sandbox's network namespace at {path}")]
     Netns {
         /// Where the daemon keeps it.
         path: PathBuf,
@@ -215,7 +212,11 @@ pub async fn run(options: &Options, request: &Request) -> Result<i32, RunError> 
             .await
             .map_err(DaemonError::from)?,
     };
-    let status = run_in(&sandbox, &plan, &request.command, &env).await;
+    let daemon_pid = match &backend {
+        Backend::Remote(client) => client.daemon_pid().await,
+        Backend::Embedded(_) => None,
+    };
+    let status = run_in(&sandbox, daemon_pid, &plan, &request.command, &env).await;
     let removed = match &backend {
         Backend::Remote(client) => client
             .remove_sandbox(&name)
@@ -327,6 +328,27 @@ fn layout(
     Ok(layout)
 }
 
+/// Opens the sandbox's network namespace, which the daemon keeps bound at `path` in its mount
+/// namespace: here, or, when this process runs in another mount namespace (where the bind
+/// mount is not), through the daemon's view of the filesystem, `/proc/<daemon pid>/root`.
+fn open_netns(path: &Path, daemon_pid: Option<u32>) -> Result<std::fs::File, RunError> {
+    let err = |source| RunError::Netns {
+        path: path.to_path_buf(),
+        source,
+    };
+    match netns::open(path) {
+        Ok(file) => Ok(file),
+        Err(here) => {
+            let Some(pid) = daemon_pid else {
+                return Err(err(here));
+            };
+            let mut theirs = PathBuf::from(format!("/proc/{pid}/root"));
+            theirs.push(path.strip_prefix("/").unwrap_or(path));
+            netns::open(&theirs).map_err(|_| err(here))
+        }
+    }
+}
+
 /// The kernel setting that keeps unprivileged users from creating user namespaces, if one
 /// does (a limit of zero, Debian's switch, or AppArmor's restriction without a profile).
 fn user_namespaces_forbidden() -> Option<String> {
@@ -388,6 +410,7 @@ async fn backend(options: &Options) -> Result<Backend, RunError> {
 
 async fn run_in(
     sandbox: &Sandbox,
+    daemon_pid: Option<u32>,
     plan: &Plan,
     command: &[String],
     env: &[Var],
@@ -399,12 +422,7 @@ async fn run_in(
     let netns = sandbox
         .netns
         .as_deref()
-        .map(|path| {
-            netns::open(path).map_err(|source| RunError::Netns {
-                path: path.to_path_buf(),
-                source,
-            })
-        })
+        .map(|path| open_netns(path, daemon_pid))
         .transpose()?;
     let setup = Setup::new(&sandbox.cgroup, netns, plan.identity.outside).map_err(spawn_err)?;
     let mut cmd = match &plan.layout {
