@@ -36,6 +36,7 @@
 //! - [`secrets`]: the encrypted secrets store, the live set and placeholder engine the proxy
 //!   reads, the profile, the API key; [`cli_secrets`]: `veil secrets ...` and `veil env`.
 //! - [`metrics`]: counters and a latency histogram for `GET /metrics`.
+//! - [`logging`]: how log lines look on a terminal and in systemd's journal.
 
 pub mod api;
 pub mod audit;
@@ -48,6 +49,7 @@ pub mod config;
 pub mod daemon;
 pub mod dns;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod netns;
 pub mod policy;

@@ -257,8 +257,5 @@ fn init_logging(cli: &Cli) {
         Command::Run(a) => a.proxy.bpf_log,
         _ => BpfLogLevel::Off,
     };
-    let default = format!("warn,veil={own},veil_ebpf={}", bpf.filter());
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
-        .format_timestamp_millis()
-        .init();
+    veil::logging::init(&format!("warn,veil={own},veil_ebpf={}", bpf.filter()));
 }
