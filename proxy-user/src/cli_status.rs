@@ -67,7 +67,7 @@ struct Reachable<'a> {
 
 /// Says that no daemon answers: on standard error, or as JSON on standard output.
 fn unreachable(error: &ClientError, json: bool) -> Result<i32, StatusCliError> {
-    let problem = format!("the veil daemon is not running: {error}");
+    let problem = format!("no veil daemon answers: {error}");
     if json {
         let value = serde_json::json!({
             "healthy": false,
