@@ -7,33 +7,9 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-use veil_tests::{eventually, spawn_in_cgroup, Instance};
+use veil_tests::{eventually, spawn_in_cgroup, Instance, NetNs};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_veil-test-client");
-
-/// A network namespace made with `ip netns add`, deleted on drop.
-struct NetNs(String);
-
-impl NetNs {
-    fn new(name: &str) -> Self {
-        let ok = Command::new("ip")
-            .args(["netns", "add", name])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "ip netns add {name}");
-        Self(name.to_owned())
-    }
-
-    fn path(&self) -> String {
-        format!("/run/netns/{}", self.0)
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
