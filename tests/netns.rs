@@ -21,37 +21,7 @@ use std::{
 };
 
 use veil_testkit::remote::remote_ip;
-use veil_tests::{probe, spawn_in_cgroup, EchoServers, Instance};
-
-/// A named network namespace (`ip netns add`), deleted when dropped.
-struct NetNs(String);
-
-impl NetNs {
-    fn new(name: &str) -> Self {
-        let ok = Command::new("ip")
-            .args(["netns", "add", name])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "ip netns add {name}");
-        let ns = Self(name.to_owned());
-        let ok = Command::new("ip")
-            .args(["-n", name, "link", "set", "lo", "up"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "bringing lo up in {name}");
-        ns
-    }
-
-    fn path(&self) -> String {
-        format!("/run/netns/{}", self.0)
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
+use veil_tests::{probe, spawn_in_cgroup, EchoServers, Instance, NetNs};
 
 fn policy_for(servers: &EchoServers) -> String {
     let rules: Vec<String> = servers
@@ -178,7 +148,7 @@ fn veil_serves_the_namespaces_it_is_given_and_refuses_others() {
     let dir_arg = dir.display().to_string();
     let probe_in_ns = || {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &ns.0, "python3"])
+        cmd.args(["netns", "exec", ns.name(), "python3"])
             .args(probe::command_line(&["tcp", &ip, &port, "ns"]))
             .stdout(Stdio::piped());
         let out = spawn_in_cgroup(&dir, &mut cmd)

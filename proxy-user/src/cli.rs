@@ -102,6 +102,19 @@ pub enum Command {
     /// Show or change the egress policy (the daemon writes it to its configuration file).
     #[command(subcommand)]
     Egress(EgressCommand),
+    /// Say whether this host is protected: the daemon, its listeners, the steered cgroups and
+    /// whether every one of veil's programs is still attached to them, the audit log's health
+    /// and head, the number of secrets, the latest refusals. Exit code 0 when all is well, 1
+    /// when something is wrong, 2 when the daemon does not answer.
+    Status(StatusArgs),
+}
+
+/// `veil status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the report as JSON (also when the daemon does not answer).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options for the proxy listener and the eBPF programs.

@@ -31,7 +31,7 @@ use crate::{
     resolve::Resolver,
     sandbox::{NsEvent, Registry, RegistryError, SandboxError, Sandboxes},
     secrets::{keyfile, ApiKey, SecretError, SecretStore, SecretsConfig},
-    steering::{Attached, RefusalReader, Steering, SteeringConfig, SteeringError},
+    steering::{Attached, MissingHook, RefusalReader, Steering, SteeringConfig, SteeringError},
     tls::{ca::Ca, leaf::LeafMinter, upstream::Upstream, TlsError},
 };
 
@@ -373,6 +373,11 @@ impl Daemon {
     /// The name of the sandbox with this cgroup id, if it is registered.
     pub fn sandbox_name(&self, cgroup_id: u64) -> Option<String> {
         self.registry.name_of(cgroup_id)
+    }
+
+    /// The hooks the steered cgroup `cgroup_id` is missing (empty: all in place).
+    pub fn missing_hooks(&self, cgroup_id: u64) -> Vec<MissingHook> {
+        self.lock_steering().missing_hooks(cgroup_id)
     }
 
     /// Audit records matching `filter`.

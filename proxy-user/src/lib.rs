@@ -36,6 +36,8 @@
 //! - [`secrets`]: the encrypted secrets store, the live set and placeholder engine the proxy
 //!   reads, the profile, the API key; [`cli_secrets`]: `veil secrets ...` and `veil env`.
 //! - [`metrics`]: counters and a latency histogram for `GET /metrics`.
+//! - [`status`]: the daemon's status report (`GET /v1/status`); [`cli_status`]: `veil status`.
+//! - [`logging`]: how log lines look on a terminal and in systemd's journal.
 
 pub mod api;
 pub mod audit;
@@ -44,10 +46,12 @@ pub mod classify;
 pub mod cli;
 pub mod cli_audit;
 pub mod cli_secrets;
+pub mod cli_status;
 pub mod config;
 pub mod daemon;
 pub mod dns;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod netns;
 pub mod policy;
@@ -60,5 +64,6 @@ pub mod run;
 pub mod sandbox;
 pub mod secrets;
 pub mod serve;
+pub mod status;
 pub mod steering;
 pub mod tls;

@@ -1,10 +1,10 @@
 //! The `veil` command: parses the command line and runs the chosen subcommand. See the
 //! library's crate documentation for how veil is put together.
 
-use std::{fs, process::ExitCode};
+use std::{fs, process::ExitCode, sync::OnceLock};
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tokio::signal::unix::{signal, SignalKind};
 
 use veil::{
@@ -19,7 +19,7 @@ use veil::{
 use veil_core::policy::config::Egress;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -97,7 +97,23 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Secrets(command) => Ok(veil::cli_secrets::secrets(&paths, command).await?),
         Command::Env(args) => Ok(veil::cli_secrets::env(&paths, args).await?),
         Command::Egress(command) => egress(&paths, command).await,
+        Command::Status(args) => Ok(veil::cli_status::status(&paths, args).await?),
     }
+}
+
+/// The command line, with `--version` naming the embedded eBPF object's build id too.
+fn parse() -> Cli {
+    // clap takes a version it can keep for the program's life (or its `string` feature).
+    static VERSION: OnceLock<String> = OnceLock::new();
+    let version = VERSION.get_or_init(|| {
+        format!(
+            "{} (eBPF object {})",
+            env!("CARGO_PKG_VERSION"),
+            veil::steering::object_build_id()
+        )
+    });
+    let matches = Cli::command().version(version.as_str()).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 fn options(
@@ -257,8 +273,5 @@ fn init_logging(cli: &Cli) {
         Command::Run(a) => a.proxy.bpf_log,
         _ => BpfLogLevel::Off,
     };
-    let default = format!("warn,veil={own},veil_ebpf={}", bpf.filter());
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
-        .format_timestamp_millis()
-        .init();
+    veil::logging::init(&format!("warn,veil={own},veil_ebpf={}", bpf.filter()));
 }

@@ -395,6 +395,43 @@ fn cgroup_id(dir: &Path) -> u64 {
         .ino()
 }
 
+/// A named network namespace (`ip netns add`) with its loopback up, deleted when dropped.
+pub struct NetNs(String);
+
+impl NetNs {
+    /// Makes the namespace `name`; panics if `ip` fails.
+    pub fn new(name: &str) -> Self {
+        let ok = Command::new("ip")
+            .args(["netns", "add", name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip netns add {name}");
+        let ns = Self(name.to_owned());
+        let ok = Command::new("ip")
+            .args(["-n", name, "link", "set", "lo", "up"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "bringing lo up in {name}");
+        ns
+    }
+
+    /// Its name, for `ip netns exec`.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    /// The file it is mounted on, for `veil attach --netns`.
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
 /// Spawns `cmd` as a member of the cgroup at `dir`.
 pub fn spawn_in_cgroup(dir: &Path, cmd: &mut Command) -> Child {
     let procs = std::ffi::CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())

@@ -18,6 +18,7 @@ use crate::{
     audit::{Record, Verification},
     sandbox::Sandbox,
     secrets::SecretInfo,
+    status::Status,
     steering::SettingsOverride,
 };
 
@@ -208,6 +209,11 @@ impl ApiClient {
             .exchange(Method::GET, &format!("/v1/audit?{query}"), None)
             .await?;
         decode_lines(&body)
+    }
+
+    /// The daemon's status report.
+    pub async fn status(&self) -> Result<Status, ClientError> {
+        self.request(Method::GET, "/v1/status", None::<&()>).await
     }
 
     /// Walks the audit log's hash chain in the daemon.

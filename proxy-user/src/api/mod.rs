@@ -18,6 +18,7 @@
 //! | `GET /v1/egress`           | `{allow, passthrough, config}`: the egress rules in force     |
 //! | `PUT /v1/egress`           | `{allow, passthrough}` replaces them (written to the config file) |
 //! | `GET /v1/ca`               | veil's CA certificate, PEM                                  |
+//! | `GET /v1/status`           | a [`crate::status::Status`]: version, listeners, steered cgroups and their hooks, sandboxes, audit health and head, secrets count, newest refusals; 200 also when unhealthy |
 //!
 //! Errors are `{"error": "..."}` with a 4xx status for bad requests and 5xx for failures; a
 //! refused secrets request also names the offending `field`. On TCP (`--api-listen`) every

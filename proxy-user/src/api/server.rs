@@ -83,6 +83,7 @@ pub(super) async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<F
         (&Method::GET, ["v1", "egress"]) => super::egress::get(daemon),
         (&Method::PUT, ["v1", "egress"]) => super::egress::put(daemon, req).await,
         (&Method::GET, ["v1", "ca"]) => super::egress::ca(daemon),
+        (&Method::GET, ["v1", "status"]) => json(StatusCode::OK, &crate::status::report(daemon)),
         (&Method::GET, ["v1", "sandboxes"]) => json(StatusCode::OK, &daemon.sandboxes().list()),
         (&Method::POST, ["v1", "sandboxes"]) => {
             let request: SandboxRequest = match read_json(req).await {
@@ -137,6 +138,7 @@ pub(super) async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<F
             | ["v1", "sandboxes", _]
             | ["v1", "egress"]
             | ["v1", "ca"]
+            | ["v1", "status"]
             | ["v1", "audit"]
             | ["v1", "audit", "verify"],
         ) => error(

@@ -123,6 +123,31 @@ impl AuditStore {
         }
     }
 
+    /// The newest `limit` records that `keep` accepts, in seq order, looking at no more than
+    /// the newest `scan` records (so a question about recent events stays cheap on a long
+    /// log).
+    pub fn newest_matching(
+        &self,
+        limit: usize,
+        scan: usize,
+        keep: impl Fn(&Record) -> bool,
+    ) -> Result<Vec<Record>, AuditError> {
+        let mut records = Vec::new();
+        for entry in self.tree.iter().rev().take(scan) {
+            if records.len() >= limit {
+                break;
+            }
+            let (_, value) = entry?;
+            if let Entry::Record(record) = Entry::decode(&value)? {
+                if keep(&record) {
+                    records.push(record);
+                }
+            }
+        }
+        records.reverse();
+        Ok(records)
+    }
+
     /// The chain head, locked: whoever holds it may add to the chain.
     pub(super) fn lock_head(&self) -> MutexGuard<'_, ChainHead> {
         // A poisoned lock is still consistent: the head only advances after

@@ -256,6 +256,18 @@ impl Sandboxes {
         self.registry.list()
     }
 
+    /// The sandbox parent cgroup, which `veil run` sandboxes are made under and steered
+    /// through.
+    pub fn parent(&self) -> &Path {
+        &self.parent
+    }
+
+    /// Whether veil serves the network namespace of the sandbox with cgroup id `cgroup_id`
+    /// (its listeners are open there); false for a sandbox without one.
+    pub fn serves_netns(&self, cgroup_id: u64) -> bool {
+        self.served.serves(cgroup_id)
+    }
+
     /// Fails when the audit log is failing: a sandbox is only confined with its record.
     fn require_audit(&self) -> Result<(), SandboxError> {
         match self.audit.failure() {

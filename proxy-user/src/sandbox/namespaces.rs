@@ -121,6 +121,12 @@ impl Served {
         }
     }
 
+    /// Whether the namespace of sandbox (cgroup id) `sandbox` is served.
+    pub(super) fn serves(&self, sandbox: u64) -> bool {
+        let cookies = self.cookies.lock().unwrap_or_else(PoisonError::into_inner);
+        cookies.contains_key(&sandbox)
+    }
+
     /// The cookies of every namespace served.
     pub(super) fn cookies(&self) -> Vec<u64> {
         let cookies = self.cookies.lock().unwrap_or_else(PoisonError::into_inner);

@@ -37,27 +37,34 @@ pub struct Hook {
     pub program: &'static str,
     /// The file name of the hook's pinned link in a cgroup's link directory.
     pub pin: &'static str,
+    /// The kernel's attach type (`enum bpf_attach_type`), which the hook's link reports.
+    pub attach_type: u32,
     kind: Kind,
 }
 
-/// Every hook veil attaches, in attach order.
+/// Every hook veil attaches, in attach order, with its `BPF_CGROUP_*` attach type.
 pub const HOOKS: [Hook; 11] = [
-    Hook::new(PROG_SOCK_CREATE, "sock_create", Kind::Sock),
-    Hook::new(PROG_CONNECT4, "connect4", Kind::SockAddr),
-    Hook::new(PROG_CONNECT6, "connect6", Kind::SockAddr),
-    Hook::new(PROG_SENDMSG4, "sendmsg4", Kind::SockAddr),
-    Hook::new(PROG_SENDMSG6, "sendmsg6", Kind::SockAddr),
-    Hook::new(PROG_RECVMSG4, "recvmsg4", Kind::SockAddr),
-    Hook::new(PROG_RECVMSG6, "recvmsg6", Kind::SockAddr),
-    Hook::new(PROG_GETPEERNAME4, "getpeername4", Kind::SockAddr),
-    Hook::new(PROG_GETPEERNAME6, "getpeername6", Kind::SockAddr),
-    Hook::new(PROG_SOCK_OPS, "sock_ops", Kind::SockOps),
-    Hook::new(PROG_SOCK_RELEASE, "sock_release", Kind::Sock),
+    Hook::new(PROG_SOCK_CREATE, "sock_create", 2, Kind::Sock),
+    Hook::new(PROG_CONNECT4, "connect4", 10, Kind::SockAddr),
+    Hook::new(PROG_CONNECT6, "connect6", 11, Kind::SockAddr),
+    Hook::new(PROG_SENDMSG4, "sendmsg4", 14, Kind::SockAddr),
+    Hook::new(PROG_SENDMSG6, "sendmsg6", 15, Kind::SockAddr),
+    Hook::new(PROG_RECVMSG4, "recvmsg4", 19, Kind::SockAddr),
+    Hook::new(PROG_RECVMSG6, "recvmsg6", 20, Kind::SockAddr),
+    Hook::new(PROG_GETPEERNAME4, "getpeername4", 29, Kind::SockAddr),
+    Hook::new(PROG_GETPEERNAME6, "getpeername6", 30, Kind::SockAddr),
+    Hook::new(PROG_SOCK_OPS, "sock_ops", 3, Kind::SockOps),
+    Hook::new(PROG_SOCK_RELEASE, "sock_release", 34, Kind::Sock),
 ];
 
 impl Hook {
-    const fn new(program: &'static str, pin: &'static str, kind: Kind) -> Self {
-        Self { program, pin, kind }
+    const fn new(program: &'static str, pin: &'static str, attach_type: u32, kind: Kind) -> Self {
+        Self {
+            program,
+            pin,
+            attach_type,
+            kind,
+        }
     }
 
     /// Loads the hook's program into the kernel.

@@ -18,6 +18,7 @@
 //! afresh, reuses the pinned maps, and swaps its programs into the pinned links with
 //! `BPF_LINK_UPDATE`, so a restart never attaches twice and never leaves a hook empty.
 
+mod check;
 mod hooks;
 mod keys;
 mod refusal;
@@ -30,7 +31,7 @@ use std::{
     net::{SocketAddr, SocketAddrV4, SocketAddrV6},
     os::fd::AsFd,
     path::{Path, PathBuf},
-    sync::{Mutex, PoisonError},
+    sync::{Mutex, OnceLock, PoisonError},
 };
 
 use aya::{
@@ -50,12 +51,23 @@ use crate::{
 };
 use hooks::HOOKS;
 
+pub use check::MissingHook;
 pub use keys::{comm, endpoint, socket_addr};
 pub use refusal::{destination, protocol_name, reason_text, RefusalReader};
 pub use settings::{Ipv6Policy, ResolverList, SandboxSettings, SettingsOverride};
 
 /// The eBPF object built by `cargo xtask build-ebpf`, embedded at compile time.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/veil-ebpf.o"));
+
+/// The embedded eBPF object's build id: the first 8 bytes of its SHA-256, in hex. Two
+/// binaries with the same id load the same programs.
+pub fn object_build_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let digest = ring::digest::digest(&ring::digest::SHA256, OBJECT);
+        hex::encode(&digest.as_ref()[..8])
+    })
+}
 
 /// Errors from loading, attaching and reading the eBPF side.
 #[derive(Debug, thiserror::Error)]
@@ -386,6 +398,12 @@ impl Steering {
     /// The cookie of veil's own network namespace.
     pub fn own_netns(&self) -> u64 {
         self.own_netns
+    }
+
+    /// The hooks the steered cgroup `cgroup_id` is missing: each must have its pinned link,
+    /// still attached to that cgroup. Empty when all of veil's programs are in place.
+    pub fn missing_hooks(&self, cgroup_id: u64) -> Vec<MissingHook> {
+        check::missing_hooks(&self.link_dir(cgroup_id), cgroup_id)
     }
 
     /// Hands out the reader of the kernel's refusals; there is one, for one task. Must run

@@ -14,6 +14,7 @@ use std::{
 };
 
 const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_UPDATE: libc::c_long = 29;
 const BPF_LINK_DETACH: libc::c_long = 34;
 
@@ -86,6 +87,78 @@ pub fn link_detach(link: BorrowedFd<'_>) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// `BPF_LINK_TYPE_CGROUP`: a link attaching a program to a cgroup.
+pub const LINK_TYPE_CGROUP: u32 = 3;
+
+/// What the kernel says about a cgroup link (`struct bpf_link_info`, its `cgroup` member).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The link's type (`BPF_LINK_TYPE_*`).
+    pub kind: u32,
+    /// The cgroup it is attached to; 0 once it was detached (`BPF_LINK_DETACH`, or its
+    /// cgroup was removed).
+    pub cgroup_id: u64,
+    /// The hook (`enum bpf_attach_type`).
+    pub attach_type: u32,
+}
+
+/// `struct bpf_link_info` up to its `cgroup` member, with room to spare (which the kernel
+/// accepts as long as it is zero).
+#[repr(C, align(8))]
+struct RawLinkInfo {
+    kind: u32,
+    _id: u32,
+    _prog_id: u32,
+    _padding: u32,
+    cgroup_id: u64,
+    attach_type: u32,
+    _rest: [u32; 25],
+}
+
+/// `union bpf_attr` for BPF_OBJ_GET_INFO_BY_FD.
+#[repr(C)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// Asks the kernel about `link` (BPF_OBJ_GET_INFO_BY_FD).
+pub fn link_info(link: BorrowedFd<'_>) -> io::Result<LinkInfo> {
+    let mut info = RawLinkInfo {
+        kind: 0,
+        _id: 0,
+        _prog_id: 0,
+        _padding: 0,
+        cgroup_id: 0,
+        attach_type: 0,
+        _rest: [0; 25],
+    };
+    let mut attr = InfoAttr {
+        bpf_fd: link.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<RawLinkInfo>() as u32,
+        info: std::ptr::addr_of_mut!(info) as u64,
+    };
+    // SAFETY: attr is a valid bpf_attr for BPF_OBJ_GET_INFO_BY_FD; info is writable for the
+    // length given and outlives the call; the fd is borrowed for its duration.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            std::ptr::addr_of_mut!(attr),
+            std::mem::size_of::<InfoAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(LinkInfo {
+        kind: info.kind,
+        cgroup_id: info.cgroup_id,
+        attach_type: info.attach_type,
+    })
 }
 
 /// The file-system magic number of the file system holding `path`.
