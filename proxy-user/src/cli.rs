@@ -102,6 +102,27 @@ pub enum Command {
     /// Show or change the egress policy (the daemon writes it to its configuration file).
     #[command(subcommand)]
     Egress(EgressCommand),
+    /// Write man pages or shell completions generated from this command line (for packaging).
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
+}
+
+/// `veil generate`: documentation generated from the clap definitions, so it never drifts from
+/// `--help`.
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Write a man page (section 1) for veil and for each of its subcommands into DIR:
+    /// `veil.1`, `veil-serve.1`, `veil-secrets-create.1`, ...
+    Man {
+        /// The directory to write into (it must exist).
+        dir: PathBuf,
+    },
+    /// Write completion scripts for bash (`veil.bash`), zsh (`_veil`) and fish (`veil.fish`)
+    /// into DIR.
+    Completions {
+        /// The directory to write into (it must exist).
+        dir: PathBuf,
+    },
 }
 
 /// Options for the proxy listener and the eBPF programs.
