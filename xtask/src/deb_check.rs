@@ -264,6 +264,7 @@ fn check_unit(root: &Path) -> Result<()> {
 /// makes its sandbox parent cgroup as it would on a host; stops it; purges the package there;
 /// and checks that the purge removed the pins and the cgroup.
 fn live_daemon_then_purge(root: &Path) -> Result<()> {
+    let unit = fs::read_to_string(root.join("lib/systemd/system/veil.service"))?;
     let cgroup = veil_testkit::mounts::read()
         .ok()
         .and_then(|m| veil_testkit::mounts::cgroup2(&m).map(Path::to_path_buf))
@@ -283,7 +284,8 @@ mount -t bpf bpf "$R/sys/fs/bpf"
 mount -t cgroup2 cgroup2 "$R/sys/fs/cgroup"
 mount -t tmpfs tmpfs "$R/run"
 mkdir -p "$R/dev" && mount --bind /dev "$R/dev"
-chroot "$R" /usr/bin/veil serve --config /etc/veil/veil.toml > "$R/tmp/veil.log" 2>&1 &
+chroot "$R" setpriv --no-new-privs --bounding-set={bounding} -- \
+    /usr/bin/veil serve --config /etc/veil/veil.toml > "$R/tmp/veil.log" 2>&1 &
 pid=$!
 n=0
 until [ -S "$R/run/veil/veil.sock" ]; do
@@ -295,7 +297,9 @@ until [ -S "$R/run/veil/veil.sock" ]; do
 done
 [ -d "$R/sys/fs/bpf/veil" ] || {{ echo "no pins under /sys/fs/bpf/veil"; exit 1; }}
 [ -d "$R/sys/fs/cgroup/veil" ] || {{ echo "no cgroup /sys/fs/cgroup/veil"; exit 1; }}
-echo "deb check: veil serve runs in the root: pins and cgroup made"
+chroot "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin veil run --no-isolation -- /bin/true || {{
+    echo "a sandbox failed:"; cat "$R/tmp/veil.log"; exit 1; }}
+echo "deb check: veil serve runs in the root with the unit'"'"'s capabilities: pins and cgroup made, a sandbox ran"
 kill -TERM $pid
 wait $pid || {{ echo "veil serve failed:"; cat "$R/tmp/veil.log"; exit 1; }}
 [ -d "$R/sys/fs/bpf/veil" ] || {{ echo "the pins did not outlive the daemon"; exit 1; }}
@@ -307,12 +311,30 @@ echo "deb check: dpkg --purge removed the pins and the cgroup"
 "#,
         root = root.display(),
         cgroup = cgroup.display(),
+        bounding = setpriv_bounding_set(&unit)?,
     );
     let result = process::run(Command::new("sh").arg("-c").arg(&script));
     // Everything in the namespaces has exited, so the cgroup is empty.
     let removed = fs::remove_dir(&cgroup);
     result?;
     removed.with_context(|| format!("removing {}", cgroup.display()))
+}
+
+/// The unit's `CapabilityBoundingSet=` as setpriv's `--bounding-set` (`-all,+bpf,...`), so the
+/// daemon runs with no more than the unit gives it.
+fn setpriv_bounding_set(unit: &str) -> Result<String> {
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .context("the unit has no CapabilityBoundingSet=")?
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    ensure!(
+        !caps.is_empty(),
+        "the unit's CapabilityBoundingSet= is empty"
+    );
+    Ok(format!("-all,{}", caps.join(",")))
 }
 
 /// Nothing of the package is left, nor its state, nor the unit's enablement.
@@ -354,5 +376,19 @@ mod tests {
                     Commands:\n  serve    Run the daemon\n  run      Run CMD\n            \
                     continued\n  help     Print this message\n\nOptions:\n  -v  Log more\n";
         assert_eq!(help_commands(help), ["serve", "run"]);
+    }
+
+    #[test]
+    fn bounding_set_for_setpriv() {
+        let unit = "[Service]\nCapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN\nNoNewPrivileges=yes\n";
+        assert_eq!(setpriv_bounding_set(unit).unwrap(), "-all,+bpf,+net_admin");
+        assert!(setpriv_bounding_set("[Service]\n").is_err());
+    }
+
+    #[test]
+    fn the_packaged_unit_limits_capabilities() {
+        let unit = include_str!("../../packaging/veil.service");
+        let set = setpriv_bounding_set(unit).unwrap();
+        assert!(set.contains("+bpf") && !set.contains("+net_raw"), "{set}");
     }
 }

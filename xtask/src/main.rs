@@ -47,7 +47,8 @@ enum Command {
         #[arg(long)]
         release: bool,
     },
-    /// Set up, build, and run `cargo test --workspace`; needs root.
+    /// Set up, build, run `cargo test --workspace`, then build the Debian package and check it
+    /// (`deb --check`); needs root.
     Test {
         /// Extra arguments for `cargo test`, after `--` (e.g. `-- audit -- --nocapture`).
         #[arg(last = true, value_name = "CARGO_TEST_ARGS")]
