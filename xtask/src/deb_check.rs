@@ -271,54 +271,81 @@ fn live_daemon_then_purge(root: &Path) -> Result<()> {
         .context("no cgroup2 mount")?
         .join(format!("veil-deb-check-{}", std::process::id()));
     fs::create_dir_all(&cgroup).with_context(|| format!("creating {}", cgroup.display()))?;
-    let script = format!(
-        r#"set -eu
-R={root}
-echo $$ > {cgroup}/cgroup.procs
-exec unshare --mount --cgroup --net --propagation private -- sh -eu -c '
-R="$1"
+    let script = root.join("tmp/live-check.sh");
+    fs::write(&script, LIVE_CHECK)?;
+    let result = process::run(
+        Command::new("sh")
+            .arg("-c")
+            .arg(
+                "echo $$ > \"$1/cgroup.procs\" && exec unshare --mount --cgroup --net \
+                 --propagation private -- sh -eu \"$2\" \"$3\" \"$4\"",
+            )
+            .arg("sh")
+            .arg(&cgroup)
+            .arg(&script)
+            .arg(root)
+            .arg(setpriv_bounding_set(&unit)?),
+    );
+    // Whatever is left in the namespaces (a daemon the script gave up on) goes; then the mounts
+    // and the cgroup can.
+    let _ = fs::write(cgroup.join("cgroup.kill"), "1");
+    let mut removed = remove_cgroup(&cgroup);
+    for _ in 0..50 {
+        if removed.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        removed = remove_cgroup(&cgroup);
+    }
+    result?;
+    removed.with_context(|| format!("removing {}", cgroup.display()))
+}
+
+/// Removes the cgroup `dir` and those below it (a failed check may leave veil's), deepest
+/// first.
+fn remove_cgroup(dir: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            remove_cgroup(&entry.path())?;
+        }
+    }
+    fs::remove_dir(dir)
+}
+
+/// The live part of the check, run by `sh -eu` in fresh mount, cgroup and network namespaces
+/// with the root as `$1` and the unit's bounding set as `$2` (see [`live_daemon_then_purge`]).
+const LIVE_CHECK: &str = r#"R="$1"
 ip link set lo up
 mkdir -p "$R/sys/fs/bpf" "$R/sys/fs/cgroup"
 mount -t proc proc "$R/proc"
 mount -t bpf bpf "$R/sys/fs/bpf"
 mount -t cgroup2 cgroup2 "$R/sys/fs/cgroup"
 mount -t tmpfs tmpfs "$R/run"
-mkdir -p "$R/dev" && mount --bind /dev "$R/dev"
-chroot "$R" setpriv --no-new-privs --bounding-set={bounding} -- \
-    /usr/bin/veil serve --config /etc/veil/veil.toml > "$R/tmp/veil.log" 2>&1 &
+mount --bind /dev "$R/dev"
+in_root() { chroot "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+chroot "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin setpriv --no-new-privs \
+    --bounding-set="$2" -- veil serve --config /etc/veil/veil.toml > "$R/tmp/veil.log" 2>&1 &
 pid=$!
+fail() { echo "$1"; echo "--- veil serve's log:"; cat "$R/tmp/veil.log"; exit 1; }
 n=0
 until [ -S "$R/run/veil/veil.sock" ]; do
     n=$((n + 1))
-    if [ $n -gt 100 ] || ! kill -0 $pid 2>/dev/null; then
-        echo "veil serve did not start:"; cat "$R/tmp/veil.log"; exit 1
-    fi
+    if [ $n -gt 100 ] || ! kill -0 $pid 2>/dev/null; then fail "veil serve did not start"; fi
     sleep 0.1
 done
-[ -d "$R/sys/fs/bpf/veil" ] || {{ echo "no pins under /sys/fs/bpf/veil"; exit 1; }}
-[ -d "$R/sys/fs/cgroup/veil" ] || {{ echo "no cgroup /sys/fs/cgroup/veil"; exit 1; }}
-chroot "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin veil run --no-isolation -- /bin/true || {{
-    echo "a sandbox failed:"; cat "$R/tmp/veil.log"; exit 1; }}
-echo "deb check: veil serve runs in the root with the unit'"'"'s capabilities: pins and cgroup made, a sandbox ran"
+[ -d "$R/sys/fs/bpf/veil" ] || fail "no pins under /sys/fs/bpf/veil"
+[ -d "$R/sys/fs/cgroup/veil" ] || fail "no cgroup /sys/fs/cgroup/veil"
+in_root veil run --no-isolation -- /bin/true || fail "a sandbox failed"
+echo "deb check: veil serve runs in the root under the unit's bounding set: pins and cgroup made, a sandbox served"
 kill -TERM $pid
-wait $pid || {{ echo "veil serve failed:"; cat "$R/tmp/veil.log"; exit 1; }}
-[ -d "$R/sys/fs/bpf/veil" ] || {{ echo "the pins did not outlive the daemon"; exit 1; }}
-chroot "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg --purge veil
-if [ -e "$R/sys/fs/bpf/veil" ]; then echo "purge left pins:"; ls -R "$R/sys/fs/bpf"; exit 1; fi
-if [ -e "$R/sys/fs/cgroup/veil" ]; then echo "purge left the cgroup veil"; exit 1; fi
+wait $pid || fail "veil serve failed"
+[ -d "$R/sys/fs/bpf/veil" ] || fail "the pins did not outlive the daemon"
+in_root dpkg --purge veil
+if [ -e "$R/sys/fs/bpf/veil" ]; then ls -R "$R/sys/fs/bpf"; fail "purge left pins"; fi
+[ ! -e "$R/sys/fs/cgroup/veil" ] || fail "purge left the cgroup veil"
 echo "deb check: dpkg --purge removed the pins and the cgroup"
-' sh "$R"
-"#,
-        root = root.display(),
-        cgroup = cgroup.display(),
-        bounding = setpriv_bounding_set(&unit)?,
-    );
-    let result = process::run(Command::new("sh").arg("-c").arg(&script));
-    // Everything in the namespaces has exited, so the cgroup is empty.
-    let removed = fs::remove_dir(&cgroup);
-    result?;
-    removed.with_context(|| format!("removing {}", cgroup.display()))
-}
+"#;
 
 /// The unit's `CapabilityBoundingSet=` as setpriv's `--bounding-set` (`-all,+bpf,...`), so the
 /// daemon runs with no more than the unit gives it.
