@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use crate::{build_cmd, process, Workspace};
+use crate::{build_cmd, process, setup, Workspace};
 
 /// The package's name.
 pub const NAME: &str = "veil";
@@ -53,8 +53,15 @@ pub const COMPLETIONS: &[(&str, &str)] = &[
 /// Where the man pages go in the package.
 pub const MAN_DIR: &str = "usr/share/man/man1";
 
-/// Builds veil (release) and the package; returns the package's path.
+/// Sets up (`cargo xtask setup`: the toolchain, and dpkg-dev for dpkg-shlibdeps), then builds
+/// veil (release) and the package; returns the package's path.
 pub fn run(ws: &Workspace) -> Result<PathBuf> {
+    setup::run(ws)?;
+    package(ws)
+}
+
+/// Builds veil (release) and the package; returns the package's path.
+pub fn package(ws: &Workspace) -> Result<PathBuf> {
     build_cmd::run(ws, true)?;
     let binary = target_dir(ws)?.join("release/veil");
     build(ws, &binary)

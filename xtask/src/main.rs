@@ -57,8 +57,9 @@ enum Command {
     /// Set up, build, and show veil swapping a sandboxed client's placeholder for a real token
     /// on the way to an API, and auditing it; needs root.
     Demo,
-    /// Build veil (release) and the Debian package target/debian/veil_<version>_<arch>.deb
-    /// (dpkg-deb): the binary, the systemd unit, /etc/veil/veil.toml, man pages, completions.
+    /// Set up, build veil (release) and the Debian package
+    /// target/debian/veil_<version>_<arch>.deb (dpkg-deb): the binary, the systemd unit,
+    /// /etc/veil/veil.toml, man pages, completions. Needs root.
     Deb {
         /// Then install it into a fresh Debian 12 root (debootstrap) and check it: files,
         /// conffile, `--help` against the man pages, the unit, a live daemon, purge. Needs root.

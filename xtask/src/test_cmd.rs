@@ -35,7 +35,7 @@ fn run_phases(ws: &Workspace, cargo_test_args: &[String], phases: &mut Phases) -
         process::status(&mut cmd)
     })?;
     phases.time("package", || {
-        let package = deb::run(ws)?;
+        let package = deb::package(ws)?;
         deb_check::run(ws, &package)
     })?;
     // cargo killed by a signal has no exit code; report that as a failure.
