@@ -107,6 +107,9 @@ pub enum Command {
     /// and head, the number of secrets, the latest refusals. Exit code 0 when all is well, 1
     /// when something is wrong, 2 when the daemon does not answer.
     Status(StatusArgs),
+    /// Write man pages or shell completions generated from this command line (for packaging).
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
 }
 
 /// `veil status`.
@@ -115,6 +118,24 @@ pub struct StatusArgs {
     /// Print the report as JSON (also when the daemon does not answer).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `veil generate`: documentation generated from the clap definitions, so it never drifts from
+/// `--help`.
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Write a man page (section 1) for veil and for each of its subcommands into DIR:
+    /// `veil.1`, `veil-serve.1`, `veil-secrets-create.1`, ...
+    Man {
+        /// The directory to write into (it must exist).
+        dir: PathBuf,
+    },
+    /// Write completion scripts for bash (`veil.bash`), zsh (`_veil`) and fish (`veil.fish`)
+    /// into DIR.
+    Completions {
+        /// The directory to write into (it must exist).
+        dir: PathBuf,
+    },
 }
 
 /// Options for the proxy listener and the eBPF programs.

@@ -11,12 +11,14 @@
 //! What needs no I/O (parsers, host patterns, the policy and its plans, the placeholder engine,
 //! audit records and their chain, secrets' fields) lives in the `veil-core` crate; this crate
 //! carries it out. Layout, one module per concern:
-//! - [`cli`]: the command line; [`config`]: where an installation keeps its files.
+//! - [`cli`]: the command line; [`config`]: where an installation keeps its files;
+//!   [`generate`]: man pages and shell completions made from the command line.
 //! - [`steering`]: loading, attaching and pinning the eBPF programs; reading their maps.
 //! - [`cgroup`]: finding the cgroup2 mount, creating, joining and removing cgroups.
 //! - [`sandbox`]: the sandbox lifecycle (create, attach, remove) and the registry of names.
 //! - [`netns`]: sandboxes' network namespaces, and veil's listeners inside them.
 //! - [`daemon`]: starting the daemon and its services; [`serve`]: its tasks and shutdown;
+//!   [`notify`]: telling systemd it is ready;
 //!   [`limits`]: the open-files limit a proxy needs.
 //! - [`relay`]: the front of the data path: the kernel's record, loops, then [`proxy`].
 //! - [`refusals`]: forwarding what the kernel refused sandboxes into the audit log.
@@ -50,10 +52,12 @@ pub mod cli_status;
 pub mod config;
 pub mod daemon;
 pub mod dns;
+pub mod generate;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod netns;
+pub mod notify;
 pub mod policy;
 pub mod proxy;
 pub mod refusals;

@@ -98,6 +98,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Env(args) => Ok(veil::cli_secrets::env(&paths, args).await?),
         Command::Egress(command) => egress(&paths, command).await,
         Command::Status(args) => Ok(veil::cli_status::status(&paths, args).await?),
+        Command::Generate(command) => {
+            for file in veil::generate::generate(&command)? {
+                println!("{}", file.display());
+            }
+            Ok(0)
+        }
     }
 }
 
@@ -148,6 +154,12 @@ async fn serve(options: Options) -> Result<i32> {
     let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
     let running = veil::serve::spawn(&options)?;
+    // The listeners are bound: connects steered from now on are queued until accepted.
+    match veil::notify::ready() {
+        Ok(true) => log::debug!("told systemd veil is ready"),
+        Ok(false) => {}
+        Err(e) => log::warn!("telling systemd veil is ready (NOTIFY_SOCKET): {e}"),
+    }
     tokio::select! {
         _ = term.recv() => log::info!("SIGTERM: shutting down"),
         _ = int.recv() => log::info!("SIGINT: shutting down"),

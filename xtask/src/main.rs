@@ -1,8 +1,10 @@
 //! `cargo xtask`: veil's developer tasks — install the eBPF toolchain, build the eBPF object and
-//! the workspace, run the tests, and show a live demo.
+//! the workspace, run the tests, build and check the Debian package, and show a live demo.
 
 mod bench;
 mod build_cmd;
+mod deb;
+mod deb_check;
 mod demo;
 mod demo_check;
 mod demo_cleanup;
@@ -45,7 +47,8 @@ enum Command {
         #[arg(long)]
         release: bool,
     },
-    /// Set up, build, and run `cargo test --workspace`; needs root.
+    /// Set up, build, run `cargo test --workspace`, then build the Debian package and check it
+    /// (`deb --check`); needs root.
     Test {
         /// Extra arguments for `cargo test`, after `--` (e.g. `-- audit -- --nocapture`).
         #[arg(last = true, value_name = "CARGO_TEST_ARGS")]
@@ -54,6 +57,15 @@ enum Command {
     /// Set up, build, and show veil swapping a sandboxed client's placeholder for a real token
     /// on the way to an API, and auditing it; needs root.
     Demo,
+    /// Set up, build veil (release) and the Debian package
+    /// target/debian/veil_<version>_<arch>.deb (dpkg-deb): the binary, the systemd unit,
+    /// /etc/veil/veil.toml, man pages, completions. Needs root.
+    Deb {
+        /// Then install it into a fresh Debian 12 root (debootstrap) and check it: files,
+        /// conffile, `--help` against the man pages, the unit, a live daemon, purge. Needs root.
+        #[arg(long)]
+        check: bool,
+    },
     /// Set up, build veil (release), and benchmark it side by side with a direct connection
     /// and with mitmproxy; writes target/bench/results.{json,md}. Needs root.
     Bench {
@@ -125,6 +137,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::BuildEbpf => ebpf::build(&ws).map(drop)?,
         Command::Build { release } => build_cmd::run(&ws, release)?,
         Command::Test { args } => return test_cmd::run(&ws, &args),
+        Command::Deb { check } => {
+            let package = deb::run(&ws)?;
+            if check {
+                deb_check::run(&ws, &package)?;
+            }
+        }
         Command::Demo => demo::run(&ws)?,
         Command::Bench { quick, only } => bench::run(&ws, quick, &only)?,
     }

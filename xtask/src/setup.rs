@@ -8,8 +8,9 @@ use veil_testkit::mounts;
 use crate::{process, Workspace};
 
 /// The Debian packages veil's build and tests need: Debian's rustc/cargo built on LLVM 22 with
-/// the std sources (for `-Z build-std=core`), LLVM 22 for bpf-linker, bpftool, and the tools the
-/// tests and the demo drive.
+/// the std sources (for `-Z build-std=core`), LLVM 22 for bpf-linker, bpftool, the tools the
+/// tests and the demo drive, and dpkg-dev (dpkg-shlibdeps) and debootstrap for the Debian
+/// package and its check.
 pub const PACKAGES: &[&str] = &[
     "rustc-web",
     "cargo-web",
@@ -23,6 +24,8 @@ pub const PACKAGES: &[&str] = &[
     "nodejs",
     "util-linux",
     "bubblewrap",
+    "dpkg-dev",
+    "debootstrap",
 ];
 
 /// The bpf-linker release the eBPF build is verified with.

@@ -1,4 +1,5 @@
-//! `cargo xtask test`: setup, build, `cargo test --workspace`, and how long each took.
+//! `cargo xtask test`: setup, build, `cargo test --workspace`, the Debian package and its check
+//! (`cargo xtask deb --check`), and how long each took.
 
 use std::{
     fs,
@@ -10,9 +11,9 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::{build_cmd, ebpf, process, setup, Workspace};
+use crate::{build_cmd, deb, deb_check, ebpf, process, setup, Workspace};
 
-/// Runs every phase and returns `cargo test`'s exit code. Prints the phases' durations at the
+/// Runs every phase and returns `cargo test`'s exit code (a failing package check is an error). Prints the phases' durations at the
 /// end, also when a phase fails.
 pub fn run(ws: &Workspace, cargo_test_args: &[String]) -> Result<ExitCode> {
     let mut phases = Phases::default();
@@ -32,6 +33,10 @@ fn run_phases(ws: &Workspace, cargo_test_args: &[String], phases: &mut Phases) -
             .args(["test", "--workspace"])
             .args(cargo_test_args);
         process::status(&mut cmd)
+    })?;
+    phases.time("package", || {
+        let package = deb::package(ws)?;
+        deb_check::run(ws, &package)
     })?;
     // cargo killed by a signal has no exit code; report that as a failure.
     let code = status.code().unwrap_or(1);
