@@ -5,7 +5,7 @@
 use std::{
     fs::{self, OpenOptions},
     io::{self, Write},
-    os::unix::fs::OpenOptionsExt,
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::Path,
 };
 
@@ -67,6 +67,8 @@ pub fn write(path: &Path, content: &str) -> io::Result<()> {
         .truncate(true)
         .mode(0o644)
         .open(&tmp)?;
+    // Sandboxes read it as other users whatever veil's umask (the packaged unit's is 0077).
+    file.set_permissions(fs::Permissions::from_mode(0o644))?;
     file.write_all(content.as_bytes())?;
     file.sync_all()?;
     fs::rename(&tmp, path)
