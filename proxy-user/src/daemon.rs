@@ -370,9 +370,10 @@ impl Daemon {
         &self.sandboxes
     }
 
-    /// The name of the sandbox with this cgroup id, if it is registered.
+    /// The name records about this cgroup id carry: its sandbox's, also for a minute after
+    /// the sandbox was removed (the kernel's refusals can be read after it went).
     pub fn sandbox_name(&self, cgroup_id: u64) -> Option<String> {
-        self.registry.name_of(cgroup_id)
+        self.registry.record_name(cgroup_id)
     }
 
     /// The hooks the steered cgroup `cgroup_id` is missing (empty: all in place).

@@ -170,7 +170,7 @@ fn is_local(ip: IpAddr) -> bool {
 /// The audit event for a connection with a kernel record, refused until decided otherwise.
 fn describe(registry: &Registry, record: &ConnRecord, peer: SocketAddr) -> Connection {
     Connection {
-        sandbox: registry.name_of(steering::sandbox_cgroup(
+        sandbox: registry.record_name(steering::sandbox_cgroup(
             record.cgroup_id,
             record.sandbox_id,
         )),

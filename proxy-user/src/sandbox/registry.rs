@@ -2,9 +2,10 @@
 //! restarted daemon still names the sandboxes it finds steered.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     path::PathBuf,
-    sync::{PoisonError, RwLock},
+    sync::{Mutex, PoisonError, RwLock},
+    time::{Duration, Instant},
 };
 
 use serde::{Deserialize, Serialize};
@@ -67,7 +68,16 @@ pub enum RegistryError {
 pub struct Registry {
     tree: sled::Tree,
     by_id: RwLock<HashMap<u64, Sandbox>>,
+    /// Sandboxes removed lately (when, cgroup id, name), oldest first: what the kernel
+    /// queued about a sandbox before it went (refusals still in the ring) is read after, and
+    /// its records must still name it.
+    departed: Mutex<VecDeque<(Instant, u64, String)>>,
 }
+
+/// How long a removed sandbox's name still names late records of its cgroup.
+const DEPARTED_FOR: Duration = Duration::from_secs(60);
+/// How many removed sandboxes' names are kept at most.
+const DEPARTED_MAX: usize = 1024;
 
 impl Registry {
     /// Opens the registry's tree in `db` and loads it.
@@ -86,6 +96,7 @@ impl Registry {
         Ok(Self {
             tree,
             by_id: RwLock::new(by_id),
+            departed: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -125,9 +136,20 @@ impl Registry {
             .ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
         self.tree.remove(name.as_bytes())?;
         self.tree.flush()?;
-        by_id
+        let removed = by_id
             .remove(&id)
-            .ok_or_else(|| RegistryError::NotFound(name.to_owned()))
+            .ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
+        let mut departed = self.departed.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        departed.push_back((now, id, removed.name.clone()));
+        while departed.len() > DEPARTED_MAX
+            || departed
+                .front()
+                .is_some_and(|(at, _, _)| now.duration_since(*at) > DEPARTED_FOR)
+        {
+            departed.pop_front();
+        }
+        Ok(removed)
     }
 
     /// The sandbox called `name`.
@@ -136,10 +158,23 @@ impl Registry {
         by_id.values().find(|s| s.name == name).cloned()
     }
 
-    /// The name of the sandbox whose cgroup has this id.
+    /// The name of the registered sandbox whose cgroup has this id.
     pub fn name_of(&self, cgroup_id: u64) -> Option<String> {
         let by_id = self.by_id.read().unwrap_or_else(PoisonError::into_inner);
         by_id.get(&cgroup_id).map(|s| s.name.clone())
+    }
+
+    /// The name a record about cgroup `cgroup_id` carries: its sandbox's, also for a minute
+    /// after the sandbox was removed.
+    pub fn record_name(&self, cgroup_id: u64) -> Option<String> {
+        self.name_of(cgroup_id).or_else(|| {
+            let departed = self.departed.lock().unwrap_or_else(PoisonError::into_inner);
+            departed
+                .iter()
+                .rev()
+                .find(|(at, id, _)| *id == cgroup_id && at.elapsed() <= DEPARTED_FOR)
+                .map(|(_, _, name)| name.clone())
+        })
     }
 
     /// Every sandbox, sorted by name.
@@ -185,6 +220,10 @@ mod tests {
             assert_eq!(reg.name_of(2).as_deref(), Some("b"));
             assert_eq!(reg.remove("a").unwrap().cgroup_id, 1);
             assert!(matches!(reg.remove("a"), Err(RegistryError::NotFound(_))));
+            // Late records of a removed sandbox still name it; it is no longer registered.
+            assert_eq!(reg.name_of(1), None);
+            assert_eq!(reg.record_name(1).as_deref(), Some("a"));
+            assert_eq!(reg.list(), vec![sandbox("b", 2)]);
         }
         let db = sled::open(dir.path()).unwrap();
         let reg = Registry::open(&db).unwrap();
