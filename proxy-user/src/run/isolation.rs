@@ -238,7 +238,7 @@ mod tests {
 
     fn layout() -> Layout {
         Layout {
-            cwd: PathBuf::from("/work/project"),
+            cwd: PathBuf::from("/opt/project"),
             hidden: vec![PathBuf::from("/var/lib/veil"), PathBuf::from("/run/veil")],
             public_dir: PathBuf::from("/run/veil-public"),
             profile: PathBuf::from("/run/veil-public/secrets.sh"),
@@ -277,7 +277,7 @@ mod tests {
             !args.contains("--unshare-net"),
             "veil made the network namespace"
         );
-        assert!(args.ends_with("--chdir /work/project --"), "{args}");
+        assert!(args.ends_with("--chdir /opt/project --"), "{args}");
     }
 
     #[test]
@@ -296,7 +296,7 @@ mod tests {
         );
         assert!(args.contains("--tmpfs /root"));
         assert!(args.contains("--tmpfs /home"));
-        assert!(at("--ro-bind /srv /srv") < at("--bind /work/project /work/project"));
+        assert!(at("--ro-bind /srv /srv") < at("--bind /opt/project /opt/project"));
         assert!(args.contains("--bind /data /data"));
         // /run/veil is hidden by the private /run already; /var/lib/veil only if it exists.
         assert!(!args.contains("--tmpfs /run/veil "));
@@ -333,7 +333,7 @@ mod tests {
         assert!(layout.check_path(WORKING_DIRECTORY, Path::new("/")).is_ok());
         assert!(layout.check_path("--bind", Path::new("/data")).is_ok());
         assert!(layout
-            .check_path(WORKING_DIRECTORY, Path::new("/work/project"))
+            .check_path(WORKING_DIRECTORY, Path::new("/opt/project"))
             .is_ok());
     }
 }
