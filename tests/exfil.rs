@@ -44,9 +44,13 @@ impl Attack {
         Self { env, secret }
     }
 
-    /// Runs `script` with `sh -c` in a sandbox.
+    /// Runs `script` with `sh -c` in a sandbox that may write to the instance's work
+    /// directory (where the tests keep what curl received).
     fn sh(&self, script: &str) -> Output {
-        self.env.veil.run_veil(&["run", "--", "sh", "-c", script])
+        let work = self.env.veil.work_dir().display().to_string();
+        self.env
+            .veil
+            .run_veil(&["run", "--bind", &work, "--", "sh", "-c", script])
     }
 
     /// curl ARGS for `path` on `host` (sent to the upstream), in a sandbox.
@@ -305,7 +309,7 @@ fn an_echo_dripped_in_five_byte_chunks_is_still_replaced() {
 #[test]
 fn a_short_gzip_compressed_echo_is_refused_with_502() {
     let attack = Attack::new(&[HOST]);
-    let dir = attack.env.veil.dir().to_owned();
+    let dir = attack.env.veil.work_dir();
     for version in ["--http1.1", "--http2"] {
         for compressed in ["--compressed", ""] {
             let file = dir.join(format!("short{version}{compressed}"));
@@ -333,7 +337,7 @@ fn a_short_gzip_compressed_echo_is_refused_with_502() {
 #[test]
 fn a_long_streamed_gzip_compressed_echo_is_cut_off_before_the_secret() {
     let attack = Attack::new(&[HOST]);
-    let dir = attack.env.veil.dir().to_owned();
+    let dir = attack.env.veil.work_dir();
     let mut leaks = Vec::new();
     for version in ["--http1.1", "--http2"] {
         // curl decompressing, and curl keeping the compressed bytes (decoded here after).
