@@ -73,11 +73,7 @@ fn hostile(veil: &Instance, run_args: &[&str], link_ids: &[u64]) -> serde_json::
     let quoted: Vec<String> = line.iter().map(|a| format!("'{a}'")).collect();
     let out = Command::new("script")
         .args(["-qec", &quoted.join(" "), "/dev/null"])
-        .envs(
-            veil.veil()
-                .get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
+        .envs(veil.env_vars())
         .env("AWS_SECRET_ACCESS_KEY", "the-callers-own")
         .env("SSH_AUTH_SOCK", "/tmp/ssh-agent.sock")
         .stdin(Stdio::null())

@@ -275,11 +275,7 @@ fn veil_run_joins_the_sandbox_from_another_mount_namespace() {
         .args(["--mount", "--propagation", "private", "--"])
         .arg(veil_tests::veil_bin())
         .args(["run", "--", "sh", "-c", "echo inside"])
-        .envs(
-            veil.veil()
-                .get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
+        .envs(veil.env_vars())
         .output()
         .expect("unshare runs");
     assert!(

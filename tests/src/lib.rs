@@ -203,6 +203,15 @@ impl Instance {
         self.installation.command()
     }
 
+    /// The environment every `veil` command of this installation gets, for a `veil` started
+    /// through another program (`unshare`, `script`).
+    pub fn env_vars(&self) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+        self.veil()
+            .get_envs()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned())))
+            .collect()
+    }
+
     /// Runs `veil ARGS` to completion.
     pub fn run_veil(&self, args: &[&str]) -> Output {
         self.installation.output(args).expect("veil runs")

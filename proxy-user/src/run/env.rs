@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use veil_core::secrets::is_posix_name;
+
 use crate::secrets::SecretInfo;
 
 /// Errors in `--env` and `--env-file`.
@@ -125,7 +127,7 @@ fn assignment(
         Some((name, value)) => (name, Some(value.to_owned())),
         None => (text.trim_end(), None),
     };
-    if !is_name(name) {
+    if !is_posix_name(name) {
         return Err(EnvError::BadName {
             origin: origin.to_owned(),
             name: name.to_owned(),
@@ -141,14 +143,6 @@ fn assignment(
         });
     }
     Ok(Some((name.to_owned(), value)))
-}
-
-fn is_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]

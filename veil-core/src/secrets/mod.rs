@@ -12,5 +12,5 @@ mod validate;
 mod value;
 
 pub use set::{LiveSecret, SecretInfo, SecretSet};
-pub use validate::{FieldError, NewSecret, Prefix, SecretPatch};
+pub use validate::{is_posix_name, FieldError, NewSecret, Prefix, SecretPatch};
 pub use value::{SecretValue, ValueError};

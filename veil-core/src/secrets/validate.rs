@@ -77,12 +77,7 @@ pub struct EnvVar(String);
 impl EnvVar {
     /// Checks `name`.
     pub fn parse(name: &str) -> Result<Self, FieldError> {
-        let posix = name.len() <= MAX_ENV_VAR
-            && name
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let posix = name.len() <= MAX_ENV_VAR && is_posix_name(name);
         if !posix {
             return Err(FieldError::new(
                 "env_var",
@@ -105,6 +100,14 @@ impl EnvVar {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether `name` is a POSIX environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_posix_name(name: &str) -> bool {
+    name.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// The prefix of every placeholder (`IRONSH_PROXY_` unless configured): 1 to 64 of
