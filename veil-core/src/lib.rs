@@ -7,6 +7,7 @@
 //! - [`host_pattern`]: host patterns (`api.github.com`, `*.example.com`, `*`), shared by egress
 //!   rules and secret scopes.
 //! - [`policy`]: egress rules, the decisions they make, and the configuration file's text.
+//! - [`route`]: method and path scopes of secrets, and normalised request paths.
 //! - [`plan`]: what happens to a connection, decided from its first bytes, its original
 //!   destination and the policy.
 //! - [`inject`]: the placeholder engine: placeholders in request headers (and opted-in query
@@ -27,6 +28,7 @@ pub mod host_pattern;
 pub mod inject;
 pub mod plan;
 pub mod policy;
+pub mod route;
 pub mod scrub;
 pub mod secrets;
 pub mod websocket;

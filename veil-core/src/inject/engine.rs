@@ -8,9 +8,12 @@ use zeroize::Zeroizing;
 use super::{
     basic_auth, boundary, query,
     scan::{splice, Hit, Site},
-    Event, Outcome, QUERY_LOCATION,
+    Event, Outcome, Slots, PATH_LOCATION, QUERY_LOCATION,
 };
-use crate::host_pattern::HostPattern;
+use crate::{
+    host_pattern::HostPattern,
+    route::{RequestPath, RouteScope},
+};
 
 /// Placeholders swapped for secrets, built once and then only read.
 ///
@@ -32,8 +35,10 @@ pub struct Entry<V> {
     pub placeholder: String,
     /// Hosts the secret may be sent to; empty means none.
     pub scope: Vec<HostPattern>,
-    /// Whether the secret is also swapped in the query string of the request target.
-    pub inject_query: bool,
+    /// Where in a request the secret may be swapped in.
+    pub slots: Slots,
+    /// The methods and paths the secret may be sent with (empty lists: any).
+    pub route: RouteScope,
     /// The secret itself.
     pub value: Arc<V>,
 }
@@ -48,6 +53,48 @@ pub enum Target<'a> {
     },
     /// Plain HTTP or anything else not verified: never receives a secret.
     Unverified,
+}
+
+/// One request as the engine judges it: where it goes, its method and its normalised path.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// Where it goes.
+    pub target: Target<'a>,
+    /// Its method, as sent (`""` when unknown: secrets with method scopes are not injected).
+    pub method: &'a str,
+    /// Its path, normalised; `None` when unknown or when it does not normalise (secrets with
+    /// path scopes are not injected).
+    pub path: Option<RequestPath>,
+}
+
+impl<'a> Request<'a> {
+    /// A request with `method` and `request_target` (origin or absolute form) to `target`.
+    pub fn new(target: Target<'a>, method: &'a str, request_target: &str) -> Self {
+        let path = match request_target.find("://") {
+            Some(scheme_end) => {
+                let rest = &request_target[scheme_end + 3..];
+                rest.find('/').map_or(Some("/"), |at| rest.get(at..))
+            }
+            None => Some(request_target),
+        };
+        Self {
+            target,
+            method,
+            path: path.and_then(RequestPath::parse),
+        }
+    }
+}
+
+impl<'a> From<Target<'a>> for Request<'a> {
+    /// A request of unknown method and path: only secrets without method or path scopes may
+    /// be injected into it.
+    fn from(target: Target<'a>) -> Self {
+        Self {
+            target,
+            method: "",
+            path: None,
+        }
+    }
 }
 
 /// Why a set of entries cannot make an engine.
@@ -117,42 +164,71 @@ impl<V: AsRef<[u8]>> Engine<V> {
     ///
     /// `Authorization` and `Proxy-Authorization` values with scheme `Basic` are swapped inside
     /// their decoded `user:password`. Events name the header `header_name`.
-    pub fn rewrite_header(&self, header_name: &str, value: &[u8], target: Target<'_>) -> Outcome {
+    pub fn rewrite_header(
+        &self,
+        header_name: &str,
+        value: &[u8],
+        request: &Request<'_>,
+    ) -> Outcome {
         let Some(basic) = basic_auth::split(header_name, value) else {
-            return self.rewrite_plain(header_name, value, target);
+            return self.rewrite_plain(header_name, value, request);
         };
         let decoded = basic_auth::with_decoded(basic.credentials, |user_pass| {
-            let hits = self.scan(user_pass, 0..user_pass.len(), target, Site::Header);
+            let hits = self.scan(
+                user_pass,
+                0..user_pass.len(),
+                request,
+                Site::Header(header_name),
+            );
             outcome(&hits, header_name, || {
-                basic_auth::encode(basic.scheme, &splice(user_pass, &hits, Site::Header))
+                basic_auth::encode(
+                    basic.scheme,
+                    &splice(user_pass, &hits, Site::Header(header_name)),
+                )
             })
         });
-        decoded.unwrap_or_else(|| self.rewrite_plain(header_name, value, target))
+        decoded.unwrap_or_else(|| self.rewrite_plain(header_name, value, request))
     }
 
     /// Swaps the placeholders of secrets with [`Entry::inject_query`] in the query string of a
     /// request target (origin or absolute form), percent-encoding the secrets.
     ///
     /// Events name the header [`QUERY_LOCATION`].
-    pub fn rewrite_query(&self, request_target: &[u8], target: Target<'_>) -> Outcome {
+    pub fn rewrite_query(&self, request_target: &[u8], request: &Request<'_>) -> Outcome {
         let Some(range) = query::range(request_target) else {
             return Outcome::unchanged();
         };
-        let hits = self.scan(request_target, range, target, Site::Query);
+        let hits = self.scan(request_target, range, request, Site::Query);
         outcome(&hits, QUERY_LOCATION, || {
             splice(request_target, &hits, Site::Query)
         })
     }
 
+    /// Swaps the placeholders of secrets with the `path` slot in the path of a request target
+    /// in origin form, percent-encoding the secrets for a path segment.
+    ///
+    /// Events name the place [`PATH_LOCATION`].
+    pub fn rewrite_path(&self, request_target: &[u8], request: &Request<'_>) -> Outcome {
+        let end = request_target
+            .iter()
+            .position(|&b| b == b'?' || b == b'#')
+            .unwrap_or(request_target.len());
+        let hits = self.scan(request_target, 0..end, request, Site::Path);
+        outcome(&hits, PATH_LOCATION, || {
+            splice(request_target, &hits, Site::Path)
+        })
+    }
+
     /// Swaps placeholders in `value` taken as plain text.
-    fn rewrite_plain(&self, header_name: &str, value: &[u8], target: Target<'_>) -> Outcome {
-        let hits = self.scan(value, 0..value.len(), target, Site::Header);
-        outcome(&hits, header_name, || splice(value, &hits, Site::Header))
+    fn rewrite_plain(&self, header_name: &str, value: &[u8], request: &Request<'_>) -> Outcome {
+        let site = Site::Header(header_name);
+        let hits = self.scan(value, 0..value.len(), request, site);
+        outcome(&hits, header_name, || splice(value, &hits, site))
     }
 }
 
 /// Turns `hits` into events and, when any of them injects, the value `rewritten` builds.
-fn outcome<V>(
+pub(super) fn outcome<V>(
     hits: &[Hit<'_, V>],
     header_name: &str,
     rewritten: impl FnOnce() -> Zeroizing<Vec<u8>>,
@@ -200,7 +276,8 @@ impl<V> fmt::Debug for Entry<V> {
             .field("name", &self.name)
             .field("placeholder", &self.placeholder)
             .field("scope", &self.scope)
-            .field("inject_query", &self.inject_query)
+            .field("slots", &self.slots)
+            .field("route", &self.route)
             .field("value", &"<redacted>")
             .finish()
     }

@@ -20,8 +20,12 @@
 //! - `Authorization` / `Proxy-Authorization` with scheme `Basic`: the credentials are
 //!   base64-decoded, placeholders inside `user:password` are swapped, and the result is
 //!   re-encoded with padding. Credentials that do not decode are treated as plain text.
-//! - Query strings ([`Engine::rewrite_query`]): only secrets with [`Entry::inject_query`], only
-//!   between the first `?` and any `#`, and the secret is percent-encoded.
+//! - Slots ([`Slots`]): each secret names where it may go: header values (all, or named
+//!   headers), the query string ([`Engine::rewrite_query`]: between the first `?` and any `#`,
+//!   percent-encoded), the path ([`Engine::rewrite_path`]: percent-encoded for a segment),
+//!   form and JSON bodies ([`body`]: streamed, every field or value, or named ones).
+//! - Method and path scopes ([`crate::route`]) are judged with the host scope; out of any of
+//!   them the placeholder stays and an [`Event::NotInjected`] names which.
 //! - A secret whose value holds a byte that is illegal in a header value (a control byte other
 //!   than tab) is never injected ([`Reason::IllegalBytes`]); the store already refuses such values.
 //!
@@ -31,14 +35,19 @@
 //! credentials decode to more than 512 bytes).
 
 mod basic_auth;
+pub mod body;
 mod boundary;
 mod engine;
 mod outcome;
 mod query;
 mod scan;
+mod slots;
 
-pub use engine::{Engine, EngineError, Entry, Target};
-pub use outcome::{Event, Outcome, Reason, QUERY_LOCATION};
+pub use engine::{Engine, EngineError, Entry, Request, Target};
+pub use outcome::{
+    slot_name, Event, Outcome, Reason, FORM_LOCATION, JSON_LOCATION, PATH_LOCATION, QUERY_LOCATION,
+};
+pub use slots::{Names, Pointers, SlotError, Slots, MAX_SLOT_NAMES};
 
 #[cfg(test)]
 mod tests;

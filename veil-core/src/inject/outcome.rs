@@ -8,6 +8,31 @@ use zeroize::Zeroizing;
 /// carry: the query string of the request target, which no real header name can spell.
 pub const QUERY_LOCATION: &str = "(query)";
 
+/// The place that events from [`Engine::rewrite_path`](super::Engine::rewrite_path) name.
+pub const PATH_LOCATION: &str = "(path)";
+
+/// Places in a form body start with this, followed by the field's name.
+pub const FORM_LOCATION: &str = "(form)";
+
+/// Places in a JSON body start with this, followed by the JSON pointer of the value.
+pub const JSON_LOCATION: &str = "(json)";
+
+/// The slot a place (`header` of an [`Event`]) stands for, as audit records name it:
+/// `header:<name>`, `query`, `path`, `form:<field>`, `json:<pointer>`.
+pub fn slot_name(location: &str) -> String {
+    if location == QUERY_LOCATION {
+        "query".to_owned()
+    } else if location == PATH_LOCATION {
+        "path".to_owned()
+    } else if let Some(field) = location.strip_prefix(FORM_LOCATION) {
+        format!("form:{field}")
+    } else if let Some(pointer) = location.strip_prefix(JSON_LOCATION) {
+        format!("json:{pointer}")
+    } else {
+        format!("header:{}", location.to_ascii_lowercase())
+    }
+}
+
 /// The result of rewriting one value.
 ///
 /// When no placeholder occurs it holds nothing and costs no allocation. Its `Debug` output
@@ -54,6 +79,10 @@ pub enum Reason {
     NotTls,
     /// The secret holds a byte that is illegal in a header value.
     IllegalBytes,
+    /// The request's method is not among the secret's methods.
+    MethodOutOfScope,
+    /// The request's path matches none of the secret's path patterns.
+    PathOutOfScope,
 }
 
 impl Outcome {
@@ -73,7 +102,7 @@ impl Outcome {
     }
 
     /// Nothing found: send the value unchanged, report nothing.
-    pub(super) fn unchanged() -> Self {
+    pub(crate) fn unchanged() -> Self {
         Self::new(None, Vec::new())
     }
 
@@ -90,6 +119,8 @@ impl Reason {
             Self::OutOfScope => "out_of_scope",
             Self::NotTls => "not_tls",
             Self::IllegalBytes => "illegal_bytes",
+            Self::MethodOutOfScope => "method_out_of_scope",
+            Self::PathOutOfScope => "path_out_of_scope",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The query string of a request target, and percent-encoding secrets for it.
+//! The query string of a request target, and percent-encoding secrets for it and for paths.
 
 use std::ops::Range;
 
@@ -28,6 +28,22 @@ pub(super) fn percent_encode_into(bytes: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(chunk.as_bytes());
     }
 }
+
+/// How long `bytes` are once percent-encoded for a path segment.
+pub(super) fn path_encoded_len(bytes: &[u8]) -> usize {
+    percent_encode(bytes, SEGMENT).map(str::len).sum()
+}
+
+/// Appends `bytes` to `out`, percent-encoded for a path segment (unreserved bytes, `:` and
+/// `@` stand for themselves).
+pub(super) fn path_encode_into(bytes: &[u8], out: &mut Vec<u8>) {
+    for chunk in percent_encode(bytes, SEGMENT) {
+        out.extend_from_slice(chunk.as_bytes());
+    }
+}
+
+/// What stands for itself in a path segment: the unreserved characters, `:` and `@`.
+const SEGMENT: &AsciiSet = &UNRESERVED.remove(b':').remove(b'@');
 
 /// What stands for itself in a URI (RFC 3986's unreserved characters); everything else is
 /// percent-encoded.

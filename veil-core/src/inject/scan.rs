@@ -5,15 +5,19 @@ use std::ops::Range;
 use aho_corasick::Input;
 use zeroize::Zeroizing;
 
-use super::{boundary, query, Engine, Entry, Reason, Target};
+use super::{boundary, query, Engine, Entry, Reason, Request, Target};
+use crate::route::Miss;
 
 /// Where the scanned bytes sit, which decides the eligible secrets and the secret's encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Site {
-    /// A header value or decoded Basic credentials: every secret, inserted as it is.
-    Header,
-    /// The query string: secrets with `inject_query`, percent-encoded.
+pub(super) enum Site<'n> {
+    /// A header value or decoded Basic credentials: secrets whose header slot covers the
+    /// header, inserted as they are.
+    Header(&'n str),
+    /// The query string: secrets with the query slot, percent-encoded.
     Query,
+    /// The path: secrets with the path slot, percent-encoded for a segment.
+    Path,
 }
 
 /// One complete placeholder occurrence and what to do with it.
@@ -38,33 +42,48 @@ impl<V: AsRef<[u8]>> Engine<V> {
         &self,
         haystack: &[u8],
         span: Range<usize>,
-        target: Target<'_>,
-        site: Site,
+        request: &Request<'_>,
+        site: Site<'_>,
     ) -> Vec<Hit<'_, V>> {
         let mut hits = Vec::new();
         let mut at = span.start;
-        while let Some(found) = self
-            .automaton
-            .find(Input::new(haystack).range(at..span.end))
-        {
-            if !boundary::is_complete(haystack, found.end()) {
-                at = found.start() + 1;
-                continue;
-            }
-            at = found.end();
-            // Invariant: the automaton was built from `entries` in order, so every pattern id
-            // it reports indexes `entries`.
-            let entry = &self.entries[found.pattern().as_usize()];
-            if site == Site::Query && !entry.inject_query {
+        while let Some((range, index)) = self.next_complete(haystack, at, span.end) {
+            at = range.end;
+            // Invariant: `next_complete` reports indexes of `entries`.
+            let entry = &self.entries[index];
+            let eligible = match site {
+                Site::Header(name) => entry.slots.allows_header(name),
+                Site::Query => entry.slots.query,
+                Site::Path => entry.slots.path,
+            };
+            if !eligible {
                 continue;
             }
             hits.push(Hit {
-                range: found.range(),
+                range,
                 entry,
-                skip: judge(entry, target),
+                skip: judge(entry, request),
             });
         }
         hits
+    }
+
+    /// The leftmost complete placeholder in `haystack[at..end]` (complete as judged against
+    /// the whole `haystack`), and the index of its entry.
+    pub(super) fn next_complete(
+        &self,
+        haystack: &[u8],
+        mut at: usize,
+        end: usize,
+    ) -> Option<(Range<usize>, usize)> {
+        while let Some(found) = self.automaton.find(Input::new(haystack).range(at..end)) {
+            if boundary::is_complete(haystack, found.end()) {
+                // The automaton was built from `entries` in order: its pattern ids index them.
+                return Some((found.range(), found.pattern().as_usize()));
+            }
+            at = found.start() + 1;
+        }
+        None
     }
 }
 
@@ -74,7 +93,7 @@ impl<V: AsRef<[u8]>> Engine<V> {
 pub(super) fn splice<V: AsRef<[u8]>>(
     haystack: &[u8],
     hits: &[Hit<'_, V>],
-    site: Site,
+    site: Site<'_>,
 ) -> Zeroizing<Vec<u8>> {
     let injecting = || hits.iter().filter(|hit| hit.skip.is_none());
     let len = injecting().fold(haystack.len(), |len, hit| {
@@ -91,31 +110,38 @@ pub(super) fn splice<V: AsRef<[u8]>>(
     out
 }
 
-impl Site {
+impl Site<'_> {
     /// How many bytes `secret` takes once encoded for this site.
     fn encoded_len(self, secret: &[u8]) -> usize {
         match self {
-            Self::Header => secret.len(),
+            Self::Header(_) => secret.len(),
             Self::Query => query::percent_encoded_len(secret),
+            Self::Path => query::path_encoded_len(secret),
         }
     }
 
     /// Appends `secret`, encoded for this site, to `out`.
     fn encode_into(self, secret: &[u8], out: &mut Vec<u8>) {
         match self {
-            Self::Header => out.extend_from_slice(secret),
+            Self::Header(_) => out.extend_from_slice(secret),
             Self::Query => query::percent_encode_into(secret, out),
+            Self::Path => query::path_encode_into(secret, out),
         }
     }
 }
 
-/// Why `entry`'s placeholder is left alone on a request to `target`, or `None` to inject.
-fn judge<V: AsRef<[u8]>>(entry: &Entry<V>, target: Target<'_>) -> Option<Reason> {
-    let Target::VerifiedTls { host } = target else {
+/// Why `entry`'s placeholder is left alone in `request`, or `None` to inject.
+pub(super) fn judge<V: AsRef<[u8]>>(entry: &Entry<V>, request: &Request<'_>) -> Option<Reason> {
+    let Target::VerifiedTls { host } = request.target else {
         return Some(Reason::NotTls);
     };
     if !entry.scope.iter().any(|pattern| pattern.matches(host)) {
         Some(Reason::OutOfScope)
+    } else if let Err(miss) = entry.route.check(request.method, request.path.as_ref()) {
+        Some(match miss {
+            Miss::Method => Reason::MethodOutOfScope,
+            Miss::Path => Reason::PathOutOfScope,
+        })
     } else if !is_header_safe(secret(entry)) {
         Some(Reason::IllegalBytes)
     } else {
@@ -124,7 +150,7 @@ fn judge<V: AsRef<[u8]>>(entry: &Entry<V>, target: Target<'_>) -> Option<Reason>
 }
 
 /// The secret's bytes.
-fn secret<V: AsRef<[u8]>>(entry: &Entry<V>) -> &[u8] {
+pub(super) fn secret<V: AsRef<[u8]>>(entry: &Entry<V>) -> &[u8] {
     entry.value.as_ref().as_ref()
 }
 

@@ -59,7 +59,7 @@ fn no_complete_placeholder_no_allocation() {
     for &(name, value) in headers {
         for target in [tls, Target::Unverified] {
             let count = allocations_during(|| {
-                let outcome = engine.rewrite_header(name, value, target);
+                let outcome = engine.rewrite_header(name, value, &target.into());
                 assert!(outcome.value().is_none() && outcome.events().is_empty());
             });
             assert_eq!(count, 0, "{name}: {}", String::from_utf8_lossy(value));
@@ -67,7 +67,7 @@ fn no_complete_placeholder_no_allocation() {
     }
     for request_target in [b"/p?k=v&IRONSH_PROXY_gh=1".as_slice(), b"/IRONSH_PROXY_q"] {
         let count = allocations_during(|| {
-            let outcome = engine.rewrite_query(request_target, tls);
+            let outcome = engine.rewrite_query(request_target, &tls.into());
             assert!(outcome.value().is_none() && outcome.events().is_empty());
         });
         assert_eq!(count, 0);

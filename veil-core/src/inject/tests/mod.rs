@@ -6,8 +6,8 @@ mod tables;
 
 use std::sync::Arc;
 
-use super::{Engine, Entry, Event, Outcome, Reason};
-use crate::host_pattern::HostPattern;
+use super::{Engine, Entry, Event, Outcome, Reason, Slots};
+use crate::{host_pattern::HostPattern, route::RouteScope};
 
 /// A secret named `name` with placeholder `IRONSH_PROXY_<name>`.
 fn entry(name: &str, value: &[u8], scope: &[&str]) -> Entry<Vec<u8>> {
@@ -19,7 +19,8 @@ fn entry(name: &str, value: &[u8], scope: &[&str]) -> Entry<Vec<u8>> {
             .iter()
             .map(|p| HostPattern::parse(p).unwrap())
             .collect(),
-        inject_query: false,
+        slots: Slots::default(),
+        route: RouteScope::default(),
         value: Arc::new(value.to_vec()),
     }
 }
@@ -27,7 +28,10 @@ fn entry(name: &str, value: &[u8], scope: &[&str]) -> Entry<Vec<u8>> {
 /// The same secret, also swapped in query strings.
 fn query_entry(name: &str, value: &[u8], scope: &[&str]) -> Entry<Vec<u8>> {
     Entry {
-        inject_query: true,
+        slots: Slots {
+            query: true,
+            ..Slots::default()
+        },
         ..entry(name, value, scope)
     }
 }

@@ -36,7 +36,7 @@ fn random_values_agree_with_the_model() {
         let plain = random_value(&mut rng, &model_entries);
 
         let (header, value) = random_header(&mut rng, &plain);
-        let outcome = engine.rewrite_header(header, &value, target);
+        let outcome = engine.rewrite_header(header, &value, &target.into());
         let (want, want_events, injectable) = model_header(&model_entries, header, &value, target);
         let context = || format!("round {round}: {header}: {value:?} to {target:?}");
         if !injectable {
@@ -51,7 +51,7 @@ fn random_values_agree_with_the_model() {
         );
 
         let request_target = [b"/p?".as_slice(), &plain].concat();
-        let outcome = engine.rewrite_query(&request_target, target);
+        let outcome = engine.rewrite_query(&request_target, &target.into());
         let span = 3..model_query_end(&request_target);
         let (want, want_events, injectable) =
             model(&model_entries, &request_target, span, true, target);
@@ -118,7 +118,11 @@ fn random_entries(rng: &mut Rng) -> Vec<Entry<Vec<u8>>> {
             placeholder: format!("P_{name}"),
             name,
             scope,
-            inject_query: rng.chance(50),
+            slots: crate::inject::Slots {
+                query: rng.chance(50),
+                ..crate::inject::Slots::default()
+            },
+            route: crate::route::RouteScope::default(),
             value: Arc::new(value),
         });
     }
@@ -170,7 +174,7 @@ impl From<&Entry<Vec<u8>>> for ModelEntry {
             name: entry.name.clone(),
             placeholder: entry.placeholder.clone().into_bytes(),
             scope: entry.scope.clone(),
-            inject_query: entry.inject_query,
+            inject_query: entry.slots.query,
             value: entry.value.to_vec(),
         }
     }

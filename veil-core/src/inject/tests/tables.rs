@@ -31,7 +31,7 @@ fn target(host: Option<&str>) -> Target<'_> {
 
 /// Runs `case` against `engine` and checks value, events and `Debug`.
 fn check(engine: &Engine<Vec<u8>>, case: &Case) {
-    let outcome = engine.rewrite_header(case.header, case.input, target(case.host));
+    let outcome = engine.rewrite_header(case.header, case.input, &target(case.host).into());
     let what = case.what;
     assert_eq!(
         String::from_utf8_lossy(&output(&outcome, case.input)),
@@ -297,7 +297,7 @@ fn overlapping_names_when_only_one_is_a_secret() {
         (&long_only, "IRONSH_PROXY_gh-mai", "IRONSH_PROXY_gh-mai", 0),
     ];
     for (engine, input, want, events) in cases {
-        let outcome = engine.rewrite_header("x-token", input.as_bytes(), target(IN_SCOPE));
+        let outcome = engine.rewrite_header("x-token", input.as_bytes(), &target(IN_SCOPE).into());
         assert_eq!(
             output(&outcome, input.as_bytes()),
             want.as_bytes(),
@@ -313,12 +313,12 @@ fn boundary_bytes_end_a_placeholder_and_name_bytes_continue_it() {
     for byte in *b"/ \",;:=&\t)]}'?#@%+!" {
         let input = [b"IRONSH_PROXY_gh".as_slice(), &[byte], b"zz"].concat();
         let want = [b"GH-SECRET".as_slice(), &[byte], b"zz"].concat();
-        let outcome = engine.rewrite_header("x-token", &input, target(IN_SCOPE));
+        let outcome = engine.rewrite_header("x-token", &input, &target(IN_SCOPE).into());
         assert_eq!(outcome.value(), Some(want.as_slice()), "{:?}", byte as char);
     }
     for byte in *b"aZ09_.-" {
         let input = [b"IRONSH_PROXY_gh".as_slice(), &[byte], b"zz"].concat();
-        let outcome = engine.rewrite_header("x-token", &input, target(IN_SCOPE));
+        let outcome = engine.rewrite_header("x-token", &input, &target(IN_SCOPE).into());
         assert_eq!(outcome.value(), None, "{:?}", byte as char);
         assert!(outcome.events().is_empty(), "{:?}", byte as char);
     }
@@ -455,7 +455,7 @@ fn basic_credentials_table() {
                 STANDARD_NO_PAD.encode(user_pass)
             };
             let input = format!("{scheme}{encoded}");
-            let outcome = engine.rewrite_header(header, input.as_bytes(), target(host));
+            let outcome = engine.rewrite_header(header, input.as_bytes(), &target(host).into());
             let want_value = want.map(|want| format!("{scheme}{}", STANDARD.encode(want)));
             assert_eq!(
                 outcome.value(),
@@ -481,7 +481,8 @@ fn long_basic_credentials_are_decoded_too() {
         "Basic {}",
         STANDARD.encode(format!("{user}:IRONSH_PROXY_gh"))
     );
-    let outcome = engine.rewrite_header("authorization", input.as_bytes(), target(IN_SCOPE));
+    let outcome =
+        engine.rewrite_header("authorization", input.as_bytes(), &target(IN_SCOPE).into());
     let want = format!("Basic {}", STANDARD.encode(format!("{user}:GH-SECRET")));
     assert_eq!(outcome.value(), Some(want.as_bytes()));
 }
@@ -512,7 +513,8 @@ fn scope_table() {
     ];
     for (name, host, injects) in cases {
         let input = format!("IRONSH_PROXY_{name}");
-        let outcome = engine.rewrite_header("x-token", input.as_bytes(), target(Some(host)));
+        let outcome =
+            engine.rewrite_header("x-token", input.as_bytes(), &target(Some(host)).into());
         assert_eq!(outcome.value().is_some(), injects, "{name} on {host}");
         let want = if injects {
             vec![(name.to_owned(), "x-token".to_owned(), None)]
@@ -607,7 +609,7 @@ fn query_table() {
         ),
     ];
     for (input, host, want, events) in cases {
-        let outcome = engine.rewrite_query(input.as_bytes(), target(*host));
+        let outcome = engine.rewrite_query(input.as_bytes(), &target(*host).into());
         assert_eq!(
             String::from_utf8(output(&outcome, input.as_bytes())).unwrap(),
             *want,
@@ -649,9 +651,9 @@ fn construction_rejects_bad_placeholders() {
 #[test]
 fn an_empty_engine_changes_nothing() {
     let engine: Engine<Vec<u8>> = Engine::new(Vec::new()).unwrap();
-    let outcome = engine.rewrite_header("x-token", b"IRONSH_PROXY_gh", target(IN_SCOPE));
+    let outcome = engine.rewrite_header("x-token", b"IRONSH_PROXY_gh", &target(IN_SCOPE).into());
     assert!(outcome.value().is_none() && outcome.events().is_empty());
-    let outcome = engine.rewrite_query(b"/?IRONSH_PROXY_gh", target(IN_SCOPE));
+    let outcome = engine.rewrite_query(b"/?IRONSH_PROXY_gh", &target(IN_SCOPE).into());
     assert!(outcome.value().is_none() && outcome.events().is_empty());
 }
 
@@ -666,7 +668,7 @@ fn debug_never_shows_secrets() {
     for secret in TABLE_SECRETS {
         assert!(!debug.contains(secret), "{debug}");
     }
-    let outcome = engine.rewrite_header("x-token", b"IRONSH_PROXY_gh", target(IN_SCOPE));
+    let outcome = engine.rewrite_header("x-token", b"IRONSH_PROXY_gh", &target(IN_SCOPE).into());
     assert_eq!(
         format!("{outcome:?}"),
         "Outcome { value: Some(<redacted>), events: [Injected { secret_id: \"id-gh\", \
