@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use serde::{Deserialize, Serialize};
 
 use super::value::SecretValue;
-use crate::host_pattern::HostPattern;
+use crate::{host_pattern::HostPattern, inject::Slots, route::RouteScope};
 
 /// What the API shows about a secret: everything but its value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,8 +25,18 @@ pub struct SecretInfo {
     pub created_at: String,
     /// Time of the last change, RFC 3339.
     pub updated_at: String,
-    /// Whether the placeholder is also replaced in query strings.
+    /// Whether the placeholder is also replaced in query strings (the `query` slot).
     pub inject_query: bool,
+    /// Where in a request the placeholder is replaced; records written before slots existed
+    /// have none, and get `headers` (and `query` with `inject_query`).
+    #[serde(default)]
+    pub slots: Option<Slots>,
+    /// Methods the secret may be sent with; empty: any.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Path patterns the secret may be sent to; empty: any.
+    #[serde(default)]
+    pub paths: Vec<String>,
 }
 
 /// One live secret: its metadata and, in memory only, its value.
@@ -36,6 +46,8 @@ pub struct LiveSecret {
     pub info: SecretInfo,
     /// The parsed host patterns (the same as `info.hosts`).
     pub hosts: Vec<HostPattern>,
+    /// The parsed methods and path patterns (the same as `info.methods`, `info.paths`).
+    pub route: RouteScope,
     /// The decrypted value, shared with the sets that follow until it is rotated.
     pub value: Arc<SecretValue>,
 }
@@ -45,6 +57,17 @@ pub struct LiveSecret {
 #[derive(Debug, Default)]
 pub struct SecretSet {
     secrets: BTreeMap<String, Arc<LiveSecret>>,
+}
+
+impl SecretInfo {
+    /// The slots in force: those stored, or for older records `headers` (and `query` with
+    /// `inject_query`).
+    pub fn slots(&self) -> Slots {
+        self.slots.clone().unwrap_or(Slots {
+            query: self.inject_query,
+            ..Slots::default()
+        })
+    }
 }
 
 impl SecretSet {

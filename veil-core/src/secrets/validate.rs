@@ -6,7 +6,14 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use super::value::SecretValue;
-use crate::host_pattern::HostPattern;
+use crate::{
+    host_pattern::HostPattern,
+    inject::Slots,
+    route::{Method, PathPattern},
+};
+
+/// Most methods or path patterns one secret may have.
+pub const MAX_ROUTES: usize = 64;
 
 /// Most host patterns one secret may have.
 pub const MAX_HOSTS: usize = 256;
@@ -165,16 +172,30 @@ pub struct NewSecret {
     pub env_var: EnvVar,
     /// Where the value may be sent; `["*"]` when not given.
     pub hosts: Vec<HostPattern>,
-    /// Whether the placeholder is also replaced in query strings (issue 5).
-    pub inject_query: bool,
+    /// Where in a request the placeholder is replaced (`inject_query` adds `query`).
+    pub slots: Slots,
+    /// Methods the value may be sent with; empty: any.
+    pub methods: Vec<Method>,
+    /// Path patterns the value may be sent to; empty: any.
+    pub paths: Vec<PathPattern>,
 }
 
 impl NewSecret {
-    /// Parses `{name, secret, env_var, hosts?, inject_query?}`; any other field is refused.
+    /// Parses `{name, secret, env_var, hosts?, inject_query?, slots?, methods?, paths?}`; any
+    /// other field is refused.
     pub fn from_json(body: &[u8]) -> Result<Self, FieldError> {
         let mut fields = object(
             body,
-            &["name", "secret", "env_var", "hosts", "inject_query"],
+            &[
+                "name",
+                "secret",
+                "env_var",
+                "hosts",
+                "inject_query",
+                "slots",
+                "methods",
+                "paths",
+            ],
         )?;
         let name = SecretName::parse(&required_string(&mut fields, "name")?)?;
         let value = secret(required_string(&mut fields, "secret")?)?;
@@ -183,18 +204,38 @@ impl NewSecret {
             Some(v) => hosts(v)?,
             None => vec![HostPattern::Any],
         };
-        let inject_query = match fields.remove("inject_query") {
-            Some(v) => boolean(v, "inject_query")?,
-            None => false,
-        };
+        let inject_query = fields
+            .remove("inject_query")
+            .map(|v| boolean(v, "inject_query"))
+            .transpose()?;
+        let slots = fields.remove("slots").map(slots).transpose()?;
+        let slots = with_query(slots.unwrap_or_default(), inject_query)?;
         Ok(Self {
             name,
             value,
             env_var,
             hosts,
-            inject_query,
+            slots,
+            methods: fields.remove("methods").map(methods).transpose()?.unwrap_or_default(),
+            paths: fields.remove("paths").map(paths).transpose()?.unwrap_or_default(),
         })
     }
+}
+
+/// `slots` with `inject_query` applied: `true` adds `query`, `false` takes it away; refused
+/// when `slots` said otherwise.
+fn with_query(mut slots: Slots, inject_query: Option<bool>) -> Result<Slots, FieldError> {
+    match inject_query {
+        Some(q) if slots.query != q && !slots.query && q => slots.query = true,
+        Some(q) if slots.query != q => {
+            return Err(FieldError::new(
+                "inject_query",
+                "contradicts slots, which name \"query\"",
+            ))
+        }
+        _ => {}
+    }
+    Ok(slots)
 }
 
 /// A checked `PATCH /v1/secrets/{id}` body: at least one of its fields is set.
@@ -208,6 +249,12 @@ pub struct SecretPatch {
     pub hosts: Option<Vec<HostPattern>>,
     /// A new query-string injection setting.
     pub inject_query: Option<bool>,
+    /// New slots.
+    pub slots: Option<Slots>,
+    /// New methods (empty: any).
+    pub methods: Option<Vec<Method>>,
+    /// New path patterns (empty: any).
+    pub paths: Option<Vec<PathPattern>>,
 }
 
 impl SecretPatch {
@@ -216,7 +263,16 @@ impl SecretPatch {
     pub fn from_json(body: &[u8]) -> Result<Self, FieldError> {
         let mut fields = object(
             body,
-            &["secret", "env_var", "hosts", "inject_query", "name"],
+            &[
+                "secret",
+                "env_var",
+                "hosts",
+                "inject_query",
+                "slots",
+                "methods",
+                "paths",
+                "name",
+            ],
         )?;
         if fields.contains_key("name") {
             return Err(FieldError::new(
@@ -239,15 +295,26 @@ impl SecretPatch {
                 .remove("inject_query")
                 .map(|v| boolean(v, "inject_query"))
                 .transpose()?,
+            slots: fields.remove("slots").map(slots).transpose()?,
+            methods: fields.remove("methods").map(methods).transpose()?,
+            paths: fields.remove("paths").map(paths).transpose()?,
         };
+        let mut patch = patch;
+        if let Some(given) = patch.slots.take() {
+            patch.slots = Some(with_query(given, patch.inject_query)?);
+        }
         if patch.value.is_none()
             && patch.env_var.is_none()
             && patch.hosts.is_none()
             && patch.inject_query.is_none()
+            && patch.slots.is_none()
+            && patch.methods.is_none()
+            && patch.paths.is_none()
         {
             return Err(FieldError::new(
                 "body",
-                "nothing to change: give secret, env_var, hosts or inject_query",
+                "nothing to change: give secret, env_var, hosts, inject_query, slots, methods \
+                 or paths",
             ));
         }
         Ok(patch)
@@ -365,6 +432,53 @@ fn hosts(value: Value) -> Result<Vec<HostPattern>, FieldError> {
     Ok(patterns)
 }
 
+fn slots(value: Value) -> Result<Slots, FieldError> {
+    Slots::from_json(&value).map_err(|e| FieldError::new("slots", e.to_string()))
+}
+
+/// A list of at most [`MAX_ROUTES`] strings for `field`, each parsed by `parse`, duplicates
+/// dropped; an empty list means any.
+fn route_list<T: PartialEq, E: fmt::Display>(
+    value: Value,
+    field: &'static str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Vec<T>, FieldError> {
+    let Value::Array(items) = value else {
+        return Err(FieldError::new(
+            field,
+            format!("must be an array of strings, not {}", type_name(&value)),
+        ));
+    };
+    if items.len() > MAX_ROUTES {
+        return Err(FieldError::new(
+            field,
+            format!("at most {MAX_ROUTES} are allowed, not {}", items.len()),
+        ));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let Value::String(raw) = item else {
+            return Err(FieldError::new(
+                field,
+                format!("item {i} must be a string, not {}", type_name(&item)),
+            ));
+        };
+        let parsed = parse(&raw).map_err(|e| FieldError::new(field, e.to_string()))?;
+        if !out.contains(&parsed) {
+            out.push(parsed);
+        }
+    }
+    Ok(out)
+}
+
+fn methods(value: Value) -> Result<Vec<Method>, FieldError> {
+    route_list(value, "methods", Method::parse)
+}
+
+fn paths(value: Value) -> Result<Vec<PathPattern>, FieldError> {
+    route_list(value, "paths", PathPattern::parse)
+}
+
 fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -443,7 +557,7 @@ mod tests {
         assert_eq!(s.value.expose(), "tok");
         assert_eq!(s.env_var.as_str(), "GH");
         assert_eq!(s.hosts, [HostPattern::Any]);
-        assert!(!s.inject_query);
+        assert_eq!(s.slots, Slots::default());
         let s = create(
             r#"{"name":"gh","secret":"tok","env_var":"GH",
                 "hosts":["API.github.com","*.github.com","api.github.com"],"inject_query":true}"#,
@@ -453,7 +567,57 @@ mod tests {
             s.hosts.iter().map(ToString::to_string).collect::<Vec<_>>(),
             ["api.github.com", "*.github.com"]
         );
-        assert!(s.inject_query);
+        assert!(s.slots.query);
+    }
+
+    #[test]
+    fn slots_methods_and_paths() {
+        let s = create(
+            r#"{"name":"tg","secret":"1:a","env_var":"TG","slots":["path",{"form":["t"]},
+                {"json":["/auth/key"]},{"headers":["Authorization"]}],
+                "methods":["post","GET"],"paths":["/bot*/send*","/v1/"]}"#,
+        )
+        .unwrap();
+        assert!(s.slots.path && !s.slots.query);
+        assert!(s.slots.allows_header("authorization") && !s.slots.allows_header("x-a"));
+        assert_eq!(
+            s.slots.to_json(),
+            serde_json::json!([{"headers":["authorization"]},"path",{"form":["t"]},{"json":["/auth/key"]}])
+        );
+        assert_eq!(
+            s.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+            ["POST", "GET"]
+        );
+        assert_eq!(
+            s.paths.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            ["/bot*/send*", "/v1"]
+        );
+        let s = create(r#"{"name":"a","secret":"v","env_var":"A","slots":["json"],"inject_query":true}"#)
+            .unwrap();
+        assert!(s.slots.query && s.slots.json.is_some() && s.slots.headers.is_none());
+        for (body, field) in [
+            (r#"{"slots":[]}"#, "slots"),
+            (r#"{"slots":"headers"}"#, "slots"),
+            (r#"{"slots":["body"]}"#, "slots"),
+            (r#"{"slots":["json","json"]}"#, "slots"),
+            (r#"{"slots":[{"query":["a"]}]}"#, "slots"),
+            (r#"{"slots":[{"json":["auth"]}]}"#, "slots"),
+            (r#"{"slots":[{"json":["/a~2"]}]}"#, "slots"),
+            (r#"{"slots":[{"form":[]}]}"#, "slots"),
+            (r#"{"slots":[{"headers":["a b"]}]}"#, "slots"),
+            (r#"{"slots":["query"],"inject_query":false}"#, "inject_query"),
+            (r#"{"methods":"GET"}"#, "methods"),
+            (r#"{"methods":["G ET"]}"#, "methods"),
+            (r#"{"paths":["repos"]}"#, "paths"),
+            (r#"{"paths":["/a/../b"]}"#, "paths"),
+            (r#"{"paths":[1]}"#, "paths"),
+        ] {
+            let err = patch(body).unwrap_err();
+            assert_eq!(err.field, field, "{body}: {err}");
+        }
+        let p = patch(r#"{"methods":[],"paths":["/"]}"#).unwrap();
+        assert_eq!(p.methods.unwrap(), []);
+        assert_eq!(p.paths.unwrap().len(), 1);
     }
 
     #[test]
@@ -559,6 +723,7 @@ mod tests {
             (r#"{"env_var":"A-B"}"#, "env_var"),
             (r#"{"hosts":[]}"#, "hosts"),
             (r#"{"inject_query":1}"#, "inject_query"),
+            (r#"{"slots":["nope"]}"#, "slots"),
         ];
         for (body, field) in cases {
             let err = patch(body).unwrap_err();
