@@ -192,6 +192,12 @@ pub struct LimitsArgs {
     #[arg(long, value_name = "N", default_value_t = 4096,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections_per_sandbox: u32,
+    /// The largest request body veil reads whole to fill a secret's named form fields or JSON
+    /// pointers (larger ones are refused with 413); bodies with a known length up to it are
+    /// rewritten whole for any body slot, longer ones stream.
+    #[arg(long, value_name = "BYTES", default_value_t = 1048576,
+          value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_request_body_bytes: u32,
 }
 
 impl From<&LimitsArgs> for Limits {
@@ -203,6 +209,7 @@ impl From<&LimitsArgs> for Limits {
             connect_timeout: a.connect_timeout,
             tls_timeout: a.tls_handshake_timeout,
             per_sandbox: a.max_connections_per_sandbox as usize,
+            max_body_bytes: a.max_request_body_bytes as usize,
         }
     }
 }

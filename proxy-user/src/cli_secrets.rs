@@ -301,6 +301,9 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             updated_at: "2026-01-01T00:00:00Z".into(),
             inject_query: false,
+            slots: None,
+            methods: Vec::new(),
+            paths: Vec::new(),
         }
     }
 

@@ -579,6 +579,7 @@ mod tests {
             comm: "curl".into(),
             headers: Vec::new(),
             count: 1,
+            slot: None,
         })
     }
 

@@ -31,7 +31,8 @@ use tokio::{
 
 use super::{
     headers::{is_upgrade, strip_hop_by_hop},
-    inject_request::{inject, Destination, Origin},
+    inject_body::{self, Failure, ReqBody},
+    inject_request::{inject, Destination, Judged, Origin},
 };
 use veil_core::{
     authority::{self, Authority, AuthorityError},
@@ -85,7 +86,7 @@ where
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, conn) = client_h1::Builder::new()
-        .handshake::<_, Incoming>(TokioIo::new(upstream))
+        .handshake::<_, ReqBody>(TokioIo::new(upstream))
         .await?;
     tokio::spawn(async move {
         if let Err(e) = conn.with_upgrades().await {
@@ -126,7 +127,7 @@ where
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, conn) = client_h2::Builder::new(TokioExecutor::new())
-        .handshake::<_, Incoming>(TokioIo::new(upstream))
+        .handshake::<_, ReqBody>(TokioIo::new(upstream))
         .await?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
@@ -288,17 +289,47 @@ impl Forwarder {
         // One snapshot of the secrets for the request and its response.
         let live = self.ctx.engine.snapshot();
         let engine = live.engine().map(|e| &**e);
-        if let Err(e) = inject(&self.ctx, engine, &self.origin, &mut req, &destination).await {
+        // Scopes are judged on the request as the sandbox sent it.
+        let method = req.method().as_str().to_owned();
+        let sent_target = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        let judged = Judged::new(destination.target(), &method, &sent_target);
+        if let Err(e) =
+            inject(&self.ctx, engine, &self.origin, &mut req, &destination, &judged).await
+        {
             log::error!("not forwarding a request to {}: {e}", destination.host);
             return answer(StatusCode::SERVICE_UNAVAILABLE, format!("veil: {e}\n"));
         }
         if let Err(message) = set_target(&mut req, version, &named) {
             return answer(StatusCode::BAD_REQUEST, message);
         }
+        let failure = Failure::default();
+        let req = match inject_body::rewrite(
+            &self.ctx,
+            live.engine(),
+            &self.origin,
+            &destination,
+            &judged,
+            req,
+            &failure,
+        )
+        .await
+        {
+            Ok(req) => req,
+            Err(refused) => return refused,
+        };
         let has_body = req.method() != hyper::Method::HEAD;
         let mut response = match sender.send(req).await {
             Ok(r) => r,
             Err(e) => {
+                if let Some(why) = failure.lock().ok().and_then(|mut f| f.take()) {
+                    return answer(
+                        StatusCode::BAD_REQUEST,
+                        format!("veil: the request body was cut off: {why}\n"),
+                    );
+                }
                 log::info!("upstream {} failed a request: {e}", self.dst);
                 return answer(
                     StatusCode::BAD_GATEWAY,
@@ -343,9 +374,9 @@ impl Forwarder {
 /// The upstream connection's request sender.
 enum Sender {
     /// HTTP/1.1: one request at a time.
-    H1(Mutex<client_h1::SendRequest<Incoming>>),
+    H1(Mutex<client_h1::SendRequest<ReqBody>>),
     /// HTTP/2: streams in parallel.
-    H2(client_h2::SendRequest<Incoming>),
+    H2(client_h2::SendRequest<ReqBody>),
 }
 
 impl Sender {
@@ -356,7 +387,7 @@ impl Sender {
         }
     }
 
-    async fn send(&self, req: Request<Incoming>) -> Result<Response<Incoming>, hyper::Error> {
+    async fn send(&self, req: Request<ReqBody>) -> Result<Response<Incoming>, hyper::Error> {
         match self {
             Self::H1(sender) => {
                 let pending = {

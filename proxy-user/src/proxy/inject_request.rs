@@ -1,7 +1,8 @@
-//! Placeholder replacement on a request about to be forwarded: every header (and, for secrets
-//! that opt in, the query string) goes through the engine; every replacement is recorded
-//! durably before the request may leave, and the placeholders left alone are recorded too: one
-//! record per secret and reason, with how many there were and where.
+//! Placeholder replacement on a request about to be forwarded: every header, the path and the
+//! query string go through the engine (each secret only in its slots, and only within its
+//! host, method and path scopes); every replacement is recorded durably before the request may
+//! leave, and the placeholders left alone are recorded too: one record per secret and reason,
+//! with how many there were and where. Bodies: [`super::inject_body`].
 
 use hyper::{
     body::Incoming,
@@ -13,6 +14,8 @@ use veil_core::{
     inject::{self, Engine, Target},
     secrets::SecretValue,
 };
+
+pub use veil_core::inject::Request as Judged;
 
 use super::Context;
 use crate::audit::{Connection, Event, Injection, RequestProtocol, MAX_HEADERS};
@@ -68,23 +71,31 @@ pub struct Destination<'a> {
     pub protocol: RequestProtocol,
 }
 
-/// Rewrites `req` in place and records what happened; returns once every replacement is on
-/// disk.
+impl Destination<'_> {
+    /// Where the request goes, as the engine judges it.
+    pub fn target(&self) -> Target<'_> {
+        if self.verified {
+            Target::VerifiedTls { host: self.host }
+        } else {
+            Target::Unverified
+        }
+    }
+}
+
+/// Rewrites `req`'s headers, path and query in place and records what happened; returns once
+/// every replacement is on disk. `judged` is the request as the sandbox sent it.
 pub async fn inject(
     ctx: &Context,
     engine: Option<&Engine<SecretValue>>,
     origin: &Origin,
     req: &mut Request<Incoming>,
     to: &Destination<'_>,
+    judged: &Judged<'_>,
 ) -> Result<(), InjectError> {
     let Some(engine) = engine else {
         return Ok(());
     };
-    let target = if to.verified {
-        Target::VerifiedTls { host: to.host }
-    } else {
-        Target::Unverified
-    };
+    let target = judged;
     let mut events = Vec::new();
     for (name, value) in req.headers_mut().iter_mut() {
         // The authority is never an injection site: upstream gets the verified one.
@@ -107,14 +118,33 @@ pub async fn inject(
         .path_and_query()
         .map(|pq| pq.as_str().as_bytes().to_vec())
     {
-        let (new, found) = engine.rewrite_query(&target_bytes, target).into_parts();
-        if let Some(new) = new {
-            let mut parts = req.uri().clone().into_parts();
-            parts.path_and_query =
-                Some(PathAndQuery::try_from(&new[..]).map_err(|_| InjectError::Invalid("query"))?);
-            *req.uri_mut() = Uri::from_parts(parts).map_err(|_| InjectError::Invalid("query"))?;
-        }
+        let (path, found) = engine.rewrite_path(&target_bytes, target).into_parts();
         events.extend(found);
+        let rewritten = path.as_deref().map_or(&target_bytes[..], |p| p);
+        let (query, found) = engine.rewrite_query(rewritten, target).into_parts();
+        events.extend(found);
+        if let Some(new) = query.as_deref().or(path.as_deref()) {
+            let mut parts = req.uri().clone().into_parts();
+            parts.path_and_query = Some(
+                PathAndQuery::try_from(&new[..]).map_err(|_| InjectError::Invalid("request target"))?,
+            );
+            *req.uri_mut() =
+                Uri::from_parts(parts).map_err(|_| InjectError::Invalid("request target"))?;
+        }
+    }
+    record(ctx, origin, to, events).await
+}
+
+/// Records `events`: each replacement durably (all awaited before this returns), the
+/// placeholders left alone grouped per secret and reason.
+pub async fn record(
+    ctx: &Context,
+    origin: &Origin,
+    to: &Destination<'_>,
+    events: Vec<inject::Event>,
+) -> Result<(), InjectError> {
+    if events.is_empty() {
+        return Ok(());
     }
     let mut pending = Vec::new();
     let mut left = Vec::new();
@@ -223,6 +253,7 @@ fn injection(
     reason: Option<String>,
 ) -> Injection {
     Injection {
+        slot: Some(inject::slot_name(&header)),
         secret_id,
         secret_name,
         host: to.host.to_owned(),

@@ -19,6 +19,10 @@ pub struct Limits {
     pub tls_timeout: Duration,
     /// How many connections one sandbox may have open through veil at once.
     pub per_sandbox: usize,
+    /// The largest request body veil reads whole to fill a secret's named form fields or JSON
+    /// pointers (past it: 413), and the largest with a known length it reads whole for any
+    /// body slot (longer ones stream).
+    pub max_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -30,6 +34,7 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(10),
             tls_timeout: Duration::from_secs(10),
             per_sandbox: 4096,
+            max_body_bytes: 1024 * 1024,
         }
     }
 }

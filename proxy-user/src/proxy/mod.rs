@@ -17,6 +17,7 @@ pub mod deny;
 pub mod headers;
 pub mod http;
 pub mod idle;
+pub mod inject_body;
 pub mod inject_request;
 pub mod limits;
 pub mod prefixed;

@@ -169,6 +169,9 @@ mod tests {
             created_at: String::new(),
             updated_at: String::new(),
             inject_query: false,
+            slots: None,
+            methods: Vec::new(),
+            paths: Vec::new(),
         }
     }
 

@@ -105,7 +105,8 @@ fn engine(set: &SecretSet) -> Result<Engine<SecretValue>, EngineError> {
             name: secret.info.name.clone(),
             placeholder: secret.info.proxy_value.clone(),
             scope: secret.hosts.clone(),
-            inject_query: secret.info.inject_query,
+            slots: secret.info.slots(),
+            route: secret.route.clone(),
             value: Arc::clone(&secret.value),
         })
         .collect();

@@ -97,8 +97,12 @@ mod tests {
                 created_at: String::new(),
                 updated_at: String::new(),
                 inject_query: false,
+                slots: None,
+                methods: Vec::new(),
+                paths: Vec::new(),
             },
             hosts: Vec::new(),
+            route: Default::default(),
             value: std::sync::Arc::new(SecretValue::parse("real-value".to_owned()).unwrap()),
         }
     }

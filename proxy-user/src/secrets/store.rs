@@ -15,7 +15,10 @@ use sled::{
 };
 use tokio::sync::{watch, Mutex};
 
-use veil_core::host_pattern::HostPattern;
+use veil_core::{
+    host_pattern::HostPattern,
+    route::{Method, PathPattern, RouteScope},
+};
 
 use super::{
     crypto::{self, MasterKey},
@@ -134,11 +137,18 @@ impl SecretStore {
             hosts: new.hosts.iter().map(ToString::to_string).collect(),
             created_at: now.clone(),
             updated_at: now,
-            inject_query: new.inject_query,
+            inject_query: new.slots.query,
+            slots: Some(new.slots),
+            methods: new.methods.iter().map(ToString::to_string).collect(),
+            paths: new.paths.iter().map(ToString::to_string).collect(),
         };
         let secret = LiveSecret {
             info,
             hosts: new.hosts,
+            route: RouteScope {
+                methods: new.methods,
+                paths: new.paths,
+            },
             value: Arc::new(new.value),
         };
         let change = Change {
@@ -184,9 +194,34 @@ impl SecretStore {
             }
             None => old.hosts.clone(),
         };
-        if let Some(inject_query) = patch.inject_query.filter(|&q| q != old.info.inject_query) {
-            info.inject_query = inject_query;
-            changed.push("inject_query");
+        let slots = match patch.slots {
+            Some(slots) => slots,
+            None => {
+                let mut slots = old.info.slots();
+                if let Some(query) = patch.inject_query {
+                    slots.query = query;
+                }
+                slots
+            }
+        };
+        if slots != old.info.slots() {
+            if slots.query != old.info.inject_query {
+                changed.push("inject_query");
+            }
+            changed.push("slots");
+        }
+        info.inject_query = slots.query;
+        info.slots = Some(slots);
+        let mut route = old.route.clone();
+        if let Some(methods) = patch.methods.filter(|m| *m != old.route.methods) {
+            info.methods = methods.iter().map(ToString::to_string).collect();
+            route.methods = methods;
+            changed.push("methods");
+        }
+        if let Some(paths) = patch.paths.filter(|p| *p != old.route.paths) {
+            info.paths = paths.iter().map(ToString::to_string).collect();
+            route.paths = paths;
+            changed.push("paths");
         }
         let value = match patch.value {
             Some(value) => {
@@ -196,7 +231,12 @@ impl SecretStore {
             None => Arc::clone(&old.value),
         };
         info.updated_at = now();
-        let secret = LiveSecret { info, hosts, value };
+        let secret = LiveSecret {
+            info,
+            hosts,
+            route,
+            value,
+        };
         let change = Change {
             id,
             record: Some(self.encode(&secret)?),
@@ -339,12 +379,29 @@ fn live(key: &MasterKey, stored: &Stored) -> Result<LiveSecret, SecretError> {
         .iter()
         .map(|h| HostPattern::parse(h).map_err(|e| corrupt(e.to_string())))
         .collect::<Result<_, _>>()?;
+    let route = RouteScope {
+        methods: info
+            .methods
+            .iter()
+            .map(|m| Method::parse(m).map_err(|e| corrupt(e.to_string())))
+            .collect::<Result<_, _>>()?,
+        paths: info
+            .paths
+            .iter()
+            .map(|p| PathPattern::parse(p).map_err(|e| corrupt(e.to_string())))
+            .collect::<Result<_, _>>()?,
+    };
     let sealed =
         hex::decode(&stored.sealed).map_err(|_| corrupt("sealed value is not hex".into()))?;
+    let value = Arc::new(key.open(&info.id, &sealed)?);
+    let mut info = info.clone();
+    let slots = info.slots();
+    info.slots = Some(slots);
     Ok(LiveSecret {
-        info: info.clone(),
+        info,
         hosts,
-        value: Arc::new(key.open(&info.id, &sealed)?),
+        route,
+        value,
     })
 }
 

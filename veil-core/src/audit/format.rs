@@ -183,7 +183,7 @@ fn row(record: &Record) -> [String; COLUMNS] {
             .to_owned(),
             counted(i.reason.as_deref().unwrap_or("in scope"), i.count),
             format!(
-                "secret={} id={} header={} protocol={} cgroup_id={}",
+                "secret={} id={} header={}{} protocol={} cgroup_id={}",
                 i.secret_name,
                 i.secret_id,
                 if i.headers.is_empty() {
@@ -191,6 +191,10 @@ fn row(record: &Record) -> [String; COLUMNS] {
                 } else {
                     i.headers.join(",")
                 },
+                i.slot
+                    .as_ref()
+                    .map(|slot| format!(" slot={slot}"))
+                    .unwrap_or_default(),
                 i.protocol,
                 i.cgroup_id
             ),

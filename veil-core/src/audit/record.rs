@@ -416,6 +416,10 @@ pub struct Injection {
     /// How many placeholders this record stands for (absent, and 1, for a single one).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub count: u64,
+    /// The slot of the (first) placeholder: `header:<name>`, `query`, `path`, `form:<field>`,
+    /// `json:<pointer>`; absent in records written before slots existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
 }
 
 /// What a connection turned out to be.
@@ -1134,6 +1138,7 @@ mod tests {
             comm: "curl".into(),
             headers: Vec::new(),
             count: 1,
+            slot: None,
         };
         let single =
             serde_json::to_value(Event::PlaceholderNotInjected(injection.clone())).unwrap();

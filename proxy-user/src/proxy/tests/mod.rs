@@ -250,10 +250,14 @@ fn secrets() -> SecretSet {
         created_at: String::new(),
         updated_at: String::new(),
         inject_query: false,
+        slots: None,
+        methods: Vec::new(),
+        paths: Vec::new(),
     };
     std::iter::once(LiveSecret {
         info,
         hosts: vec![HostPattern::parse(HOST).unwrap()],
+        route: Default::default(),
         value: Arc::new(SecretValue::parse(SECRET.into()).unwrap()),
     })
     .collect()

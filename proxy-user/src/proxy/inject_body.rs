@@ -1,0 +1,315 @@
+//! Placeholders in request bodies (form fields, JSON string values) for secrets with a body
+//! slot: [`rewrite`] decides, per request, whether the body passes untouched, is read whole
+//! (named fields or pointers, or a known length within the limit: checked before anything is
+//! sent, `Content-Length` corrected) or streams through a [`RewriteBody`] (no length promised;
+//! each replacement durably recorded before the bytes that carry it go on, a malformed body
+//! cut off and answered with 400).
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{ready, Context as TaskContext, Poll},
+};
+
+use bytes::Bytes;
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
+use hyper::{
+    body::{Frame, Incoming, SizeHint},
+    header, Request, Response, StatusCode,
+};
+use veil_core::{
+    inject::{
+        body::{BodyKind, BodyRewriter, Chunk},
+        Engine,
+    },
+    secrets::SecretValue,
+};
+use zeroize::Zeroizing;
+
+use super::{
+    http::{answer, Body},
+    inject_request::{record, Destination, Judged, Origin},
+    scrub_body::BoxError,
+    Context,
+};
+use crate::audit::{Event, LimitExceeded, RequestProtocol};
+
+/// A request body on its way upstream.
+pub type ReqBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Why a streamed body was cut off, for the answer to the client.
+pub type Failure = Arc<Mutex<Option<String>>>;
+
+/// A request whose body may be rewritten, or the answer that refuses it.
+pub async fn rewrite(
+    ctx: &Arc<Context>,
+    engine: Option<&Arc<Engine<SecretValue>>>,
+    origin: &Origin,
+    to: &Destination<'_>,
+    judged: &Judged<'_>,
+    req: Request<Incoming>,
+    failure: &Failure,
+) -> Result<Request<ReqBody>, Response<Body>> {
+    let kind = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| BodyKind::of_content_type(v.as_bytes()));
+    let rewriter = match (engine, kind) {
+        (Some(engine), Some(kind)) => engine.body_rewriter(kind, judged),
+        _ => None,
+    };
+    let Some(mut rewriter) = rewriter else {
+        return Ok(req.map(|b| b.map_err(BoxError::from).boxed_unsync()));
+    };
+    let encoded = req
+        .headers()
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        refuse(ctx, origin, to, "request_body_encoding",
+            "a compressed request body for a secret's body slot".to_owned());
+        return Err(answer(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "veil: a secret's body slot cannot be filled in a compressed request body; send it \
+             uncompressed\n"
+                .to_owned(),
+        ));
+    }
+    let limit = ctx.limits.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let whole = rewriter.needs_whole_body() || declared.is_some_and(|n| n <= limit as u64);
+    if !whole {
+        let (mut parts, body) = req.into_parts();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        let streamed = RewriteBody {
+            inner: body,
+            rewriter,
+            ctx: Arc::clone(ctx),
+            origin: origin.clone(),
+            host: to.host.to_owned(),
+            addr: to.addr,
+            protocol: to.protocol,
+            pending: None,
+            failure: Arc::clone(failure),
+            trailers: None,
+            done: false,
+        };
+        return Ok(Request::from_parts(parts, streamed.boxed_unsync()));
+    }
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(ctx, origin, to, limit));
+    }
+    let (mut parts, mut body) = req.into_parts();
+    let mut out: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::new());
+    let mut events = Vec::new();
+    let mut read = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            answer(
+                StatusCode::BAD_REQUEST,
+                format!("veil: the request body could not be read: {e}\n"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        read = read.saturating_add(data.len());
+        if read > limit {
+            return Err(too_large(ctx, origin, to, limit));
+        }
+        let chunk = rewriter.feed(&data).map_err(|e| malformed(to, &e))?;
+        take(chunk, &mut out, &mut events);
+    }
+    let chunk = rewriter.finish().map_err(|e| malformed(to, &e))?;
+    take(chunk, &mut out, &mut events);
+    if let Err(e) = record(ctx, origin, to, events).await {
+        log::error!("not forwarding a request to {}: {e}", to.host);
+        return Err(answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("veil: {e}\n"),
+        ));
+    }
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, header::HeaderValue::from(out.len()));
+    let bytes = Bytes::from(std::mem::take(&mut *out));
+    Ok(Request::from_parts(
+        parts,
+        Full::new(bytes).map_err(|never| match never {}).boxed_unsync(),
+    ))
+}
+
+/// Appends a chunk's bytes and events.
+fn take(chunk: Chunk, out: &mut Zeroizing<Vec<u8>>, events: &mut Vec<veil_core::inject::Event>) {
+    out.extend_from_slice(&chunk.bytes);
+    events.extend(chunk.events);
+}
+
+/// The 400 for a body that does not parse.
+fn malformed(to: &Destination<'_>, e: &veil_core::inject::body::BodyError) -> Response<Body> {
+    log::info!("refusing a request to {}: {e}", to.host);
+    answer(StatusCode::BAD_REQUEST, format!("veil: {e}\n"))
+}
+
+/// The 413 (and its record) for a body past the limit.
+fn too_large(
+    ctx: &Context,
+    origin: &Origin,
+    to: &Destination<'_>,
+    limit: usize,
+) -> Response<Body> {
+    refuse(
+        ctx,
+        origin,
+        to,
+        "max_request_body_bytes",
+        format!("a request body over {limit} bytes for a secret's named body fields"),
+    );
+    answer(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "veil: a request body for a secret's named fields or pointers may hold at most \
+             {limit} bytes\n"
+        ),
+    )
+}
+
+/// Records a refused body.
+fn refuse(ctx: &Context, origin: &Origin, to: &Destination<'_>, limit: &str, detail: String) {
+    log::info!("refusing a request of {} to {}: {detail}", origin.comm, to.host);
+    ctx.audit.record(Event::LimitExceeded(LimitExceeded {
+        limit: limit.to_owned(),
+        detail,
+        host: to.host.to_owned(),
+        destination: to.addr,
+        sandbox: origin.sandbox.clone(),
+        cgroup_id: origin.cgroup_id,
+        pid: origin.pid,
+        comm: origin.comm.clone(),
+    }));
+}
+
+/// A streamed request body with placeholders rewritten.
+pub struct RewriteBody {
+    inner: Incoming,
+    rewriter: BodyRewriter<SecretValue>,
+    ctx: Arc<Context>,
+    origin: Origin,
+    host: String,
+    addr: std::net::SocketAddr,
+    protocol: RequestProtocol,
+    /// Bytes waiting for their records to be durable.
+    pending: Option<Pending>,
+    failure: Failure,
+    /// The request's trailers, sent after everything held.
+    trailers: Option<Frame<Bytes>>,
+    done: bool,
+}
+
+/// Rewritten bytes and the recording they wait for.
+struct Pending {
+    bytes: Zeroizing<Vec<u8>>,
+    recorded: Pin<Box<dyn Future<Output = Result<(), String>> + Send>>,
+}
+
+impl RewriteBody {
+    /// Turns a chunk into pending bytes whose records are being written.
+    fn pend(&mut self, chunk: Chunk) -> Pending {
+        let (ctx, origin) = (Arc::clone(&self.ctx), self.origin.clone());
+        let (host, addr, protocol) = (self.host.clone(), self.addr, self.protocol);
+        let events = chunk.events;
+        Pending {
+            bytes: chunk.bytes,
+            recorded: Box::pin(async move {
+                let to = Destination {
+                    host: &host,
+                    verified: true,
+                    addr,
+                    protocol,
+                };
+                record(&ctx, &origin, &to, events)
+                    .await
+                    .map_err(|e| e.to_string())
+            }),
+        }
+    }
+
+    /// Cuts the body off for `why`.
+    fn fail(&mut self, why: String) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.done = true;
+        log::info!("cutting off a request body to {}: {why}", self.host);
+        if let Ok(mut failure) = self.failure.lock() {
+            *failure = Some(why.clone());
+        }
+        Poll::Ready(Some(Err(why.into())))
+    }
+}
+
+impl hyper::body::Body for RewriteBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(pending) = &mut this.pending {
+                let recorded = ready!(pending.recorded.as_mut().poll(cx));
+                let bytes = std::mem::take(&mut pending.bytes);
+                this.pending = None;
+                if let Err(e) = recorded {
+                    return this.fail(format!("the audit log cannot record a secret's use: {e}"));
+                }
+                if !bytes.is_empty() {
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(bytes.to_vec())))));
+                }
+                continue;
+            }
+            if this.done {
+                return Poll::Ready(this.trailers.take().map(Ok));
+            }
+            let chunk = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => this.rewriter.feed(&data),
+                    // Trailers pass on as they are, after everything held.
+                    Err(frame) => {
+                        let held = this.rewriter.finish();
+                        this.done = true;
+                        this.trailers = Some(frame);
+                        held
+                    }
+                },
+                Some(Err(e)) => return this.fail(format!("reading the body failed: {e}")),
+                None => {
+                    this.done = true;
+                    this.rewriter.finish()
+                }
+            };
+            match chunk {
+                Ok(chunk) if chunk.events.is_empty() => {
+                    if !chunk.bytes.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk.bytes.to_vec())))));
+                    }
+                }
+                Ok(chunk) => this.pending = Some(this.pend(chunk)),
+                Err(e) => return this.fail(e.to_string()),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.pending.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
