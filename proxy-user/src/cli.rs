@@ -405,13 +405,15 @@ pub struct AuditFilterArgs {
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
     /// Store a secret; sandboxes get its placeholder in --env-var.
+    #[command(visible_alias = "add")]
     Create(CreateArgs),
     /// List the secrets (never their values).
     List(ListArgs),
     /// Show one secret (never its value).
     Show(ShowArgs),
-    /// Replace a secret's value (its placeholder stays), and/or change its hosts, variable or
-    /// query-string injection.
+    /// Replace a secret's value (its placeholder stays), and/or change its hosts, variable,
+    /// slots, methods or paths.
+    #[command(visible_alias = "update")]
     Rotate(RotateArgs),
     /// Delete a secret: its placeholder is no longer replaced, and sandboxes started from now
     /// on do not get its variable.
@@ -442,9 +444,21 @@ pub struct CreateArgs {
     /// `*`; repeat for more. Default: `*`.
     #[arg(long = "host", value_name = "PATTERN")]
     pub hosts: Vec<String>,
-    /// Also replace the placeholder in URL query strings, not only in headers.
+    /// Also replace the placeholder in URL query strings (the `query` slot).
     #[arg(long)]
     pub inject_query: bool,
+    /// Where the placeholder is replaced: `headers`, `query`, `path`, `form`, `json`, or one
+    /// restricted to names: `headers=authorization,x-api-key`, `form=refresh_token`,
+    /// `json=/auth/key`; repeat for more. Default: `headers`.
+    #[arg(long = "slot", value_name = "SLOT[=NAMES]")]
+    pub slots: Vec<String>,
+    /// A method the value may be sent with (`GET`, `POST`); repeat for more. Default: any.
+    #[arg(long = "method", value_name = "METHOD")]
+    pub methods: Vec<String>,
+    /// A path pattern the value may be sent to (`/repos/my-org/*`: `*` is any characters of
+    /// one segment, and a pattern covers the paths below it); repeat for more. Default: any.
+    #[arg(long = "path", value_name = "PATTERN")]
+    pub paths: Vec<String>,
     /// Where the value comes from.
     #[command(flatten)]
     pub value: ValueSource,
@@ -494,6 +508,25 @@ pub struct RotateArgs {
     /// Replace the placeholder in headers only.
     #[arg(long)]
     pub no_inject_query: bool,
+    /// Where the placeholder is replaced: `headers`, `query`, `path`, `form`, `json`, or one
+    /// restricted to names: `headers=authorization,x-api-key`, `form=refresh_token`,
+    /// `json=/auth/key`; repeat for more. Replaces the slots.
+    #[arg(long = "slot", value_name = "SLOT[=NAMES]")]
+    pub slots: Vec<String>,
+    /// A method the value may be sent with (`GET`, `POST`); repeat for more. Replaces the list.
+    #[arg(long = "method", value_name = "METHOD")]
+    pub methods: Vec<String>,
+    /// A path pattern the value may be sent to (`/repos/my-org/*`: `*` is any characters of
+    /// one segment, and a pattern covers the paths below it); repeat for more. Replaces the list.
+    #[arg(long = "path", value_name = "PATTERN")]
+    pub paths: Vec<String>,
+    /// Allow any method again.
+    #[arg(long, conflicts_with = "methods")]
+    pub any_method: bool,
+    /// Allow any path again.
+    #[arg(long, conflicts_with = "paths")]
+    pub any_path: bool,
+
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

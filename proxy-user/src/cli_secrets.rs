@@ -57,7 +57,8 @@ pub enum CliError {
     /// A rotate that changes nothing.
     #[error(
         "nothing to change: give a new value (standard input, --from-file or --from-env), or \
-         --keep-value with --host, --env-var, --inject-query or --no-inject-query"
+         --keep-value with --host, --env-var, --inject-query, --no-inject-query, --slot, \
+         --method, --path, --any-method or --any-path"
     )]
     NothingToChange,
 }
@@ -74,6 +75,9 @@ pub async fn secrets(paths: &Paths, command: SecretsCommand) -> Result<i32, CliE
                 env_var: &args.env_var,
                 hosts: (!args.hosts.is_empty()).then_some(args.hosts.as_slice()),
                 inject_query: args.inject_query,
+                slots: slots(&args.slots),
+                methods: (!args.methods.is_empty()).then_some(args.methods.as_slice()),
+                paths: (!args.paths.is_empty()).then_some(args.paths.as_slice()),
             };
             let secret = client.create_secret(&body).await?;
             print_one(&secret, args.json);
@@ -152,15 +156,51 @@ async fn rotate(
         env_var: args.env_var.as_deref(),
         hosts: (!args.hosts.is_empty()).then_some(args.hosts.as_slice()),
         inject_query,
+        slots: slots(&args.slots),
+        methods: replaced(&args.methods, args.any_method),
+        paths: replaced(&args.paths, args.any_path),
     };
     if body.secret.is_none()
         && body.env_var.is_none()
         && body.hosts.is_none()
         && body.inject_query.is_none()
+        && body.slots.is_none()
+        && body.methods.is_none()
+        && body.paths.is_none()
     {
         return Err(CliError::NothingToChange);
     }
     Ok(client.update_secret(&secret.id, &body).await?)
+}
+
+/// A list to replace with: `given`, or the empty list (any) with `any`, or `None`.
+fn replaced(given: &[String], any: bool) -> Option<&[String]> {
+    if any {
+        Some(&[])
+    } else {
+        (!given.is_empty()).then_some(given)
+    }
+}
+
+/// The API's list of slots for `--slot` options (`form`, `form=a,b`); `None` when none was
+/// given. The daemon checks them.
+fn slots(given: &[String]) -> Option<serde_json::Value> {
+    if given.is_empty() {
+        return None;
+    }
+    let items = given
+        .iter()
+        .map(|slot| match slot.split_once('=') {
+            None => serde_json::Value::String(slot.clone()),
+            Some((kind, names)) => {
+                let names = names
+                    .split(',')
+                    .map(|n| serde_json::Value::String(n.to_owned()));
+                serde_json::json!({ kind: names.collect::<Vec<_>>() })
+            }
+        })
+        .collect();
+    Some(serde_json::Value::Array(items))
 }
 
 /// The secret whose id, or else whose name, is `given`.
@@ -238,6 +278,23 @@ fn print_one(secret: &SecretInfo, json: bool) {
         ("proxy_value", secret.proxy_value.clone()),
         ("hosts", secret.hosts.join(", ")),
         ("inject_query", secret.inject_query.to_string()),
+        ("slots", secret.slots().to_json().to_string()),
+        (
+            "methods",
+            if secret.methods.is_empty() {
+                "any".to_owned()
+            } else {
+                secret.methods.join(", ")
+            },
+        ),
+        (
+            "paths",
+            if secret.paths.is_empty() {
+                "any".to_owned()
+            } else {
+                secret.paths.join(", ")
+            },
+        ),
         ("created_at", secret.created_at.clone()),
         ("updated_at", secret.updated_at.clone()),
     ];

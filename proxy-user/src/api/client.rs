@@ -61,8 +61,18 @@ pub struct NewSecretBody<'a> {
     /// Host patterns; the daemon's default (`*`) when `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hosts: Option<&'a [String]>,
-    /// Query-string injection.
+    /// Query-string injection (sent only when set).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub inject_query: bool,
+    /// Slots, as the API writes them; the daemon's default (`["headers"]`) when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slots: Option<serde_json::Value>,
+    /// Methods; any when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods: Option<&'a [String]>,
+    /// Path patterns; any when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paths: Option<&'a [String]>,
 }
 
 /// Body of `PATCH /v1/secrets/{id}`: only the fields that are set are sent.
@@ -80,6 +90,15 @@ pub struct SecretPatchBody<'a> {
     /// New query-string injection setting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inject_query: Option<bool>,
+    /// New slots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slots: Option<serde_json::Value>,
+    /// New methods (empty: any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods: Option<&'a [String]>,
+    /// New path patterns (empty: any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paths: Option<&'a [String]>,
 }
 
 /// A handle on the daemon's control socket.

@@ -10,9 +10,9 @@
 //! | `GET /v1/audit?limit=&kind=&sandbox=&host=&secret=&since=&until=&after=` | matching records, JSON lines; with `follow=1` the response stays open and streams each new match as it is committed |
 //! | `GET /v1/audit/verify`     | walks the hash chain: a [`crate::audit::Verification`]      |
 //! | `GET /v1/secrets`          | every secret (never a value)                                |
-//! | `POST /v1/secrets`         | `{name, secret, env_var, hosts?, inject_query?}` creates one (201) |
+//! | `POST /v1/secrets`         | `{name, secret, env_var, hosts?, inject_query?, slots?, methods?, paths?}` creates one (201) |
 //! | `GET /v1/secrets/{id}`     | one secret                                                  |
-//! | `PATCH /v1/secrets/{id}`   | `{secret?, env_var?, hosts?, inject_query?}` rotates/changes it |
+//! | `PATCH /v1/secrets/{id}`   | `{secret?, env_var?, hosts?, inject_query?, slots?, methods?, paths?}` rotates/changes it |
 //! | `DELETE /v1/secrets/{id}`  | deletes it                                                  |
 //! | `GET /metrics`             | counters and a latency histogram, Prometheus text format    |
 //! | `GET /v1/egress`           | `{allow, passthrough, config}`: the egress rules in force     |

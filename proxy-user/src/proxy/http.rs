@@ -296,8 +296,15 @@ impl Forwarder {
             .path_and_query()
             .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
         let judged = Judged::new(destination.target(), &method, &sent_target);
-        if let Err(e) =
-            inject(&self.ctx, engine, &self.origin, &mut req, &destination, &judged).await
+        if let Err(e) = inject(
+            &self.ctx,
+            engine,
+            &self.origin,
+            &mut req,
+            &destination,
+            &judged,
+        )
+        .await
         {
             log::error!("not forwarding a request to {}: {e}", destination.host);
             return answer(StatusCode::SERVICE_UNAVAILABLE, format!("veil: {e}\n"));

@@ -68,8 +68,13 @@ pub async fn rewrite(
         .iter()
         .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
     if encoded {
-        refuse(ctx, origin, to, "request_body_encoding",
-            "a compressed request body for a secret's body slot".to_owned());
+        refuse(
+            ctx,
+            origin,
+            to,
+            "request_body_encoding",
+            "a compressed request body for a secret's body slot".to_owned(),
+        );
         return Err(answer(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "veil: a secret's body slot cannot be filled in a compressed request body; send it \
@@ -141,7 +146,9 @@ pub async fn rewrite(
     let bytes = Bytes::from(std::mem::take(&mut *out));
     Ok(Request::from_parts(
         parts,
-        Full::new(bytes).map_err(|never| match never {}).boxed_unsync(),
+        Full::new(bytes)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
     ))
 }
 
@@ -158,12 +165,7 @@ fn malformed(to: &Destination<'_>, e: &veil_core::inject::body::BodyError) -> Re
 }
 
 /// The 413 (and its record) for a body past the limit.
-fn too_large(
-    ctx: &Context,
-    origin: &Origin,
-    to: &Destination<'_>,
-    limit: usize,
-) -> Response<Body> {
+fn too_large(ctx: &Context, origin: &Origin, to: &Destination<'_>, limit: usize) -> Response<Body> {
     refuse(
         ctx,
         origin,
@@ -182,7 +184,11 @@ fn too_large(
 
 /// Records a refused body.
 fn refuse(ctx: &Context, origin: &Origin, to: &Destination<'_>, limit: &str, detail: String) {
-    log::info!("refusing a request of {} to {}: {detail}", origin.comm, to.host);
+    log::info!(
+        "refusing a request of {} to {}: {detail}",
+        origin.comm,
+        to.host
+    );
     ctx.audit.record(Event::LimitExceeded(LimitExceeded {
         limit: limit.to_owned(),
         detail,
@@ -296,7 +302,9 @@ impl hyper::body::Body for RewriteBody {
             match chunk {
                 Ok(chunk) if chunk.events.is_empty() => {
                     if !chunk.bytes.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk.bytes.to_vec())))));
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(
+                            chunk.bytes.to_vec(),
+                        )))));
                     }
                 }
                 Ok(chunk) => this.pending = Some(this.pend(chunk)),

@@ -126,7 +126,8 @@ pub async fn inject(
         if let Some(new) = query.as_deref().or(path.as_deref()) {
             let mut parts = req.uri().clone().into_parts();
             parts.path_and_query = Some(
-                PathAndQuery::try_from(&new[..]).map_err(|_| InjectError::Invalid("request target"))?,
+                PathAndQuery::try_from(&new[..])
+                    .map_err(|_| InjectError::Invalid("request target"))?,
             );
             *req.uri_mut() =
                 Uri::from_parts(parts).map_err(|_| InjectError::Invalid("request target"))?;

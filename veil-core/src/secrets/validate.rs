@@ -216,8 +216,16 @@ impl NewSecret {
             env_var,
             hosts,
             slots,
-            methods: fields.remove("methods").map(methods).transpose()?.unwrap_or_default(),
-            paths: fields.remove("paths").map(paths).transpose()?.unwrap_or_default(),
+            methods: fields
+                .remove("methods")
+                .map(methods)
+                .transpose()?
+                .unwrap_or_default(),
+            paths: fields
+                .remove("paths")
+                .map(paths)
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 }
@@ -592,8 +600,10 @@ mod tests {
             s.paths.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
             ["/bot*/send*", "/v1"]
         );
-        let s = create(r#"{"name":"a","secret":"v","env_var":"A","slots":["json"],"inject_query":true}"#)
-            .unwrap();
+        let s = create(
+            r#"{"name":"a","secret":"v","env_var":"A","slots":["json"],"inject_query":true}"#,
+        )
+        .unwrap();
         assert!(s.slots.query && s.slots.json.is_some() && s.slots.headers.is_none());
         for (body, field) in [
             (r#"{"slots":[]}"#, "slots"),
@@ -605,7 +615,10 @@ mod tests {
             (r#"{"slots":[{"json":["/a~2"]}]}"#, "slots"),
             (r#"{"slots":[{"form":[]}]}"#, "slots"),
             (r#"{"slots":[{"headers":["a b"]}]}"#, "slots"),
-            (r#"{"slots":["query"],"inject_query":false}"#, "inject_query"),
+            (
+                r#"{"slots":["query"],"inject_query":false}"#,
+                "inject_query",
+            ),
             (r#"{"methods":"GET"}"#, "methods"),
             (r#"{"methods":["G ET"]}"#, "methods"),
             (r#"{"paths":["repos"]}"#, "paths"),
