@@ -28,8 +28,17 @@ impl Env {
         Self::with_names(policy, &[HOST, "other.example.test", REMOTE_A])
     }
 
+    /// As [`Env::new`], with `extra` arguments for `veil serve`.
+    pub fn with_args(policy: &str, extra: &[&str]) -> Self {
+        Self::start(policy, &[HOST, "other.example.test", REMOTE_A], extra)
+    }
+
     /// As [`Env::new`], with the upstream's certificate for `names`.
     pub fn with_names(policy: &str, names: &[&str]) -> Self {
+        Self::start(policy, names, &[])
+    }
+
+    fn start(policy: &str, names: &[&str], extra: &[&str]) -> Self {
         let mut veil = Instance::new();
         let ca = TestCa::new("veil test upstream CA").expect("a test CA");
         let ca_file = veil.dir().join("upstream-ca.pem");
@@ -37,7 +46,9 @@ impl Env {
         let cert = ca.server_cert(names).expect("a server certificate");
         let upstream = TlsUpstream::start(REMOTE_A, &cert, &[b"h2", b"http/1.1"]);
         veil.set_policy(policy);
-        veil.start_daemon(&["--upstream-ca", ca_file.to_str().expect("utf-8 path")]);
+        let mut args = vec!["--upstream-ca", ca_file.to_str().expect("utf-8 path")];
+        args.extend_from_slice(extra);
+        veil.start_daemon(&args);
         Self {
             veil,
             ca,

@@ -43,6 +43,8 @@ pub struct Seen {
     pub version: String,
     /// Headers in order, names lower-case.
     pub headers: Vec<(String, String)>,
+    /// The body, read for paths under `/slots` only (else empty); `None` if reading failed.
+    pub body: Option<Vec<u8>>,
 }
 
 impl Seen {
@@ -201,7 +203,25 @@ async fn respond(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
+    let mut body = Some(Vec::new());
+    if path.starts_with("/slots") {
+        let incoming = req.body_mut();
+        while let Some(frame) = incoming.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let (Some(all), Some(data)) = (body.as_mut(), frame.data_ref()) {
+                        all.extend_from_slice(data);
+                    }
+                }
+                Err(_) => {
+                    body = None;
+                    break;
+                }
+            }
+        }
+    }
     seen.lock().expect("not poisoned").push(Seen {
+        body,
         method: req.method().to_string(),
         path: path.clone(),
         version: format!("{:?}", req.version()),

@@ -20,6 +20,7 @@ pub const PACKAGES: &[&str] = &[
     "curl",
     "git",
     "python3",
+    "python3-requests",
     "iproute2",
     "nodejs",
     "util-linux",
