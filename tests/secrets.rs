@@ -124,7 +124,10 @@ fn every_endpoint_and_every_refusal() {
             "proxy_value",
             "created_at",
             "updated_at",
-            "inject_query"
+            "inject_query",
+            "slots",
+            "methods",
+            "paths"
         ])
     );
 

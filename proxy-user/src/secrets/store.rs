@@ -17,6 +17,7 @@ use tokio::sync::{watch, Mutex};
 
 use veil_core::{
     host_pattern::HostPattern,
+    inject::Slots,
     route::{Method, PathPattern, RouteScope},
 };
 
@@ -204,10 +205,15 @@ impl SecretStore {
                 slots
             }
         };
-        if slots != old.info.slots() {
-            if slots.query != old.info.inject_query {
-                changed.push("inject_query");
-            }
+        let before = old.info.slots();
+        if slots.query != before.query {
+            changed.push("inject_query");
+        }
+        let others = Slots {
+            query: before.query,
+            ..slots.clone()
+        };
+        if others != before {
             changed.push("slots");
         }
         info.inject_query = slots.query;

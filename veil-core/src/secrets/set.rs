@@ -106,3 +106,26 @@ impl FromIterator<LiveSecret> for SecretSet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_from_before_slots_get_headers_and_their_query_setting() {
+        let old = r#"{"id":"sec_1","name":"a","env_var":"A","hosts":["*"],"proxy_value":"P_a",
+            "created_at":"","updated_at":"","inject_query":true}"#;
+        let info: SecretInfo = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            info.slots(),
+            Slots {
+                query: true,
+                ..Slots::default()
+            }
+        );
+        assert!(info.methods.is_empty() && info.paths.is_empty());
+        let round: SecretInfo =
+            serde_json::from_value(serde_json::to_value(&info).unwrap()).unwrap();
+        assert_eq!(round, info);
+    }
+}
