@@ -13,7 +13,7 @@ use base64::{
 use libfuzzer_sys::fuzz_target;
 use veil_core::{
     host_pattern::HostPattern,
-    inject::{Engine, Entry, Event, Outcome, Target},
+    inject::{Engine, Entry, Event, Outcome, Slots, Target},
 };
 
 const NAME_BYTES: &[u8] = b"ab-._P";
@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
         1 => format!("basic  {}", STANDARD_NO_PAD.encode(&plain)).into_bytes(),
         _ => plain.clone(),
     };
-    let outcome = engine.rewrite_header(header, &value, target);
+    let outcome = engine.rewrite_header(header, &value, &target.into());
     check(&outcome);
     let text = credentials(header, &value).unwrap_or_else(|| value.clone());
     if !injectable(&secrets, &text, 0..text.len(), false, target) {
@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let request_target = [b"/p?".as_slice(), &plain].concat();
-    let outcome = engine.rewrite_query(&request_target, target);
+    let outcome = engine.rewrite_query(&request_target, &target.into());
     check(&outcome);
     let end = request_target
         .iter()
@@ -98,7 +98,11 @@ fn entries(input: &mut Bytes<'_>) -> Vec<Entry<Vec<u8>>> {
                 placeholder: format!("P_{name}"),
                 name,
                 scope,
-                inject_query: scope_bits & 0x80 != 0,
+                slots: Slots {
+                    query: scope_bits & 0x80 != 0,
+                    ..Slots::default()
+                },
+                route: Default::default(),
                 value: Arc::new(value),
             }
         })
@@ -182,7 +186,7 @@ impl From<&Entry<Vec<u8>>> for Secret {
         Self {
             placeholder: entry.placeholder.clone().into_bytes(),
             scope: entry.scope.clone(),
-            inject_query: entry.inject_query,
+            inject_query: entry.slots.query,
             value: entry.value.to_vec(),
         }
     }
