@@ -52,6 +52,7 @@ pub fn run_all(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> R
     }
     if bench.selected(Scenario::KeepAlive) {
         keep_alive(bench, rows, notes)?;
+        json_body(bench, rows)?;
     }
     if bench.selected(Scenario::NewConnections) || bench.selected(Scenario::Kernel) {
         new_connections(bench, rows)?;
@@ -137,6 +138,50 @@ fn keep_alive(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Re
     if let Some(half) = half {
         rows.extend(latency_at(bench, half, notes)?);
     }
+    Ok(())
+}
+
+/// 1, with a 4 KiB JSON body per request (POST) whose one placeholder sits in a secret's
+/// JSON slot (`/auth/key`), beside the header placeholder: requests/s directly and through
+/// veil, next to scenario 1's header-only numbers.
+fn json_body(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
+    let body_file = bench.tmp.join("body-4k.json");
+    let head = format!(
+        "{{\"auth\":{{\"key\":\"{}\"}},\"pad\":\"",
+        bench.json_placeholder
+    );
+    let pad = 4096usize.saturating_sub(head.len() + 2);
+    fs::write(&body_file, format!("{head}{}\"}}", "a".repeat(pad)))?;
+    let body = body_file.display().to_string();
+    let mut rps = Row::new(
+        "1. HTTPS keep-alive, 64 conns, 4 KiB JSON body, one placeholder in a json slot",
+        "requests/s",
+    );
+    each_run(
+        bench,
+        "keep-alive with a JSON body",
+        "/upload",
+        &[Target::Direct, Target::Veil],
+        |_, _| {
+            timed(
+                bench,
+                &[
+                    "--h1",
+                    "-c",
+                    "64",
+                    "-d",
+                    &body,
+                    "-H",
+                    "content-type: application/json",
+                ],
+            )
+        },
+        |t, _, s| {
+            rps.push(t, s.req_per_s);
+            Ok(())
+        },
+    )?;
+    rows.push(rps);
     Ok(())
 }
 

@@ -73,6 +73,32 @@ impl Veil {
             .with_context(|| format!("no proxy_value in {created}"))
     }
 
+    /// Creates a secret for `host` that is swapped only into the JSON string values at
+    /// `pointer` in request bodies, and returns its placeholder.
+    pub fn create_json_secret(
+        &self,
+        name: &str,
+        env_var: &str,
+        value: &str,
+        host: &str,
+        pointer: &str,
+    ) -> Result<String> {
+        let body = serde_json::json!({
+            "name": name, "secret": value, "env_var": env_var, "hosts": [host],
+            "slots": [{"json": [pointer]}],
+        })
+        .to_string();
+        let (status, answer) = self.installation.api("POST", "/v1/secrets", Some(&body))?;
+        let created: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        if status != 201 {
+            anyhow::bail!("creating secret {name}: {status} {answer}");
+        }
+        created["proxy_value"]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| format!("no proxy_value in {created}"))
+    }
+
     /// `veil run -- ARGS`.
     pub fn run_command(&self, args: &[String]) -> Command {
         let mut cmd = self.installation.command();
