@@ -233,8 +233,13 @@ fn run_in(
     )?;
     let placeholder = veil.create_secret("bench", "BENCH_TOKEN", &secret, HOST)?;
     let json_secret = format!("bench-json-secret-{}", std::process::id());
-    let json_placeholder =
-        veil.create_json_secret("bench-json", "BENCH_JSON_KEY", &json_secret, HOST, "/auth/key")?;
+    let json_placeholder = veil.create_json_secret(
+        "bench-json",
+        "BENCH_JSON_KEY",
+        &json_secret,
+        HOST,
+        "/auth/key",
+    )?;
 
     let mitm = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)?));
     let mitm_dir = tmp.join("mitmproxy");

@@ -43,6 +43,9 @@ fn engine() -> Arc<Engine<Vec<u8>>> {
     )
 }
 
+/// An event as (secret name, place, reason if left alone).
+type Summary = (String, String, Option<Reason>);
+
 const HOST: Target<'static> = Target::VerifiedTls {
     host: "api.example.com",
 };
@@ -54,7 +57,7 @@ fn run(
     target: Target<'_>,
     body: &[u8],
     cuts: &[usize],
-) -> Result<(Vec<u8>, Vec<(String, String, Option<Reason>)>), BodyError> {
+) -> Result<(Vec<u8>, Vec<Summary>), BodyError> {
     let request = Request::from(target);
     let Some(mut rewriter) = engine.body_rewriter(kind, &request) else {
         return Ok((body.to_vec(), Vec::new()));
@@ -91,10 +94,7 @@ fn run(
 }
 
 /// Runs `body` whole, split once at every offset, and byte by byte; all must agree.
-fn every_split(
-    kind: BodyKind,
-    body: &str,
-) -> Result<(String, Vec<(String, String, Option<Reason>)>), BodyError> {
+fn every_split(kind: BodyKind, body: &str) -> Result<(String, Vec<Summary>), BodyError> {
     let engine = engine();
     let whole = run(&engine, kind, HOST, body.as_bytes(), &[]);
     for at in 0..=body.len() {
@@ -109,7 +109,7 @@ fn every_split(
     whole.map(|(out, events)| (String::from_utf8(out).unwrap(), events))
 }
 
-fn injected(name: &str, place: &str) -> (String, String, Option<Reason>) {
+fn injected(name: &str, place: &str) -> Summary {
     (name.to_owned(), place.to_owned(), None)
 }
 
