@@ -266,7 +266,23 @@ fn oversized_malformed_and_compressed_bodies_are_refused_before_anything_is_sent
         ),
         "415"
     );
+    // A body shorter than its Content-Length says: what was read is malformed JSON, 400.
+    let port = env.upstream.addr.port();
+    let script = [
+        "import ssl".to_owned(),
+        format!(
+            "s = ssl.create_default_context().wrap_socket(socket.create_connection(('{REMOTE_A}', {port})), server_hostname='{HOST}')"
+        ),
+        r#"body = b'{"auth":{"key":"IRONSH_PROXY_apikey"}}'"#.to_owned(),
+        format!(
+            r"s.sendall(b'POST /slots/lie HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n' + body)"
+        ),
+        r"print(s.recv(100).split(b'\r\n')[0].decode())".to_owned(),
+    ]
+    .join("\n");
+    assert_eq!(python(&env, &script), "HTTP/1.1 400 Bad Request\n");
     for path in [
+        "/slots/lie",
         "/slots/big",
         "/slots/big-chunked",
         "/slots/malformed",
@@ -372,9 +388,78 @@ fn method_and_path_scopes_allow_and_refuse() {
     }
     let (_, all) = env.veil.api("GET", "/v1/secrets", None);
     assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
-    assert_eq!(all[0]["methods"], json!(["GET", "POST"]));
-    assert_eq!(all[0]["paths"], json!(["/repos/my-org/*"]));
-    assert_eq!(all[0]["slots"], json!(["headers"]));
+
+    // The CLI: `add` with slots, methods and paths; `update` back to any method.
+    let value_file = env.veil.dir().join("cli-value");
+    std::fs::write(&value_file, token("cli_")).unwrap();
+    let from = value_file.display().to_string();
+    assert_ok(&env.veil.run_veil(&[
+        "secrets",
+        "add",
+        "cli",
+        "--env-var",
+        "CLI_TOKEN",
+        "--host",
+        HOST,
+        "--slot",
+        "path",
+        "--slot",
+        "form=a,b c",
+        "--slot",
+        "json=/auth/key",
+        "--method",
+        "post",
+        "--path",
+        "/bot*/",
+        "--from-file",
+        &from,
+    ]));
+    let shown: Value = serde_json::from_str(&assert_ok(
+        &env.veil.run_veil(&["secrets", "show", "cli", "--json"]),
+    ))
+    .unwrap();
+    assert_eq!(
+        shown["slots"],
+        json!(["path", {"form": ["a", "b c"]}, {"json": ["/auth/key"]}])
+    );
+    assert_eq!(shown["methods"], json!(["POST"]));
+    assert_eq!(shown["paths"], json!(["/bot*"]));
+    assert_ok(
+        &env.veil
+            .run_veil(&["secrets", "update", "cli", "--keep-value", "--any-method"]),
+    );
+    let shown: Value = serde_json::from_str(&assert_ok(
+        &env.veil.run_veil(&["secrets", "show", "cli", "--json"]),
+    ))
+    .unwrap();
+    assert_eq!(shown["methods"], json!([]));
+    let bad = env.veil.run_veil(&[
+        "secrets",
+        "add",
+        "bad2",
+        "--env-var",
+        "BAD2",
+        "--path",
+        "nope",
+        "--from-file",
+        &from,
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("paths"),
+        "{bad:?}"
+    );
+    let (_, all) = env.veil.api("GET", "/v1/secrets", None);
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["cli", "gh"]);
+    assert_eq!(all[1]["methods"], json!(["GET", "POST"]));
+    assert_eq!(all[1]["paths"], json!(["/repos/my-org/*"]));
+    assert_eq!(all[1]["slots"], json!(["headers"]));
 }
 
 /// Percent-decodes a form value (`+` is a space).
