@@ -182,6 +182,22 @@ fn path_form_and_json_slots_carry_the_secret_and_name_the_slot() {
     let sent: Value = serde_json::from_str(&body(&h2)).unwrap();
     assert_eq!(sent["auth"]["key"], key.as_str());
 
+    // HTTP/2, a body from standard input.
+    let script = format!(
+        "printf '%s' '{{\"s\": \"IRONSH_PROXY_anyjson\"}}' | curl -sS --http2 --resolve {} \
+         -H 'content-type: application/json' -X POST -T - {}",
+        env.resolve(HOST),
+        env.url(HOST, "/slots/h2-stream")
+    );
+    assert_ok(&env.veil.run_veil(&["run", "--", "sh", "-c", &script]));
+    let h2 = seen_at(&env, "/slots/h2-stream");
+    assert_eq!(h2.version, "HTTP/2.0");
+    let sent: Value = serde_json::from_str(&body(&h2)).unwrap();
+    if let Some(length) = h2.header("content-length") {
+        assert_eq!(length, body(&h2).len().to_string());
+    }
+    assert_eq!(sent["s"], any.as_str());
+
     let records = injections(&env.veil);
     for expected in [
         injected("tg", "path"),
