@@ -70,12 +70,17 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// A request with `method` and `request_target` (origin or absolute form) to `target`.
     pub fn new(target: Target<'a>, method: &'a str, request_target: &str) -> Self {
-        let path = match request_target.find("://") {
-            Some(scheme_end) => {
-                let rest = &request_target[scheme_end + 3..];
-                rest.find('/').map_or(Some("/"), |at| rest.get(at..))
-            }
-            None => Some(request_target),
+        // Origin form starts with `/`; only absolute form (`https://host/path`) has an
+        // authority to skip (a `://` later on, in the query say, is not one).
+        let path = if request_target.starts_with('/') {
+            Some(request_target)
+        } else {
+            request_target.split_once("://").map(|(_, rest)| {
+                let end = rest.find(['?', '#']).unwrap_or(rest.len());
+                rest.find('/')
+                    .filter(|&at| at < end)
+                    .map_or("/", |at| &rest[at..])
+            })
         };
         Self {
             target,

@@ -128,3 +128,28 @@ fn bad_patterns_are_refused() {
         "/repos/my-org"
     );
 }
+
+#[test]
+fn the_engine_reads_the_path_of_origin_and_absolute_form_targets() {
+    use crate::inject::{Request, Target};
+    let target = Target::Unverified;
+    let path = |t: &str| {
+        Request::new(target, "GET", t)
+            .path
+            .map(|p| p.segments().join("/"))
+    };
+    assert_eq!(
+        path("/other-org/x?a=://h/repos/my-org/y").as_deref(),
+        Some("other-org/x")
+    );
+    assert_eq!(
+        path("https://h/repos/my-org/y?q=1").as_deref(),
+        Some("repos/my-org/y")
+    );
+    assert_eq!(path("https://h?q=/repos/my-org").as_deref(), Some(""));
+    assert_eq!(path("https://h").as_deref(), Some(""));
+    assert_eq!(path("*"), None);
+    let org = scope(&[], &["/repos/my-org/*"]);
+    let request = Request::new(target, "GET", "/other-org/x?a=://h/repos/my-org/y");
+    assert!(org.check("GET", request.path.as_ref()).is_err());
+}

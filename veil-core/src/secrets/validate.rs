@@ -234,8 +234,8 @@ impl NewSecret {
 /// when `slots` said otherwise.
 fn with_query(mut slots: Slots, inject_query: Option<bool>) -> Result<Slots, FieldError> {
     match inject_query {
-        Some(q) if slots.query != q && !slots.query && q => slots.query = true,
-        Some(q) if slots.query != q => {
+        Some(true) => slots.query = true,
+        Some(false) if slots.query => {
             return Err(FieldError::new(
                 "inject_query",
                 "contradicts slots, which name \"query\"",
