@@ -314,7 +314,7 @@ impl hyper::body::Body for RewriteBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done && self.pending.is_none()
+        self.done && self.pending.is_none() && self.trailers.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
