@@ -6,7 +6,9 @@
 //!   the rule that a secret leaves only after its record is on disk.
 //! - `scrub.rs`: responses that echo the secret back, in every form and framing.
 //! - `echo.rs`: what the upstream answers on each path.
+//! - `body.rs`: request bodies with placeholders in a JSON slot, streamed over HTTP/2.
 
+mod body;
 mod echo;
 mod path;
 mod scrub;
@@ -50,6 +52,8 @@ struct Seen {
     authorization: Option<String>,
     host: Option<String>,
     injections_on_disk: usize,
+    /// The request body, read for path `/slots` only.
+    body: Option<Vec<u8>>,
 }
 
 /// A private data path: veil's services, an HTTPS upstream for [`HOST`] on 127.0.0.1, and the
@@ -250,7 +254,10 @@ fn secrets() -> SecretSet {
         created_at: String::new(),
         updated_at: String::new(),
         inject_query: false,
-        slots: None,
+        slots: Some(veil_core::inject::Slots {
+            json: Some(veil_core::inject::Pointers::Any),
+            ..Default::default()
+        }),
         methods: Vec::new(),
         paths: Vec::new(),
     };
@@ -324,6 +331,10 @@ async fn serve_upstream(
             let (store, seen) = (store.clone(), seen.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
+                    if req.uri().path() == "/slots" {
+                        let seen = seen.clone();
+                        return slots_body(req, seen);
+                    }
                     let header = |name: &str| {
                         req.headers()
                             .get(name)
@@ -340,6 +351,7 @@ async fn serve_upstream(
                         authorization: header("authorization"),
                         host: header("host"),
                         injections_on_disk,
+                        body: None,
                     });
                     let authorization = header("authorization").unwrap_or_default();
                     let response = if req.uri().path() == "/ws" {
@@ -347,7 +359,7 @@ async fn serve_upstream(
                     } else {
                         echo::respond(req.uri().path(), &authorization)
                     };
-                    async { Ok::<_, hyper::Error>(response) }
+                    Box::pin(async { Ok::<_, hyper::Error>(response) })
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection_with_upgrades(TokioIo::new(tls), service)
@@ -356,6 +368,30 @@ async fn serve_upstream(
         }
     });
     addr
+}
+
+/// The upstream's answer on `/slots`: reads the whole body, reports it, answers `200`.
+fn slots_body(
+    req: Request<Incoming>,
+    seen: mpsc::UnboundedSender<Seen>,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<echo::UpBody>, hyper::Error>> + Send>,
+> {
+    Box::pin(async move {
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .ok()
+            .map(|b| b.to_bytes().to_vec());
+        let _ = seen.send(Seen {
+            authorization: None,
+            host: None,
+            injections_on_disk: 0,
+            body,
+        });
+        Ok(echo::respond("/", ""))
+    })
 }
 
 /// Sends raw HTTP/1.1 `request` over TLS for [`HOST`] through veil and reads the status line.
