@@ -193,8 +193,7 @@ pub struct LimitsArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections_per_sandbox: u32,
     /// The largest request body veil reads whole to fill a secret's named form fields or JSON
-    /// pointers (larger ones are refused with 413); bodies with a known length up to it are
-    /// rewritten whole for any body slot, longer ones stream.
+    /// pointers (larger ones are refused with 413).
     #[arg(long, value_name = "BYTES", default_value_t = 1048576,
           value_parser = clap::value_parser!(u32).range(1024..))]
     pub max_request_body_bytes: u32,

@@ -10,8 +10,9 @@
 //! - [`route`]: method and path scopes of secrets, and normalised request paths.
 //! - [`plan`]: what happens to a connection, decided from its first bytes, its original
 //!   destination and the policy.
-//! - [`inject`]: the placeholder engine: placeholders in request headers (and opted-in query
-//!   strings) become secrets only for verified in-scope hosts.
+//! - [`inject`]: the placeholder engine: placeholders in each secret's slots (headers, query,
+//!   path, form and JSON bodies) become secrets only for verified hosts, methods and paths in
+//!   its scope.
 //! - [`scrub`]: the response scrubber: every live secret in a response (raw, base64,
 //!   percent-encoded, JSON-escaped) becomes its placeholder before the sandbox sees it.
 //! - [`audit`]: audit records, their encoding, the hash chain, renderings.

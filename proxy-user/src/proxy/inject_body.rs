@@ -1,7 +1,7 @@
 //! Placeholders in request bodies (form fields, JSON string values) for secrets with a body
 //! slot: [`rewrite`] decides, per request, whether the body passes untouched, is read whole
-//! (named fields or pointers, or a known length within the limit: checked before anything is
-//! sent, `Content-Length` corrected) or streams through a [`RewriteBody`] (no length promised;
+//! (named fields or pointers, up to the limit; or a known length up to 64 KiB: checked before
+//! anything is sent, `Content-Length` corrected) or streams through a [`RewriteBody`] (no length promised;
 //! each replacement durably recorded before the bytes that carry it go on, a malformed body
 //! cut off and answered with 400).
 
@@ -34,6 +34,14 @@ use super::{
     Context,
 };
 use crate::audit::{Event, LimitExceeded, RequestProtocol};
+
+/// Bodies of known length up to this size (or the limit, if lower) are read whole for any
+/// body slot, so their `Content-Length` can be corrected; longer ones stream, so that many
+/// requests at once cannot make veil hold much.
+const SHORT_BODY: usize = 64 * 1024;
+
+/// How much more of a body refused for its size veil reads (and drops) before answering.
+const DRAIN: usize = 1024 * 1024;
 
 /// A request body on its way upstream.
 pub type ReqBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -68,6 +76,7 @@ pub async fn rewrite(
         .iter()
         .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
     if encoded {
+        drain(&mut req.into_body()).await;
         refuse(
             ctx,
             origin,
@@ -87,7 +96,8 @@ pub async fn rewrite(
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let whole = rewriter.needs_whole_body() || declared.is_some_and(|n| n <= limit as u64);
+    let short = limit.min(SHORT_BODY) as u64;
+    let whole = rewriter.needs_whole_body() || declared.is_some_and(|n| n <= short);
     if !whole {
         let (mut parts, body) = req.into_parts();
         parts.headers.remove(header::CONTENT_LENGTH);
@@ -106,10 +116,11 @@ pub async fn rewrite(
         };
         return Ok(Request::from_parts(parts, streamed.boxed_unsync()));
     }
+    let (mut parts, mut body) = req.into_parts();
     if declared.is_some_and(|n| n > limit as u64) {
+        drain(&mut body).await;
         return Err(too_large(ctx, origin, to, limit));
     }
-    let (mut parts, mut body) = req.into_parts();
     let mut out: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::new());
     let mut events = Vec::new();
     let mut read = 0usize;
@@ -125,9 +136,16 @@ pub async fn rewrite(
         };
         read = read.saturating_add(data.len());
         if read > limit {
+            drain(&mut body).await;
             return Err(too_large(ctx, origin, to, limit));
         }
-        let chunk = rewriter.feed(&data).map_err(|e| malformed(to, &e))?;
+        let chunk = match rewriter.feed(&data) {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                drain(&mut body).await;
+                return Err(malformed(to, &e));
+            }
+        };
         take(chunk, &mut out, &mut events);
     }
     let chunk = rewriter.finish().map_err(|e| malformed(to, &e))?;
@@ -150,6 +168,20 @@ pub async fn rewrite(
             .map_err(|never| match never {})
             .boxed_unsync(),
     ))
+}
+
+/// Reads and drops up to [`DRAIN`] more bytes of a refused body, so that the client, still
+/// sending, reads the answer rather than a reset.
+async fn drain(body: &mut Incoming) {
+    let mut dropped = 0usize;
+    while dropped < DRAIN {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                dropped = dropped.saturating_add(frame.data_ref().map_or(0, Bytes::len));
+            }
+            _ => return,
+        }
+    }
 }
 
 /// Appends a chunk's bytes and events.

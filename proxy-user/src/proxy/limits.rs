@@ -20,8 +20,7 @@ pub struct Limits {
     /// How many connections one sandbox may have open through veil at once.
     pub per_sandbox: usize,
     /// The largest request body veil reads whole to fill a secret's named form fields or JSON
-    /// pointers (past it: 413), and the largest with a known length it reads whole for any
-    /// body slot (longer ones stream).
+    /// pointers (past it: 413).
     pub max_body_bytes: usize,
 }
 
