@@ -102,9 +102,6 @@ pub struct Bench {
     pub veil: veil::Veil,
     /// The placeholder the requests carry.
     pub placeholder: String,
-    /// The placeholder of the secret with a JSON slot (`/auth/key`), for the body variant of
-    /// scenario 1.
-    pub json_placeholder: String,
     /// The temporary directory (h2load logs, upload file).
     pub tmp: PathBuf,
 }
@@ -232,14 +229,6 @@ fn run_in(
         sandbox::RESOLVER,
     )?;
     let placeholder = veil.create_secret("bench", "BENCH_TOKEN", &secret, HOST)?;
-    let json_secret = format!("bench-json-secret-{}", std::process::id());
-    let json_placeholder = veil.create_json_secret(
-        "bench-json",
-        "BENCH_JSON_KEY",
-        &json_secret,
-        HOST,
-        "/auth/key",
-    )?;
 
     let mitm = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)?));
     let mitm_dir = tmp.join("mitmproxy");
@@ -262,7 +251,6 @@ fn run_in(
         mitm,
         veil,
         placeholder,
-        json_placeholder,
         tmp: tmp.to_path_buf(),
     };
     bench.check_injection()?;

@@ -74,7 +74,7 @@ impl Veil {
     }
 
     /// Creates a secret for `host` that is swapped only into the JSON string values at
-    /// `pointer` in request bodies, and returns its placeholder.
+    /// `pointer` in request bodies, and returns its id and placeholder.
     pub fn create_json_secret(
         &self,
         name: &str,
@@ -82,7 +82,7 @@ impl Veil {
         value: &str,
         host: &str,
         pointer: &str,
-    ) -> Result<String> {
+    ) -> Result<(String, String)> {
         let body = serde_json::json!({
             "name": name, "secret": value, "env_var": env_var, "hosts": [host],
             "slots": [{"json": [pointer]}],
@@ -93,10 +93,24 @@ impl Veil {
         if status != 201 {
             anyhow::bail!("creating secret {name}: {status} {answer}");
         }
-        created["proxy_value"]
-            .as_str()
-            .map(str::to_string)
-            .with_context(|| format!("no proxy_value in {created}"))
+        let field = |name: &str| {
+            created[name]
+                .as_str()
+                .map(str::to_string)
+                .with_context(|| format!("no {name} in {created}"))
+        };
+        Ok((field("id")?, field("proxy_value")?))
+    }
+
+    /// Deletes secret `id`.
+    pub fn delete_secret(&self, id: &str) -> Result<()> {
+        let (status, answer) =
+            self.installation
+                .api("DELETE", &format!("/v1/secrets/{id}"), None)?;
+        if status != 200 {
+            anyhow::bail!("deleting secret {id}: {status} {answer}");
+        }
+        Ok(())
     }
 
     /// `veil run -- ARGS`.
