@@ -13,7 +13,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::{
     body::{Frame, Incoming, SizeHint},
     header, Request, Response, StatusCode,
@@ -44,7 +44,7 @@ const SHORT_BODY: usize = 64 * 1024;
 const DRAIN: usize = 1024 * 1024;
 
 /// A request body on its way upstream.
-pub type ReqBody = UnsyncBoxBody<Bytes, BoxError>;
+pub type ReqBody = BoxBody<Bytes, BoxError>;
 
 /// Why a streamed body was cut off, for the answer to the client.
 pub type Failure = Arc<Mutex<Option<String>>>;
@@ -68,7 +68,7 @@ pub async fn rewrite(
         _ => None,
     };
     let Some(mut rewriter) = rewriter else {
-        return Ok(req.map(|b| b.map_err(BoxError::from).boxed_unsync()));
+        return Ok(req.map(|b| b.map_err(BoxError::from).boxed()));
     };
     let encoded = req
         .headers()
@@ -114,7 +114,7 @@ pub async fn rewrite(
             trailers: None,
             done: false,
         };
-        return Ok(Request::from_parts(parts, streamed.boxed_unsync()));
+        return Ok(Request::from_parts(parts, streamed.boxed()));
     }
     let (mut parts, mut body) = req.into_parts();
     if declared.is_some_and(|n| n > limit as u64) {
@@ -164,9 +164,7 @@ pub async fn rewrite(
     let bytes = Bytes::from(std::mem::take(&mut *out));
     Ok(Request::from_parts(
         parts,
-        Full::new(bytes)
-            .map_err(|never| match never {})
-            .boxed_unsync(),
+        Full::new(bytes).map_err(|never| match never {}).boxed(),
     ))
 }
 
@@ -250,10 +248,11 @@ pub struct RewriteBody {
     done: bool,
 }
 
-/// Rewritten bytes and the recording they wait for.
+/// Rewritten bytes and the recording they wait for (a task of its own, so the body stays
+/// `Sync`).
 struct Pending {
     bytes: Zeroizing<Vec<u8>>,
-    recorded: Pin<Box<dyn Future<Output = Result<(), String>> + Send>>,
+    recorded: tokio::task::JoinHandle<Result<(), String>>,
 }
 
 impl RewriteBody {
@@ -264,7 +263,7 @@ impl RewriteBody {
         let events = chunk.events;
         Pending {
             bytes: chunk.bytes,
-            recorded: Box::pin(async move {
+            recorded: tokio::spawn(async move {
                 let to = Destination {
                     host: &host,
                     verified: true,
@@ -300,7 +299,8 @@ impl hyper::body::Body for RewriteBody {
         let this = self.get_mut();
         loop {
             if let Some(pending) = &mut this.pending {
-                let recorded = ready!(pending.recorded.as_mut().poll(cx));
+                let recorded = ready!(Pin::new(&mut pending.recorded).poll(cx))
+                    .unwrap_or_else(|e| Err(e.to_string()));
                 let bytes = std::mem::take(&mut pending.bytes);
                 this.pending = None;
                 if let Err(e) = recorded {
