@@ -85,6 +85,19 @@ pub enum Command {
     Attach(AttachArgs),
     /// Stop steering a cgroup attached with `veil attach`.
     Detach(DetachArgs),
+    /// The OCI runtime hook that makes a container a sandbox: run by Podman, CRI-O or runc
+    /// at createRuntime (the container is steered and veil listens in its network namespace
+    /// before its first instruction) and poststop (the sandbox is removed), with the
+    /// container's state on standard input. Exits non-zero, and the container does not start,
+    /// if the container cannot be confined.
+    OciHook,
+    /// Install or remove the files container runtimes read to run veil's hook.
+    #[command(subcommand)]
+    Hooks(HooksCommand),
+    /// Docker's runtime for sandboxes (written into the wrapper `veil hooks install` makes):
+    /// adds veil's hook to each container it creates, then runs runc with the same arguments.
+    #[command(hide = true)]
+    OciRuntime(OciRuntimeArgs),
     /// Print the audit log.
     Audit(AuditArgs),
     /// Print veil's CA certificate (PEM), creating the CA if it does not exist yet.
@@ -313,12 +326,64 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+/// `veil hooks`.
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    /// Write the hooks.d file Podman and CRI-O read (it runs `veil oci-hook` for containers
+    /// with the `veil.sandbox` annotation) and the wrapper script Docker's daemon.json names
+    /// as a runtime (`docker run --runtime veil`).
+    Install(HooksArgs),
+    /// Remove what `veil hooks install` wrote.
+    Uninstall(HooksArgs),
+}
+
+/// Where `veil hooks` installs.
+#[derive(Debug, Args)]
+pub struct HooksArgs {
+    /// The hooks.d directory (Podman reads /usr/share/containers/oci/hooks.d by default, and
+    /// any directory given with `podman --hooks-dir`).
+    #[arg(long, value_name = "DIR", default_value = crate::container::install::DEFAULT_HOOKS_DIR)]
+    pub hooks_dir: PathBuf,
+    /// Where to write the Docker wrapper script `veil-runc`.
+    #[arg(long, value_name = "DIR", default_value = "/usr/local/libexec/veil")]
+    pub wrapper_dir: PathBuf,
+    /// The runtime the Docker wrapper runs.
+    #[arg(long, value_name = "PATH", default_value = "/usr/sbin/runc")]
+    pub runtime: PathBuf,
+    /// Docker's data root, where the wrapper reads each container's name and image.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/docker")]
+    pub docker_root: PathBuf,
+}
+
+/// `veil oci-runtime`.
+#[derive(Debug, Args)]
+pub struct OciRuntimeArgs {
+    /// The runtime to run after preparing the bundle.
+    #[arg(long, value_name = "PATH")]
+    pub runtime: PathBuf,
+    /// Docker's data root.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/docker")]
+    pub docker_root: PathBuf,
+    /// The runtime's arguments, as Docker's shim passed them.
+    #[arg(last = true, value_name = "ARGS", allow_hyphen_values = true)]
+    pub args: Vec<std::ffi::OsString>,
+}
+
 /// `veil attach`.
 #[derive(Debug, Args)]
 pub struct AttachArgs {
     /// The cgroup v2 directory to steer.
-    pub cgroup: PathBuf,
-    /// Sandbox name for the audit log (default: the directory's name).
+    #[arg(required_unless_present = "container", conflicts_with = "container")]
+    pub cgroup: Option<PathBuf>,
+    /// A running container to steer, by name or id: veil finds its process through the
+    /// runtime (`podman inspect`, `docker inspect`) and steers its cgroup in its own network
+    /// namespace. Connections it opened before are not affected; new ones go through veil.
+    #[arg(long, value_name = "NAME|ID", conflicts_with = "netns")]
+    pub container: Option<String>,
+    /// The runtime to ask for `--container` (default: podman, then docker).
+    #[arg(long, value_name = "RUNTIME", requires = "container", value_parser = ["podman", "docker"])]
+    pub runtime: Option<String>,
+    /// Sandbox name for the audit log (default: the directory's name, or the container's).
     #[arg(long)]
     pub name: Option<String>,
     /// The network namespace the cgroup's processes are in, for example
@@ -335,7 +400,12 @@ pub struct AttachArgs {
 #[derive(Debug, Args)]
 pub struct DetachArgs {
     /// The cgroup v2 directory to stop steering.
-    pub cgroup: PathBuf,
+    #[arg(required_unless_present = "container", conflicts_with = "container")]
+    pub cgroup: Option<PathBuf>,
+    /// The container to stop steering, by name, id or id prefix (as `veil attach
+    /// --container` or the OCI hook attached it).
+    #[arg(long, value_name = "NAME|ID")]
+    pub container: Option<String>,
 }
 
 /// `veil audit`.
@@ -505,6 +575,23 @@ pub struct EnvArgs {
     /// Only if this sandbox exists (every sandbox gets every secret).
     #[arg(long, value_name = "NAME")]
     pub sandbox: Option<String>,
+    /// `shell`: `export VAR='placeholder'` lines for `eval`. `env-file`: `VAR=value` lines
+    /// for `podman run --env-file` / `docker run --env-file`, with the CA variables
+    /// (SSL_CERT_FILE, ...) naming the bundle where a container mounts it.
+    #[arg(long, value_enum, default_value_t = EnvFormat::Shell)]
+    pub format: EnvFormat,
+    /// For `--format env-file`: the CA bundle's path inside the container.
+    #[arg(long, value_name = "PATH", default_value = "/etc/veil/ca-bundle.pem")]
+    pub ca_path: String,
+}
+
+/// `veil env --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EnvFormat {
+    /// `export VAR='value'` lines.
+    Shell,
+    /// `VAR=value` lines (Docker's and Podman's --env-file).
+    EnvFile,
 }
 
 /// `veil egress`.

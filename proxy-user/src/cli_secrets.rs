@@ -10,7 +10,7 @@ use nix::sys::termios::{self, LocalFlags, SetArg};
 
 use crate::{
     api::client::{ApiClient, ClientError, NewSecretBody, SecretPatchBody},
-    cli::{EnvArgs, RotateArgs, SecretsCommand, ValueSource},
+    cli::{EnvArgs, EnvFormat, RotateArgs, SecretsCommand, ValueSource},
     config::Paths,
     secrets::{self, SecretInfo, SecretValue, ValueError},
 };
@@ -35,6 +35,9 @@ pub enum CliError {
     /// No secret has that id or name.
     #[error("no secret has the id or name {0:?} (see `veil secrets list`)")]
     Unknown(String),
+    /// `--ca-path` cannot go in an env file.
+    #[error("--ca-path must be one line (an env file holds one variable per line)")]
+    CaPath,
     /// No sandbox has that name.
     #[error("no sandbox named {0:?}")]
     NoSandbox(String),
@@ -116,8 +119,44 @@ pub async fn env(paths: &Paths, args: EnvArgs) -> Result<i32, CliError> {
             return Err(CliError::NoSandbox(name.clone()));
         }
     }
-    print!("{}", secrets::exports(&client.secrets().await?));
+    let list = client.secrets().await?;
+    match args.format {
+        EnvFormat::Shell => print!("{}", secrets::exports(&list)),
+        EnvFormat::EnvFile => {
+            if args.ca_path.contains(['\n', '\r', '\0']) {
+                return Err(CliError::CaPath);
+            }
+            print!("{}", env_file(&list, &args.ca_path));
+        }
+    }
     Ok(0)
+}
+
+/// `VAR=value` lines for Docker's and Podman's `--env-file`: every secret's placeholder,
+/// the CA variables naming `ca_path` (the bundle where the container mounts it), and
+/// `VEIL_SECRETS_PROFILE` naming the profile beside it. Env files take values literally, so
+/// nothing is quoted; placeholders hold no spaces or quotes.
+fn env_file<'a>(
+    secrets: impl IntoIterator<Item = &'a secrets::SecretInfo>,
+    ca_path: &str,
+) -> String {
+    let mut pairs: Vec<(&str, &str)> = secrets
+        .into_iter()
+        .map(|s| (s.env_var.as_str(), s.proxy_value.as_str()))
+        .collect();
+    pairs.sort_unstable();
+    let mut out: String = pairs
+        .into_iter()
+        .map(|(var, value)| format!("{var}={value}\n"))
+        .collect();
+    for var in crate::run::env::CA_VARIABLES {
+        out.push_str(&format!("{var}={ca_path}\n"));
+    }
+    out.push_str(&format!(
+        "VEIL_SECRETS_PROFILE={}/secrets.sh\n",
+        crate::config::CONTAINER_PUBLIC_DIR
+    ));
+    out
 }
 
 async fn connect(paths: &Paths, what: &'static str) -> Result<ApiClient, CliError> {

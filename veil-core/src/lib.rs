@@ -15,6 +15,8 @@
 //!   percent-encoded, JSON-escaped) becomes its placeholder before the sandbox sees it.
 //! - [`audit`]: audit records, their encoding, the hash chain, renderings.
 //! - [`websocket`]: scrubbing the WebSocket frames a server sends a sandbox.
+//! - [`oci`]: containers as sandboxes: the OCI state a hook reads, the bundle spec veil
+//!   checks and adds its hooks to, runtime command lines.
 //! - [`secrets`]: the secret value type, validation of secrets' fields, the live set.
 //!
 //! The daemon (`veil`, in `proxy-user/`) carries out what this crate decides.
@@ -25,6 +27,7 @@ pub mod classify;
 pub mod dns;
 pub mod host_pattern;
 pub mod inject;
+pub mod oci;
 pub mod plan;
 pub mod policy;
 pub mod scrub;

@@ -9,8 +9,10 @@ use crate::{process, Workspace};
 
 /// The Debian packages veil's build and tests need: Debian's rustc/cargo built on LLVM 22 with
 /// the std sources (for `-Z build-std=core`), LLVM 22 for bpf-linker, bpftool, the tools the
-/// tests and the demo drive, and dpkg-dev (dpkg-shlibdeps) and debootstrap for the Debian
-/// package and its check.
+/// tests and the demo drive, dpkg-dev (dpkg-shlibdeps) and debootstrap for the Debian
+/// package and its check, and the container runtimes the container tests drive: Podman
+/// with runc (crun refuses hybrid cgroup layouts), and Docker's engine (docker.io), whose
+/// daemon each test starts itself.
 pub const PACKAGES: &[&str] = &[
     "rustc-web",
     "cargo-web",
@@ -26,6 +28,9 @@ pub const PACKAGES: &[&str] = &[
     "bubblewrap",
     "dpkg-dev",
     "debootstrap",
+    "podman",
+    "runc",
+    "docker.io",
 ];
 
 /// The bpf-linker release the eBPF build is verified with.

@@ -15,7 +15,7 @@ use veil_core::policy::config::Egress;
 
 use super::{EgressState, ErrorBody, SandboxRequest};
 use crate::{
-    audit::{Record, Verification},
+    audit::{Container, Record, Verification},
     sandbox::Sandbox,
     secrets::SecretInfo,
     status::Status,
@@ -130,19 +130,22 @@ impl ApiClient {
             settings: settings.clone(),
             own_netns,
             netns: None,
+            container: None,
         };
         self.request(Method::POST, "/v1/sandboxes", Some(&body))
             .await
     }
 
     /// Steers the existing cgroup `cgroup` as sandbox `name`, with `settings` over the
-    /// defaults, served in the network namespace `netns` (veil's own when `None`).
+    /// defaults, served in the network namespace `netns` (veil's own when `None`); the
+    /// cgroup is `container`'s, when given.
     pub async fn attach(
         &self,
         name: &str,
         cgroup: &Path,
         settings: &SettingsOverride,
         netns: Option<&Path>,
+        container: Option<&Container>,
     ) -> Result<Sandbox, ClientError> {
         let body = SandboxRequest {
             name: name.to_owned(),
@@ -150,6 +153,7 @@ impl ApiClient {
             settings: settings.clone(),
             own_netns: false,
             netns: netns.map(Path::to_path_buf),
+            container: container.cloned(),
         };
         self.request(Method::POST, "/v1/sandboxes", Some(&body))
             .await

@@ -36,7 +36,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::steering::SettingsOverride;
+use crate::{audit::Container, steering::SettingsOverride};
 
 pub use egress::EgressState;
 pub use query::{encode_query, parse_audit_query, AuditQuery};
@@ -61,6 +61,9 @@ pub struct SandboxRequest {
     /// `/proc/PID/ns/net`), which veil then serves; absent: veil's own namespace.
     #[serde(default)]
     pub netns: Option<PathBuf>,
+    /// For an attached cgroup: the container it belongs to.
+    #[serde(default)]
+    pub container: Option<Container>,
 }
 
 /// Largest request body the API reads.

@@ -185,6 +185,7 @@ impl Bench {
                     name: "flush".into(),
                     cgroup: String::new(),
                     cgroup_id: 0,
+                    container: None,
                 },
             ))
             .await
