@@ -91,7 +91,10 @@ pub enum ContainerError {
     #[error("veil's daemon: {0}")]
     Daemon(#[from] ClientError),
     /// The daemon is not running.
-    #[error("veil's daemon is not running (no control socket at {0}): the container cannot be confined, so it must not start")]
+    #[error(
+        "veil's daemon is not running (nothing answers at {0}): start it with `veil serve`; \
+         until then nothing can be confined, and containers with veil's hook do not start"
+    )]
     NoDaemon(String),
     /// The hook ran at a stage it does not handle.
     #[error("the hook ran for container status {0:?}: install it for createRuntime (or prestart) and poststop")]
