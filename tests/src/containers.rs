@@ -111,23 +111,25 @@ impl Podman {
 
     /// `podman run --rm --name NAME [args] --rootfs ROOT CMD...`, removed at drop.
     pub fn run(&mut self, name: &str, args: &[String], root: &Path, cmd: &[&str]) -> Output {
-        self.names.push(name.to_owned());
-        self.command()
-            .args(["run", "--rm", "--name", name])
-            .args(ULIMITS)
-            .args(args)
-            .arg("--rootfs")
-            .arg(root)
-            .args(cmd)
-            .output()
-            .expect("podman runs")
+        self.podman_run("--rm", name, args, root, cmd)
     }
 
     /// Like [`Podman::run`], detached (`-d`): the container keeps running.
     pub fn start(&mut self, name: &str, args: &[String], root: &Path, cmd: &[&str]) -> Output {
+        self.podman_run("-d", name, args, root, cmd)
+    }
+
+    fn podman_run(
+        &mut self,
+        mode: &str,
+        name: &str,
+        args: &[String],
+        root: &Path,
+        cmd: &[&str],
+    ) -> Output {
         self.names.push(name.to_owned());
         self.command()
-            .args(["run", "-d", "--name", name])
+            .args(["run", mode, "--name", name])
             .args(ULIMITS)
             .args(args)
             .arg("--rootfs")

@@ -208,19 +208,7 @@ impl Spec {
 
     /// Sets annotation `key` to `value` unless the spec already has it.
     pub fn default_annotation(&mut self, key: &str, value: &str) -> Result<(), SpecError> {
-        let annotations = self
-            .doc
-            .entry("annotations")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if annotations.is_null() {
-            *annotations = Value::Object(Map::new());
-        }
-        let Value::Object(annotations) = annotations else {
-            return Err(SpecError::Shape {
-                field: "annotations",
-                expected: "an object",
-            });
-        };
+        let annotations = object_entry(&mut self.doc, "annotations")?;
         annotations
             .entry(key)
             .or_insert_with(|| Value::String(value.to_owned()));
@@ -230,19 +218,7 @@ impl Spec {
     /// Appends `hook` to the hooks of `stage` (`createRuntime`, `poststop`, ...), unless an
     /// identical one is there already.
     pub fn add_hook(&mut self, stage: &'static str, hook: &Hook) -> Result<(), SpecError> {
-        let hooks = self
-            .doc
-            .entry("hooks")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if hooks.is_null() {
-            *hooks = Value::Object(Map::new());
-        }
-        let Value::Object(hooks) = hooks else {
-            return Err(SpecError::Shape {
-                field: "hooks",
-                expected: "an object",
-            });
-        };
+        let hooks = object_entry(&mut self.doc, "hooks")?;
         let list = hooks
             .entry(stage)
             .or_insert_with(|| Value::Array(Vec::new()));
@@ -289,5 +265,23 @@ impl Spec {
                 expected: "an object",
             }),
         }
+    }
+}
+
+/// The object at `key` in `map`, made when it is absent or null.
+fn object_entry<'a>(
+    map: &'a mut Map<String, Value>,
+    key: &'static str,
+) -> Result<&'a mut Map<String, Value>, SpecError> {
+    let value = map.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    if value.is_null() {
+        *value = Value::Object(Map::new());
+    }
+    match value {
+        Value::Object(object) => Ok(object),
+        _ => Err(SpecError::Shape {
+            field: key,
+            expected: "an object",
+        }),
     }
 }
