@@ -16,6 +16,8 @@
 //! - [`audit`]: audit records, their encoding, the hash chain, renderings.
 //! - [`websocket`]: scrubbing the WebSocket frames a server sends a sandbox.
 //! - [`secrets`]: the secret value type, validation of secrets' fields, the live set.
+//! - [`sigv4`]: AWS SigV4 re-signing: requests (header or presigned) and `aws-chunked`
+//!   bodies signed with a placeholder key are signed again with the real one.
 //!
 //! The daemon (`veil`, in `proxy-user/`) carries out what this crate decides.
 
@@ -29,4 +31,5 @@ pub mod plan;
 pub mod policy;
 pub mod scrub;
 pub mod secrets;
+pub mod sigv4;
 pub mod websocket;
