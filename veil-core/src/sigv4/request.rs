@@ -1,5 +1,7 @@
 //! [`SignedRequest`]: a request as the sandbox signed it, and [`SignedRequest::resign`]. Pure.
 
+use std::fmt;
+
 use zeroize::Zeroizing;
 
 use super::authorization::{is_signature, parse_signed_headers, Authorization};
@@ -19,8 +21,9 @@ pub const SESSION_TOKEN_HEADER: &str = "x-amz-security-token";
 pub const MAX_PRESIGNED_EXPIRES: u64 = 604_800;
 
 /// A request exactly as veil will forward it (after any other placeholder injection): method,
-/// origin-form target (`/path?query`) and every header in order.
-#[derive(Clone, Copy, Debug)]
+/// origin-form target (`/path?query`) and every header in order. No `Debug`: its headers may
+/// hold secrets injected before re-signing.
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
     /// The method, such as `PUT`.
     pub method: &'a str,
@@ -72,6 +75,24 @@ pub enum Resigned {
         /// `X-Amz-Credential`, `X-Amz-Security-Token` and `X-Amz-Signature` replaced.
         target: SecretText,
     },
+}
+
+/// Shows who signed and for what; never the request's headers or target (they may hold
+/// injected secrets).
+impl fmt::Debug for SignedRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedRequest")
+            .field("key_id", &self.credential.key_id)
+            .field("scope", &self.credential.scope.text())
+            .field("signed_headers", &self.signed_headers)
+            .field("date", &self.date.text())
+            .field("payload", &self.declared_payload)
+            .field(
+                "presigned",
+                &matches!(self.location, Location::Query { .. }),
+            )
+            .finish()
+    }
 }
 
 impl<'a> SignedRequest<'a> {

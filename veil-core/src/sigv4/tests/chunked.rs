@@ -128,7 +128,7 @@ fn refuses_malformed_framing() {
             ChunkError::MalformedHeader("expected ;chunk-signature="),
         ),
         (
-            format!("5\r\n").into_bytes(),
+            b"5\r\n".to_vec(),
             ChunkError::MalformedHeader("no chunk-signature"),
         ),
         (

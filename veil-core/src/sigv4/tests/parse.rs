@@ -53,8 +53,7 @@ fn parse_err(raw: &RawRequest) -> SigV4Error {
         target: &raw.target,
         headers: &headers,
     })
-    .err()
-    .expect("refused")
+    .expect_err("refused")
 }
 
 fn resign_err(raw: &RawRequest, real: &crate::sigv4::AwsCredentials, now: u64) -> SigV4Error {
@@ -66,8 +65,7 @@ fn resign_err(raw: &RawRequest, real: &crate::sigv4::AwsCredentials, now: u64) -
     })
     .unwrap()
     .resign(real, None, now)
-    .err()
-    .expect("refused")
+    .expect_err("refused")
 }
 
 #[test]

@@ -4,7 +4,9 @@
 
 use ring::{digest, hmac};
 
-use super::support::{credentials, independent_signature, unix_time, RawRequest, PLACEHOLDER};
+use super::support::{
+    credentials, independent_signature, unix_time, Independent, RawRequest, PLACEHOLDER,
+};
 use crate::sigv4::{Request, Resigned, SignedRequest};
 
 const REAL_KEY: &str = "AKIAREALKEY0000000001";
@@ -126,17 +128,17 @@ fn resigned_requests_match_an_independent_signer() {
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.as_str()))
                 .collect();
-            independent_signature(
+            independent_signature(&Independent {
                 secret,
                 method,
-                &path_for_signing,
-                &canonical_query.join("&"),
-                &refs,
-                &payload,
-                AMZ_DATE,
+                path: &path_for_signing,
+                query: &canonical_query.join("&"),
+                headers: &refs,
+                payload: &payload,
+                amz_date: AMZ_DATE,
                 region,
                 service,
-            )
+            })
         };
         let mut signed: Vec<String> = headers
             .iter()
@@ -234,17 +236,17 @@ fn resigned_chunked_bodies_match_an_independent_signer() {
         let signed =
             "content-encoding;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length";
         let seed = |secret: &str| {
-            independent_signature(
+            independent_signature(&Independent {
                 secret,
-                "PUT",
-                "/k",
-                "",
-                &refs,
-                "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
-                AMZ_DATE,
-                "us-east-1",
-                "s3",
-            )
+                method: "PUT",
+                path: "/k",
+                query: "",
+                headers: &refs,
+                payload: "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                amz_date: AMZ_DATE,
+                region: "us-east-1",
+                service: "s3",
+            })
         };
         let auth = format!(
             "AWS4-HMAC-SHA256 Credential={PLACEHOLDER}/20260102/us-east-1/s3/aws4_request, SignedHeaders={signed}, Signature={}",

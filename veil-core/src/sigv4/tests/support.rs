@@ -124,7 +124,7 @@ pub fn credentials(key_id: &str, secret: &str, token: Option<&str>) -> AwsCreden
 pub fn unix_time(iso: &str) -> u64 {
     let n = |r: std::ops::Range<usize>| iso[r].parse::<u64>().unwrap();
     let (year, month, day) = (n(0..4), n(5..7), n(8..10));
-    let leap = |y: u64| y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let leap = |y: u64| y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
     let mut days = (1970..year)
         .map(|y| if leap(y) { 366 } else { 365 })
         .sum::<u64>();
@@ -148,17 +148,30 @@ pub fn unix_time(iso: &str) -> u64 {
 
 /// A straightforward SigV4 signer written apart from the module, for requests already in
 /// canonical form (sorted, encoded query; single-valued headers; canonical path).
-pub fn independent_signature(
-    secret: &str,
-    method: &str,
-    path: &str,
-    query: &str,
-    headers: &[(&str, &str)],
-    payload: &str,
-    amz_date: &str,
-    region: &str,
-    service: &str,
-) -> String {
+pub struct Independent<'a> {
+    pub secret: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub payload: &'a str,
+    pub amz_date: &'a str,
+    pub region: &'a str,
+    pub service: &'a str,
+}
+
+pub fn independent_signature(s: &Independent<'_>) -> String {
+    let Independent {
+        secret,
+        method,
+        path,
+        query,
+        headers,
+        payload,
+        amz_date,
+        region,
+        service,
+    } = *s;
     let mut sorted: Vec<(String, String)> = headers
         .iter()
         .map(|(n, v)| {
