@@ -25,31 +25,57 @@ fn resigner() -> ChunkResigner {
     let headers: [(&str, &[u8]); 4] = [
         ("Host", b"b.s3.amazonaws.com"),
         ("x-amz-date", DATE.as_bytes()),
-        ("x-amz-content-sha256", b"STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+        (
+            "x-amz-content-sha256",
+            b"STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        ),
         ("Authorization", auth.as_bytes()),
     ];
-    let request = Request { method: "PUT", target: "/k", headers: &headers };
+    let request = Request {
+        method: "PUT",
+        target: "/k",
+        headers: &headers,
+    };
     let parsed = SignedRequest::parse(request).expect("the fixed request parses");
-    match parsed.resign(&credentials(), None, NOW).expect("the fixed request re-signs") {
-        Resigned::Header { body: Some(body), .. } => body,
+    match parsed
+        .resign(&credentials(), None, NOW)
+        .expect("the fixed request re-signs")
+    {
+        Resigned::Header {
+            body: Some(body), ..
+        } => body,
         _ => unreachable!("a streaming request gives a chunk re-signer"),
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     if mode % 2 == 0 {
         let text = String::from_utf8_lossy(rest);
         let (target, auth) = text.split_once('\n').unwrap_or(("/k", &text));
-        let target = if target.starts_with('/') { target } else { "/k" };
+        let target = if target.starts_with('/') {
+            target
+        } else {
+            "/k"
+        };
         let headers: [(&str, &[u8]); 4] = [
             ("Host", b"b.s3.amazonaws.com"),
             ("x-amz-date", DATE.as_bytes()),
             ("x-amz-content-sha256", b"UNSIGNED-PAYLOAD"),
             ("Authorization", auth.as_bytes()),
         ];
-        let with_auth = Request { method: "GET", target, headers: &headers };
-        let presigned = Request { method: "GET", target, headers: &headers[..3] };
+        let with_auth = Request {
+            method: "GET",
+            target,
+            headers: &headers,
+        };
+        let presigned = Request {
+            method: "GET",
+            target,
+            headers: &headers[..3],
+        };
         for request in [with_auth, presigned] {
             if let Ok(parsed) = SignedRequest::parse(request) {
                 let _ = parsed.resign(&credentials(), Some(&[0; 32]), NOW);

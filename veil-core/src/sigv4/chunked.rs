@@ -39,8 +39,8 @@ enum State {
     Failed,
 }
 
-/// Re-signs an `aws-chunked` body chunk by chunk, fed in arbitrary pieces.
-#[derive(Debug)]
+/// Re-signs an `aws-chunked` body chunk by chunk, fed in arbitrary pieces. `Debug` shows the
+/// state and how much is held, never the key or the data.
 pub struct ChunkResigner {
     key: SigningKey,
     prefix: String,
@@ -198,6 +198,15 @@ impl ChunkResigner {
             State::Header
         };
         self.data.clear();
+    }
+}
+
+impl std::fmt::Debug for ChunkResigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkResigner")
+            .field("state", &self.state)
+            .field("held", &(self.line.len() + self.data.len()))
+            .finish_non_exhaustive()
     }
 }
 
