@@ -22,6 +22,7 @@ pub mod limits;
 pub mod prefixed;
 pub mod report;
 pub mod scrub_body;
+pub mod sigv4;
 pub mod upgraded;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};

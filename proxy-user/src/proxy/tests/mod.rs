@@ -250,6 +250,7 @@ fn secrets() -> SecretSet {
         created_at: String::new(),
         updated_at: String::new(),
         inject_query: false,
+        aws: None,
     };
     std::iter::once(LiveSecret {
         info,
