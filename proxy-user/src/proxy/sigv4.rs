@@ -29,7 +29,7 @@ use ring::digest;
 use veil_core::{
     inject::Reason,
     secrets::aws::{AwsEntry, AwsTable},
-    sigv4::{self, ChunkResigner, Resigned, SignedRequest, SESSION_TOKEN_HEADER},
+    sigv4::{self, ChunkResigner, Resigned, SigV4Error, SignedRequest, SESSION_TOKEN_HEADER},
 };
 
 use super::{
@@ -86,6 +86,8 @@ where
                 Some(entry) => (entry, signed.needs_body_hash()),
                 None => return Ok(Request::from_parts(parts, box_body(body))),
             },
+            // Nothing signed: nothing to re-sign, and the placeholder alone is worth nothing.
+            Err(SigV4Error::NotSigned) => return Ok(Request::from_parts(parts, box_body(body))),
             Err(e) => match named(table, &parts.headers, target) {
                 Some(entry) => return Err(refuse(ctx, origin, to, entry, &e.to_string())),
                 None => return Ok(Request::from_parts(parts, box_body(body))),
@@ -182,11 +184,11 @@ where
             }
             match chunks {
                 Some(resigner) => {
-                    let watch = Watch {
-                        ctx: Arc::clone(ctx),
-                        record: injection(origin, to, entry, None),
-                        failure: Arc::clone(failure),
-                    };
+                    let watch = Watch::new(
+                        Arc::clone(ctx),
+                        injection(origin, to, entry, None),
+                        Arc::clone(failure),
+                    );
                     box_body(ResignBody::new(body, resigner, watch))
                 }
                 None => body,
@@ -228,7 +230,8 @@ fn header_list<'a>(
 }
 
 /// The aws secret whose key id placeholder appears (in any case) in a header or in the
-/// percent-decoded target: a request that names it but does not parse is refused.
+/// percent-decoded target: a request that carries a SigV4 signature veil cannot parse and
+/// names it is refused.
 fn named<'t>(
     table: &'t AwsTable,
     headers: &hyper::HeaderMap,
@@ -286,7 +289,7 @@ fn record_refusal(
 }
 
 /// The record of a re-signing with `entry` (`reason`: why it was not).
-fn injection(
+pub(super) fn injection(
     origin: &Origin,
     to: &Destination<'_>,
     entry: &AwsEntry,
@@ -332,6 +335,15 @@ pub struct Watch {
 }
 
 impl Watch {
+    /// Reports a cut of the body re-signed as `record` says to the audit log and `failure`.
+    pub fn new(ctx: Arc<Context>, record: Injection, failure: Failure) -> Self {
+        Self {
+            ctx,
+            record,
+            failure,
+        }
+    }
+
     fn cut(&self, why: String) {
         log::info!(
             "cutting off an aws-chunked upload to {} re-signed with {}: {why}",
