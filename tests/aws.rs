@@ -354,3 +354,81 @@ fn a_host_outside_the_scope_gets_no_re_signing() {
     });
     assert!(aws.records("secret_injected").is_empty());
 }
+
+#[test]
+fn the_cli_stores_an_aws_key_from_sts_json_or_the_aws_variables() {
+    let mut veil = veil_tests::Instance::new();
+    veil.start_daemon(&[]);
+    let secret = veil_testkit::random_token("cli/secret+").expect("randomness");
+    let sts = serde_json::json!({"Credentials": {
+        "AccessKeyId": "ASIAREALKEY1", "SecretAccessKey": secret,
+        "SessionToken": "FwoGcli-token", "Expiration": "2026-01-01T00:00:00Z"}});
+    let mut create = veil.veil();
+    create
+        .args([
+            "secrets", "create", "aws-cli", "--kind", "aws", "--host", S3, "--json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = create.spawn().expect("veil runs");
+    std::io::Write::write_all(
+        child.stdin.as_mut().expect("piped"),
+        sts.to_string().as_bytes(),
+    )
+    .expect("stdin");
+    let out = child.wait_with_output().expect("veil runs");
+    let created: Value = serde_json::from_str(&assert_ok(&out)).expect("JSON");
+    assert_eq!(created["env_var"], "AWS_ACCESS_KEY_ID");
+    let key_id = created["aws"]["key_id_placeholder"]
+        .as_str()
+        .expect("a key id placeholder")
+        .to_owned();
+    let env = assert_ok(&veil.run_veil(&["env"]));
+    for line in [
+        format!("export AWS_ACCESS_KEY_ID='{key_id}'"),
+        "export AWS_SECRET_ACCESS_KEY='IRONSH_PROXY_aws-cli'".to_owned(),
+        "export AWS_SESSION_TOKEN='IRONSH_PROXY_aws-cli.session-token'".to_owned(),
+    ] {
+        assert!(env.contains(&line), "{env}");
+    }
+    let shown = assert_ok(&veil.run_veil(&["secrets", "show", "aws-cli"]));
+    assert!(shown.contains("aws (requests are re-signed"), "{shown}");
+    for text in [&env, &shown, &created.to_string()] {
+        assert!(!text.contains(&secret) && !text.contains("ASIAREALKEY1"));
+    }
+
+    let rotate = veil
+        .veil()
+        .args(["secrets", "rotate", "aws-cli", "--from-aws-env"])
+        .env("AWS_ACCESS_KEY_ID", "AKIAREALKEY2")
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .expect("veil runs");
+    assert_ok(&rotate);
+    let inside = assert_ok(&veil.run_veil(&[
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$AWS_ACCESS_KEY_ID ${AWS_SESSION_TOKEN-none}\"",
+    ]));
+    assert_eq!(inside, format!("{key_id} none\n"));
+    let refused = veil
+        .veil()
+        .args([
+            "secrets",
+            "create",
+            "aws-2",
+            "--kind",
+            "aws",
+            "--from-env",
+            "NOPE",
+        ])
+        .env("NOPE", "not json")
+        .output()
+        .expect("veil runs");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("aws key"));
+}

@@ -704,4 +704,87 @@ mod tests {
         }
         files
     }
+
+    #[tokio::test]
+    async fn an_aws_secret_has_three_variables_is_scrubbed_by_part_and_keeps_its_kind() {
+        let f = open(tempfile::tempdir().unwrap());
+        let key = |token: Option<&str>| {
+            let mut secret = serde_json::json!({"access_key_id": "AKIDREAL1",
+                                                "secret_access_key": "real/secret"});
+            if let Some(token) = token {
+                secret["session_token"] = token.into();
+            }
+            secret
+        };
+        let body = serde_json::json!({"name": "aws", "kind": "aws", "secret": key(Some("FwoGtok9")),
+                                      "hosts": ["*.amazonaws.com"]});
+        let aws = f
+            .store
+            .create(NewSecret::from_json(body.to_string().as_bytes()).unwrap())
+            .await
+            .unwrap();
+        let placeholders = aws.aws.clone().unwrap();
+        assert_eq!(aws.env_var, "AWS_ACCESS_KEY_ID");
+        let text = profile(&f);
+        for line in [
+            format!(
+                "export AWS_ACCESS_KEY_ID='{}'",
+                placeholders.key_id_placeholder
+            ),
+            "export AWS_SECRET_ACCESS_KEY='IRONSH_PROXY_aws'".to_owned(),
+            "export AWS_SESSION_TOKEN='IRONSH_PROXY_aws.session-token'".to_owned(),
+        ] {
+            assert!(text.contains(&line), "{text}");
+        }
+        let built = f.store.engine().snapshot();
+        assert!(built.aws().get(&placeholders.key_id_placeholder).is_some());
+        let scrubbed = built
+            .scrubber()
+            .unwrap()
+            .scrub(b"id AKIDREAL1 key real/secret token FwoGtok9")
+            .unwrap()
+            .0;
+        assert_eq!(
+            String::from_utf8_lossy(&scrubbed),
+            format!(
+                "id {} key IRONSH_PROXY_aws token IRONSH_PROXY_aws.session-token",
+                placeholders.key_id_placeholder
+            )
+        );
+
+        // A token secret cannot take one of its variables.
+        let err = f
+            .store
+            .create(new("t", "AWS_SECRET_ACCESS_KEY", "v"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SecretError::EnvVarTaken { .. }), "{err}");
+        // Its value stays an aws key, and it is never injected into query strings.
+        for bad in [
+            serde_json::json!({"secret": "a-string"}),
+            serde_json::json!({"inject_query": true}),
+            serde_json::json!({"env_var": "AWS_KEY"}),
+        ] {
+            let err = f
+                .store
+                .update(&aws.id, patch(bad.clone()))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, SecretError::Invalid(_)), "{bad}: {err}");
+        }
+        // Rotating to a key without a token retires the token's variable.
+        let rotated = f
+            .store
+            .update(&aws.id, patch(serde_json::json!({"secret": key(None)})))
+            .await
+            .unwrap();
+        assert!(rotated.aws.unwrap().session_token_placeholder.is_none());
+        let text = profile(&f);
+        assert!(!text.contains("export AWS_SESSION_TOKEN"), "{text}");
+        assert!(text.contains("then unset AWS_SESSION_TOKEN;"), "{text}");
+        f.store.delete(&aws.id).await.unwrap();
+        let text = profile(&f);
+        assert!(text.contains("then unset AWS_ACCESS_KEY_ID;"), "{text}");
+        assert!(text.contains("then unset AWS_SECRET_ACCESS_KEY;"), "{text}");
+    }
 }
