@@ -5,8 +5,9 @@
 //! target and Host, must be the verified host, named once: 421 otherwise, so fronting cannot
 //! redirect a secret; upstream gets the verified authority only), the per-request
 //! egress check for plain HTTP, hop-by-hop headers, placeholder replacement
-//! ([`super::inject_request`]), and protocol switches (WebSocket) after the upgrade request
-//! went through the request path.
+//! ([`super::inject_request`]), SigV4 re-signing on the request as forwarded
+//! ([`super::sigv4`]), and protocol switches (WebSocket) after the upgrade request went
+//! through the request path.
 
 use std::{
     net::SocketAddr,
