@@ -108,9 +108,19 @@ fn real_credentials() -> AwsCredentials {
     AwsCredentials::new(KEY_ID, SecretValue::parse(SECRET_KEY.into()).unwrap(), None).unwrap()
 }
 
-/// A PUT of `body` to `/bucket/key` signed with the placeholder key, for `host`, and the
-/// Authorization the upstream must see.
+/// A PUT of `body` to `uri` (path `/bucket/key`) signed with the placeholder key, for `host`,
+/// and the Authorization the upstream must see.
 fn signed_put(uri: &str, host: Option<&str>, body: &'static str) -> (Request<Full<Bytes>>, String) {
+    signed_put_to(uri, "/bucket/key", host, body)
+}
+
+/// As [`signed_put`], for path `path`.
+fn signed_put_to(
+    uri: &str,
+    path: &str,
+    host: Option<&str>,
+    body: &'static str,
+) -> (Request<Full<Bytes>>, String) {
     let date = amz_now();
     let payload = sig::sha256_hex(body.as_bytes());
     let headers = [
@@ -118,8 +128,8 @@ fn signed_put(uri: &str, host: Option<&str>, body: &'static str) -> (Request<Ful
         ("x-amz-content-sha256", payload.as_str()),
         ("x-amz-date", date.as_str()),
     ];
-    let sent = authorization(&placeholder_credentials(), "/bucket/key", &headers);
-    let expected = authorization(&real_credentials(), "/bucket/key", &headers);
+    let sent = authorization(&placeholder_credentials(), path, &headers);
+    let expected = authorization(&real_credentials(), path, &headers);
     let mut request = Request::put(uri)
         .header("x-amz-content-sha256", payload)
         .header("x-amz-date", date)
@@ -385,4 +395,22 @@ async fn a_broken_or_truncated_aws_chunked_body_fails_and_says_why() {
             .as_deref()
             .is_some_and(|f| f.contains(why)));
     }
+}
+
+#[tokio::test]
+async fn an_upstream_echoing_the_new_signature_gives_back_the_placeholder_key_id() {
+    let bench = Bench::new(&[HOST]).await;
+    let tls = bench.tls(bench.upstream, HOST, b"http/1.1").await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let (request, _) = signed_put_to("/echo-body", "/echo-body", Some(HOST), "x");
+    let response = sender.send_request(request).await.unwrap();
+    let echoed = body(response).await;
+    assert!(
+        echoed.contains(&format!("Credential={}/", placeholder_key())),
+        "{echoed}"
+    );
+    assert!(!echoed.contains(KEY_ID), "{echoed}");
 }
