@@ -80,9 +80,10 @@ pub async fn secrets(paths: &Paths, command: SecretsCommand) -> Result<i32, CliE
     match command {
         SecretsCommand::Create(args) => {
             let aws = args.kind == SecretKind::Aws;
-            let (value, key) = match aws {
-                true => (None, Some(AwsKey::read(&args.value)?)),
-                false => (Some(read_value(&args.value)?), None),
+            let (value, key) = if aws {
+                (None, Some(AwsKey::read(&args.value)?))
+            } else {
+                (Some(read_value(&args.value)?), None)
             };
             let env_var = match (&args.env_var, aws) {
                 (Some(var), _) => var.as_str(),

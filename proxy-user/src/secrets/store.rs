@@ -130,9 +130,10 @@ impl SecretStore {
         let id = format!("sec_{}", hex::encode(crypto::random::<8>()?));
         let now = now();
         let proxy_value = self.prefix.placeholder(&new.name);
-        let aws = match new.aws {
-            true => Some(aws_info(&id, &proxy_value, &new.value)?),
-            false => None,
+        let aws = if new.aws {
+            Some(aws_info(&id, &proxy_value, &new.value)?)
+        } else {
+            None
         };
         let info = SecretInfo {
             proxy_value,
@@ -369,12 +370,13 @@ fn check_kind(info: &SecretInfo, patch: &SecretPatch) -> Result<(), SecretError>
         }))
     };
     if patch.value.is_some() && patch.aws_value != is_aws {
-        return match is_aws {
-            true => refuse(
+        return if is_aws {
+            refuse(
                 "secret",
                 "this is an aws secret: give {access_key_id, secret_access_key, session_token?}",
-            ),
-            false => refuse("secret", "this secret's value is a string, not an aws key"),
+            )
+        } else {
+            refuse("secret", "this secret's value is a string, not an aws key")
         };
     }
     if is_aws && patch.inject_query == Some(true) {

@@ -254,9 +254,12 @@ impl SecretPatch {
         let patch = Self {
             value: fields
                 .remove("secret")
-                .map(|v| match aws_value {
-                    true => aws::value_from_json(v),
-                    false => string(v, "secret").and_then(secret),
+                .map(|v| {
+                    if aws_value {
+                        aws::value_from_json(v)
+                    } else {
+                        string(v, "secret").and_then(secret)
+                    }
                 })
                 .transpose()?,
             env_var: fields
