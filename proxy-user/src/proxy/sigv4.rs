@@ -111,15 +111,14 @@ where
         return Ok(Request::from_parts(parts, box_body(body)));
     }
     let (body, hash) = if needs_hash {
-        match Limited::new(body, MAX_HASHED_BODY).collect().await {
-            Ok(collected) => {
-                let bytes = collected.to_bytes();
+        match read_to_hash(body).await {
+            Ok(bytes) => {
                 let hash = digest::digest(&digest::SHA256, &bytes);
                 let mut sha = [0; 32];
                 sha.copy_from_slice(hash.as_ref());
                 (box_body(Full::new(bytes)), Some(sha))
             }
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(Unhashed::TooLong) => {
                 let why = format!(
                     "the body is longer than the {MAX_HASHED_BODY} bytes veil hashes for a \
                      request without x-amz-content-sha256"
@@ -130,7 +129,7 @@ where
                     format!("veil: cannot re-sign this AWS request: {why}\n"),
                 ));
             }
-            Err(e) => {
+            Err(Unhashed::Failed(e)) => {
                 return Err(answer(
                     StatusCode::BAD_REQUEST,
                     format!("veil: the request body failed: {e}\n"),
@@ -209,6 +208,30 @@ where
         ));
     }
     Ok(Request::from_parts(parts, body))
+}
+
+/// Why a body was not read whole to be hashed.
+enum Unhashed {
+    /// Longer than [`MAX_HASHED_BODY`] (declared or read).
+    TooLong,
+    /// The body failed.
+    Failed(BoxError),
+}
+
+/// The whole body, at most [`MAX_HASHED_BODY`] bytes; one declared longer is not read.
+async fn read_to_hash<B>(body: B) -> Result<Bytes, Unhashed>
+where
+    B: Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    if body.size_hint().lower() > MAX_HASHED_BODY as u64 {
+        return Err(Unhashed::TooLong);
+    }
+    match Limited::new(body, MAX_HASHED_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(Unhashed::TooLong),
+        Err(e) => Err(Unhashed::Failed(e)),
+    }
 }
 
 /// The request's headers as the re-signer reads them, with `host` from the target's

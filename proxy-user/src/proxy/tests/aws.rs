@@ -70,6 +70,17 @@ fn unix_now() -> u64 {
 /// The `Authorization` value `credentials` sign `PUT target` with these headers with (every
 /// one signed).
 fn authorization(credentials: &AwsCredentials, target: &str, headers: &[(&str, &str)]) -> String {
+    authorization_with_body(credentials, target, headers, None)
+}
+
+/// As [`authorization`], for a request without `x-amz-content-sha256` whose body hashes to
+/// `body_sha256`.
+fn authorization_with_body(
+    credentials: &AwsCredentials,
+    target: &str,
+    headers: &[(&str, &str)],
+    body_sha256: Option<&[u8; 32]>,
+) -> String {
     let date = headers.iter().find(|(n, _)| *n == "x-amz-date").unwrap().1;
     let mut names: Vec<&str> = headers.iter().map(|(n, _)| *n).collect();
     names.sort_unstable();
@@ -89,7 +100,7 @@ fn authorization(credentials: &AwsCredentials, target: &str, headers: &[(&str, &
         headers: &all,
     })
     .unwrap();
-    match signed.resign(credentials, None, unix_now()).unwrap() {
+    match signed.resign(credentials, body_sha256, unix_now()).unwrap() {
         Resigned::Header { authorization, .. } => authorization,
         Resigned::Query { .. } => unreachable!("header-signed"),
     }
@@ -413,4 +424,42 @@ async fn an_upstream_echoing_the_new_signature_gives_back_the_placeholder_key_id
         "{echoed}"
     );
     assert!(!echoed.contains(KEY_ID), "{echoed}");
+}
+
+#[tokio::test]
+async fn a_body_without_a_payload_hash_is_hashed_and_one_too_long_is_refused_unread() {
+    let mut bench = Bench::new(&[HOST]).await;
+    let form = "Action=GetCallerIdentity&Version=2011-06-15";
+    let date = amz_now();
+    let headers = [("host", HOST), ("x-amz-date", date.as_str())];
+    let digest = ring::digest::digest(&ring::digest::SHA256, form.as_bytes());
+    let sha: [u8; 32] = digest.as_ref().try_into().unwrap();
+    let sent = authorization_with_body(&placeholder_credentials(), "/", &headers, Some(&sha));
+    let expected = authorization_with_body(&real_credentials(), "/", &headers, Some(&sha));
+    let raw = format!(
+        "PUT / HTTP/1.1\r\nHost: api.test\r\nx-amz-date: {date}\r\nAuthorization: {sent}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    );
+    assert!(raw_https(&bench, raw.as_bytes())
+        .await
+        .starts_with("HTTP/1.1 200"));
+    let seen = bench.seen.recv().await.unwrap();
+    assert_eq!(seen.authorization.as_deref(), Some(expected.as_str()));
+
+    let head = format!(
+        "PUT / HTTP/1.1\r\nHost: api.test\r\nx-amz-date: {date}\r\nAuthorization: {sent}\r\n\
+         Content-Length: {}\r\n\r\n",
+        9 << 20
+    );
+    let mut tls = tls_to_host(&bench).await;
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let mut response = vec![0; 4096];
+    let n = tls.read(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(
+        bench.seen.try_recv().is_err(),
+        "nothing reached the upstream"
+    );
 }
