@@ -8,7 +8,10 @@
 //!
 //! `aws-chunked` bodies go through a [`ResignBody`]: each chunk is re-signed as it completes;
 //! a chunk that cannot be re-signed fails the body, which aborts the upstream request (a body
-//! cut short, never a complete one with the sandbox's signatures).
+//! cut short, never a complete one with the sandbox's signatures). What bodies and chunks hold
+//! is drawn from one process-wide budget ([`held`]); past it, 503.
+
+pub mod held;
 
 use std::{
     pin::Pin,
@@ -29,7 +32,10 @@ use ring::digest;
 use veil_core::{
     inject::Reason,
     secrets::aws::{AwsEntry, AwsTable},
-    sigv4::{self, ChunkResigner, Resigned, SigV4Error, SignedRequest, SESSION_TOKEN_HEADER},
+    sigv4::{
+        self, ChunkResigner, Resigned, SigV4Error, SignedRequest, MAX_CHUNK_LEN,
+        SESSION_TOKEN_HEADER,
+    },
 };
 
 use super::{
@@ -38,7 +44,8 @@ use super::{
     scrub_body::BoxError,
     Context,
 };
-use crate::audit::{Event, Injection};
+use crate::audit::{Event, Injection, LimitExceeded};
+use held::{Held, BUDGET};
 
 /// Where a re-signing is recorded (the `header` field of its audit records).
 pub const SLOT: &str = "sigv4";
@@ -110,8 +117,20 @@ where
         ctx.audit.record(Event::PlaceholderNotInjected(record));
         return Ok(Request::from_parts(parts, box_body(body)));
     }
+    // The most the body can make veil hold: all of it (to hash) or one chunk.
+    let holds = body
+        .size_hint()
+        .upper()
+        .map_or(MAX_CHUNK_LEN, |n| n.min(MAX_CHUNK_LEN));
+    let holds = usize::try_from(holds).unwrap_or(usize::MAX);
     let (body, hash) = if needs_hash {
-        match read_to_hash(body).await {
+        let holds = holds.min(MAX_HASHED_BODY);
+        let Some(held) = BUDGET.reserve(holds) else {
+            return Err(over_budget(ctx, origin, to, holds));
+        };
+        let read = read_to_hash(body).await;
+        drop(held);
+        match read {
             Ok(bytes) => {
                 let hash = digest::digest(&digest::SHA256, &bytes);
                 let mut sha = [0; 32];
@@ -183,12 +202,15 @@ where
             }
             match chunks {
                 Some(resigner) => {
+                    let Some(held) = BUDGET.reserve(holds) else {
+                        return Err(over_budget(ctx, origin, to, holds));
+                    };
                     let watch = Watch::new(
                         Arc::clone(ctx),
                         injection(origin, to, entry, None),
                         Arc::clone(failure),
                     );
-                    box_body(ResignBody::new(body, resigner, watch))
+                    box_body(ResignBody::new(body, resigner, watch).holding(held))
                 }
                 None => body,
             }
@@ -274,6 +296,36 @@ fn named<'t>(
                 .any(|w| w.eq_ignore_ascii_case(needle))
         })
     })
+}
+
+/// Records and answers a request that would take veil past [`held::MAX_HELD`].
+fn over_budget(
+    ctx: &Context,
+    origin: &Origin,
+    to: &Destination<'_>,
+    holds: usize,
+) -> Response<ResponseBody> {
+    let detail = format!(
+        "an AWS request to re-sign could hold {holds} bytes, and re-signing already holds {} of \
+         the {} allowed",
+        BUDGET.held(),
+        held::MAX_HELD
+    );
+    log::warn!("refusing an AWS request from {}: {detail}", origin.comm);
+    ctx.audit.record(Event::LimitExceeded(LimitExceeded {
+        limit: "sigv4_held_bytes".to_owned(),
+        detail: detail.clone(),
+        host: to.host.to_owned(),
+        destination: to.addr,
+        sandbox: origin.sandbox.clone(),
+        cgroup_id: origin.cgroup_id,
+        pid: origin.pid,
+        comm: origin.comm.clone(),
+    }));
+    answer(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("veil: too many AWS request bodies are being re-signed; try again ({detail})\n"),
+    )
 }
 
 /// Records and answers a request veil will not re-sign.
@@ -390,6 +442,8 @@ pub struct ResignBody {
     watch: Option<Watch>,
     /// Set once the body failed or ended.
     done: bool,
+    /// What the chunk held counts against, given back with the body.
+    _held: Option<Held<'static>>,
 }
 
 impl ResignBody {
@@ -400,7 +454,14 @@ impl ResignBody {
             resigner,
             watch: Some(watch),
             done: false,
+            _held: None,
         }
+    }
+
+    /// The same, holding `held` from the budget until the body is dropped.
+    pub fn holding(mut self, held: Held<'static>) -> Self {
+        self._held = Some(held);
+        self
     }
 
     fn fail(&mut self, why: String) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
