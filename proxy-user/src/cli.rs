@@ -491,6 +491,21 @@ pub struct ValueSource {
     /// Read the value from environment variable VAR.
     #[arg(long, value_name = "VAR")]
     pub from_env: Option<String>,
+    /// For an aws secret: read the key from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+    /// AWS_SESSION_TOKEN (if set) in this environment.
+    #[arg(long, conflicts_with_all = ["from_file", "from_env"])]
+    pub from_aws_env: bool,
+}
+
+/// What kind of secret `veil secrets create` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SecretKind {
+    /// A value placed where its placeholder is (headers, opted-in query strings).
+    Token,
+    /// An AWS access key: requests signed with its placeholder key id are re-signed (SigV4).
+    /// The value is JSON: {"access_key_id", "secret_access_key", "session_token"?} (or the
+    /// AccessKeyId, SecretAccessKey, SessionToken of `aws sts` output).
+    Aws,
 }
 
 /// `veil secrets create`.
@@ -498,9 +513,11 @@ pub struct ValueSource {
 pub struct CreateArgs {
     /// Unique name (1-64 of A-Z a-z 0-9 _ . -); the placeholder is `<prefix><NAME>`.
     pub name: String,
-    /// Environment variable sandboxes get the placeholder in.
+    /// Environment variable sandboxes get the placeholder in (required but for aws secrets,
+    /// where it names the key id's variable, by default AWS_ACCESS_KEY_ID, and ends in
+    /// ACCESS_KEY_ID).
     #[arg(long, value_name = "VAR")]
-    pub env_var: String,
+    pub env_var: Option<String>,
     /// Host the value may be sent to: `api.github.com`, `*.github.com` (one label deeper) or
     /// `*`; repeat for more. Default: `*`.
     #[arg(long = "host", value_name = "PATTERN")]
@@ -514,6 +531,9 @@ pub struct CreateArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// The kind of secret.
+    #[arg(long, value_enum, default_value = "token")]
+    pub kind: SecretKind,
 }
 
 /// `veil secrets list`.
@@ -543,7 +563,7 @@ pub struct RotateArgs {
     #[command(flatten)]
     pub value: ValueSource,
     /// Keep the current value; change only what the other options say.
-    #[arg(long, conflicts_with_all = ["from_file", "from_env"])]
+    #[arg(long, conflicts_with_all = ["from_file", "from_env", "from_aws_env"])]
     pub keep_value: bool,
     /// Replace the host patterns with these; repeat for more.
     #[arg(long = "host", value_name = "PATTERN")]

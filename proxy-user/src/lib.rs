@@ -39,7 +39,8 @@
 //!   `veil hooks`, `veil attach` and `veil detach`.
 //! - [`reset`]: `veil reset`, removing an installation's kernel state and sandboxes.
 //! - [`secrets`]: the encrypted secrets store, the live set and placeholder engine the proxy
-//!   reads, the profile, the API key; [`cli_secrets`]: `veil secrets ...` and `veil env`.
+//!   reads, the profile, the API key; [`cli_secrets`]: `veil secrets ...` and `veil env`;
+//!   [`cli_aws`]: reading an aws secret's key.
 //! - [`metrics`]: counters and a latency histogram for `GET /metrics`.
 //! - [`status`]: the daemon's status report (`GET /v1/status`); [`cli_status`]: `veil status`.
 //! - [`logging`]: how log lines look on a terminal and in systemd's journal.
@@ -50,6 +51,7 @@ pub mod cgroup;
 pub mod classify;
 pub mod cli;
 pub mod cli_audit;
+pub mod cli_aws;
 pub mod cli_container;
 pub mod cli_secrets;
 pub mod cli_status;

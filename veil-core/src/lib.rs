@@ -18,6 +18,8 @@
 //! - [`oci`]: containers as sandboxes: the OCI state a hook reads, the bundle spec veil
 //!   checks and adds its hooks to, runtime command lines.
 //! - [`secrets`]: the secret value type, validation of secrets' fields, the live set.
+//! - [`sigv4`]: AWS SigV4 re-signing: requests (header or presigned) and `aws-chunked`
+//!   bodies signed with a placeholder key are signed again with the real one.
 //!
 //! The daemon (`veil`, in `proxy-user/`) carries out what this crate decides.
 
@@ -32,4 +34,5 @@ pub mod plan;
 pub mod policy;
 pub mod scrub;
 pub mod secrets;
+pub mod sigv4;
 pub mod websocket;

@@ -54,8 +54,8 @@ pub enum ClientError {
 pub struct NewSecretBody<'a> {
     /// The name.
     pub name: &'a str,
-    /// The value ([`crate::secrets::SecretValue::expose`]).
-    pub secret: &'a str,
+    /// The value ([`crate::secrets::SecretValue::expose`]), or an aws key.
+    pub secret: SecretField<'a>,
     /// The variable.
     pub env_var: &'a str,
     /// Host patterns; the daemon's default (`*`) when `None`.
@@ -63,6 +63,48 @@ pub struct NewSecretBody<'a> {
     pub hosts: Option<&'a [String]>,
     /// Query-string injection.
     pub inject_query: bool,
+    /// `aws` for an aws secret; the daemon's default (`token`) when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'a str>,
+}
+
+/// A secret's value as sent: a string, or an aws key's parts. `Debug` shows no value.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum SecretField<'a> {
+    /// An ordinary secret's value.
+    Text(&'a str),
+    /// An aws secret's key.
+    Aws(AwsKeyBody<'a>),
+}
+
+/// An aws key as `POST /v1/secrets` and `PATCH` take it. `Debug` shows the key id only.
+#[derive(Serialize)]
+pub struct AwsKeyBody<'a> {
+    /// The access key id.
+    pub access_key_id: &'a str,
+    /// The secret access key.
+    pub secret_access_key: &'a str,
+    /// The session token of temporary credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<&'a str>,
+}
+
+impl std::fmt::Debug for SecretField<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Text(_) => f.write_str("Text([redacted])"),
+            Self::Aws(key) => key.fmt(f),
+        }
+    }
+}
+
+impl std::fmt::Debug for AwsKeyBody<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsKeyBody")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Body of `PATCH /v1/secrets/{id}`: only the fields that are set are sent.
@@ -70,7 +112,7 @@ pub struct NewSecretBody<'a> {
 pub struct SecretPatchBody<'a> {
     /// A new value.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<&'a str>,
+    pub secret: Option<SecretField<'a>>,
     /// A new variable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub env_var: Option<&'a str>,

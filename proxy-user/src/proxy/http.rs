@@ -5,8 +5,9 @@
 //! target and Host, must be the verified host, named once: 421 otherwise, so fronting cannot
 //! redirect a secret; upstream gets the verified authority only), the per-request
 //! egress check for plain HTTP, hop-by-hop headers, placeholder replacement
-//! ([`super::inject_request`]), and protocol switches (WebSocket) after the upgrade request
-//! went through the request path.
+//! ([`super::inject_request`]), SigV4 re-signing on the request as forwarded
+//! ([`super::sigv4`]), and protocol switches (WebSocket) after the upgrade request went
+//! through the request path.
 
 use std::{
     net::SocketAddr,
@@ -32,6 +33,7 @@ use tokio::{
 use super::{
     headers::{is_upgrade, strip_hop_by_hop},
     inject_request::{inject, Destination, Origin},
+    sigv4::{self, Failure, ReqBody},
 };
 use veil_core::{
     authority::{self, Authority, AuthorityError},
@@ -85,7 +87,7 @@ where
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, conn) = client_h1::Builder::new()
-        .handshake::<_, Incoming>(TokioIo::new(upstream))
+        .handshake::<_, ReqBody>(TokioIo::new(upstream))
         .await?;
     tokio::spawn(async move {
         if let Err(e) = conn.with_upgrades().await {
@@ -126,7 +128,7 @@ where
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, conn) = client_h2::Builder::new(TokioExecutor::new())
-        .handshake::<_, Incoming>(TokioIo::new(upstream))
+        .handshake::<_, ReqBody>(TokioIo::new(upstream))
         .await?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
@@ -295,10 +297,30 @@ impl Forwarder {
         if let Err(message) = set_target(&mut req, version, &named) {
             return answer(StatusCode::BAD_REQUEST, message);
         }
+        // AWS requests signed with an aws secret's placeholder are signed again, as forwarded.
+        let failure = Failure::default();
+        let resigned = sigv4::resign(
+            &self.ctx,
+            live.aws(),
+            &self.origin,
+            &destination,
+            req,
+            &failure,
+        );
+        let req = match resigned.await {
+            Ok(req) => req,
+            Err(refused) => return refused,
+        };
         let has_body = req.method() != hyper::Method::HEAD;
         let mut response = match sender.send(req).await {
             Ok(r) => r,
             Err(e) => {
+                if let Some(why) = failure.lock().ok().and_then(|mut f| f.take()) {
+                    return answer(
+                        StatusCode::BAD_REQUEST,
+                        format!("veil: the request body was cut off: {why}\n"),
+                    );
+                }
                 log::info!("upstream {} failed a request: {e}", self.dst);
                 return answer(
                     StatusCode::BAD_GATEWAY,
@@ -343,9 +365,9 @@ impl Forwarder {
 /// The upstream connection's request sender.
 enum Sender {
     /// HTTP/1.1: one request at a time.
-    H1(Mutex<client_h1::SendRequest<Incoming>>),
+    H1(Mutex<client_h1::SendRequest<ReqBody>>),
     /// HTTP/2: streams in parallel.
-    H2(client_h2::SendRequest<Incoming>),
+    H2(client_h2::SendRequest<ReqBody>),
 }
 
 impl Sender {
@@ -356,7 +378,7 @@ impl Sender {
         }
     }
 
-    async fn send(&self, req: Request<Incoming>) -> Result<Response<Incoming>, hyper::Error> {
+    async fn send(&self, req: Request<ReqBody>) -> Result<Response<Incoming>, hyper::Error> {
         match self {
             Self::H1(sender) => {
                 let pending = {

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
-use super::value::SecretValue;
+use super::{aws::AwsInfo, value::SecretValue};
 use crate::host_pattern::HostPattern;
 
 /// What the API shows about a secret: everything but its value.
@@ -27,6 +27,9 @@ pub struct SecretInfo {
     pub updated_at: String,
     /// Whether the placeholder is also replaced in query strings.
     pub inject_query: bool,
+    /// For an aws secret (`kind: "aws"`): its placeholders. Absent for ordinary secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsInfo>,
 }
 
 /// One live secret: its metadata and, in memory only, its value.

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::value::SecretValue;
+use super::{aws, value::SecretValue};
 use crate::host_pattern::HostPattern;
 
 /// Most host patterns one secret may have.
@@ -167,18 +167,34 @@ pub struct NewSecret {
     pub hosts: Vec<HostPattern>,
     /// Whether the placeholder is also replaced in query strings (issue 5).
     pub inject_query: bool,
+    /// Whether this is an aws secret (`kind: "aws"`): `value` holds the key
+    /// ([`aws::value_from_json`]) and requests are re-signed rather than injected.
+    pub aws: bool,
 }
 
 impl NewSecret {
-    /// Parses `{name, secret, env_var, hosts?, inject_query?}`; any other field is refused.
+    /// Parses `{name, secret, env_var, hosts?, inject_query?, kind?}`; any other field is
+    /// refused. With `kind: "aws"`, `secret` is an object (see [`aws`]) and `env_var` defaults
+    /// to `AWS_ACCESS_KEY_ID`.
     pub fn from_json(body: &[u8]) -> Result<Self, FieldError> {
         let mut fields = object(
             body,
-            &["name", "secret", "env_var", "hosts", "inject_query"],
+            &["name", "secret", "env_var", "hosts", "inject_query", "kind"],
         )?;
+        let is_aws = fields
+            .remove("kind")
+            .map(kind)
+            .transpose()?
+            .unwrap_or(false);
         let name = SecretName::parse(&required_string(&mut fields, "name")?)?;
-        let value = secret(required_string(&mut fields, "secret")?)?;
-        let env_var = EnvVar::parse(&required_string(&mut fields, "env_var")?)?;
+        let (value, env_var) = if is_aws {
+            aws_parts(&mut fields)?
+        } else {
+            (
+                secret(required_string(&mut fields, "secret")?)?,
+                EnvVar::parse(&required_string(&mut fields, "env_var")?)?,
+            )
+        };
         let hosts = match fields.remove("hosts") {
             Some(v) => hosts(v)?,
             None => vec![HostPattern::Any],
@@ -187,12 +203,19 @@ impl NewSecret {
             Some(v) => boolean(v, "inject_query")?,
             None => false,
         };
+        if is_aws && inject_query {
+            return Err(FieldError::new(
+                "inject_query",
+                "an aws secret is never injected, so it has no query-string setting",
+            ));
+        }
         Ok(Self {
             name,
             value,
             env_var,
             hosts,
             inject_query,
+            aws: is_aws,
         })
     }
 }
@@ -208,6 +231,8 @@ pub struct SecretPatch {
     pub hosts: Option<Vec<HostPattern>>,
     /// A new query-string injection setting.
     pub inject_query: Option<bool>,
+    /// Whether `value` is an aws key (`secret` was an object, see [`aws`]).
+    pub aws_value: bool,
 }
 
 impl SecretPatch {
@@ -225,10 +250,17 @@ impl SecretPatch {
                  create a new secret and delete this one",
             ));
         }
+        let aws_value = fields.get("secret").is_some_and(aws::is_aws_value);
         let patch = Self {
             value: fields
                 .remove("secret")
-                .map(|v| string(v, "secret").and_then(secret))
+                .map(|v| {
+                    if aws_value {
+                        aws::value_from_json(v)
+                    } else {
+                        string(v, "secret").and_then(secret)
+                    }
+                })
                 .transpose()?,
             env_var: fields
                 .remove("env_var")
@@ -239,6 +271,7 @@ impl SecretPatch {
                 .remove("inject_query")
                 .map(|v| boolean(v, "inject_query"))
                 .transpose()?,
+            aws_value,
         };
         if patch.value.is_none()
             && patch.env_var.is_none()
@@ -252,6 +285,34 @@ impl SecretPatch {
         }
         Ok(patch)
     }
+}
+
+/// Whether `kind` names an aws secret (`"aws"`) rather than an ordinary one (`"token"`).
+fn kind(value: Value) -> Result<bool, FieldError> {
+    match string(value, "kind")?.as_str() {
+        aws::KIND => Ok(true),
+        "token" => Ok(false),
+        other => Err(FieldError::new(
+            "kind",
+            format!("unknown kind {other:?} (known: token, aws)"),
+        )),
+    }
+}
+
+/// An aws secret's value (the `secret` object) and key id variable (`env_var`, by default
+/// `AWS_ACCESS_KEY_ID`).
+fn aws_parts(fields: &mut Map<String, Value>) -> Result<(SecretValue, EnvVar), FieldError> {
+    let value = aws::value_from_json(
+        fields
+            .remove("secret")
+            .ok_or_else(|| FieldError::new("secret", "is required"))?,
+    )?;
+    let env_var = match fields.remove("env_var") {
+        Some(v) => string(v, "env_var")?,
+        None => aws::DEFAULT_ENV_VAR.to_owned(),
+    };
+    aws::check_env_var(&env_var)?;
+    Ok((value, EnvVar::parse(&env_var)?))
 }
 
 /// Whether `s` is 1 to 64 of `A-Z a-z 0-9 _ . -`.

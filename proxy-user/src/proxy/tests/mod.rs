@@ -6,7 +6,9 @@
 //!   the rule that a secret leaves only after its record is on disk.
 //! - `scrub.rs`: responses that echo the secret back, in every form and framing.
 //! - `echo.rs`: what the upstream answers on each path.
+//! - `aws.rs`: SigV4 re-signing with an aws secret, HTTP/1.1 and HTTP/2, and its refusals.
 
+mod aws;
 mod echo;
 mod path;
 mod scrub;
@@ -251,12 +253,17 @@ fn secrets() -> SecretSet {
         created_at: String::new(),
         updated_at: String::new(),
         inject_query: false,
+        aws: None,
     };
-    std::iter::once(LiveSecret {
-        info,
-        hosts: vec![HostPattern::parse(HOST).unwrap()],
-        value: Arc::new(SecretValue::parse(SECRET.into()).unwrap()),
-    })
+    [
+        LiveSecret {
+            info,
+            hosts: vec![HostPattern::parse(HOST).unwrap()],
+            value: Arc::new(SecretValue::parse(SECRET.into()).unwrap()),
+        },
+        aws::secret(),
+    ]
+    .into_iter()
     .collect()
 }
 
