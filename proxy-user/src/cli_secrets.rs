@@ -163,9 +163,9 @@ fn env_file<'a>(
     secrets: impl IntoIterator<Item = &'a secrets::SecretInfo>,
     ca_path: &str,
 ) -> String {
-    let mut pairs: Vec<(&str, &str)> = secrets
+    let mut pairs: Vec<(String, String)> = secrets
         .into_iter()
-        .map(|s| (s.env_var.as_str(), s.proxy_value.as_str()))
+        .flat_map(veil_core::secrets::aws::env_pairs)
         .collect();
     pairs.sort_unstable();
     let mut out: String = pairs
