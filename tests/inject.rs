@@ -6,12 +6,13 @@ use std::{
     fs,
     io::{BufRead, BufReader},
     os::unix::fs::PermissionsExt,
-    process::{Command, Stdio},
+    process::Stdio,
 };
 
 use veil_tests::{
     dns::FakeResolver,
     eventually,
+    git::{GitServer, ASKPASS},
     tls_env::{assert_ok, policy, Env, HOST},
     upstream::{Seen, TlsUpstream},
     Instance, REMOTE_A, REMOTE_B,
@@ -142,75 +143,11 @@ fn git_clones_a_private_repository_with_the_token_as_basic_password() {
         "GITHUB_TOKEN",
         &["git.example.test"],
     );
+    let server = GitServer::start(&env, &secret);
+    let port = &server.port;
     let dir = env.veil.dir();
-    let git = |args: &[&str], cwd: &std::path::Path| {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(cwd)
-            .output()
-            .expect("git runs");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let root = dir.join("git-root");
-    fs::create_dir_all(root.join("work")).expect("dirs");
-    git(&["init", "-q", "--bare", "private.git"], &root);
-    git(&["init", "-q", "-b", "main"], &root.join("work"));
-    fs::write(root.join("work/README"), "private contents\n").expect("file");
-    git(&["add", "README"], &root.join("work"));
-    git(
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "-m",
-            "first",
-        ],
-        &root.join("work"),
-    );
-    git(
-        &["push", "-q", "../private.git", "main"],
-        &root.join("work"),
-    );
-    git(
-        &["symbolic-ref", "HEAD", "refs/heads/main"],
-        &root.join("private.git"),
-    );
-
-    let cert = env
-        .ca
-        .server_cert(&["git.example.test"])
-        .expect("a server certificate");
-    let (cert_file, key_file) = (dir.join("git.pem"), dir.join("git.key"));
-    fs::write(&cert_file, &cert.cert_pem).expect("cert");
-    fs::write(&key_file, &cert.key_pem).expect("key");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/git_server.py");
-    let mut server = Command::new("python3")
-        .arg(script)
-        .arg(REMOTE_A)
-        .args([
-            root.as_os_str(),
-            secret.as_ref(),
-            cert_file.as_os_str(),
-            key_file.as_os_str(),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the git server starts");
-    let mut port = String::new();
-    BufReader::new(server.stdout.as_mut().expect("piped"))
-        .read_line(&mut port)
-        .expect("its port");
-    let port = port.trim().to_owned();
-
     let askpass = dir.join("askpass.sh");
-    fs::write(&askpass, "#!/bin/sh\ncase \"$1\" in Username*) echo x-access-token ;; *) echo \"$GITHUB_TOKEN\" ;; esac\n").expect("askpass");
+    fs::write(&askpass, ASKPASS).expect("askpass");
     fs::set_permissions(&askpass, fs::Permissions::from_mode(0o755)).expect("chmod");
     let clone_dir = env.veil.work_dir().join("clone");
     let work = env.veil.work_dir().display().to_string();
@@ -222,8 +159,7 @@ fn git_clones_a_private_repository_with_the_token_as_basic_password() {
             askpass.display(), clone_dir.display(), clone_dir.display()
         ),
     ]);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert_eq!(assert_ok(&out), "private contents\n");
     let injected: Vec<serde_json::Value> = env
         .veil

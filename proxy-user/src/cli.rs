@@ -85,6 +85,19 @@ pub enum Command {
     Attach(AttachArgs),
     /// Stop steering a cgroup attached with `veil attach`.
     Detach(DetachArgs),
+    /// The OCI runtime hook that makes a container a sandbox: run by Podman, CRI-O or runc
+    /// at createRuntime (the container is steered and veil listens in its network namespace
+    /// before its first instruction) and poststop (the sandbox is removed), with the
+    /// container's state on standard input. Exits non-zero, and the container does not start,
+    /// if the container cannot be confined.
+    OciHook,
+    /// Install or remove the files container runtimes read to run veil's hook.
+    #[command(subcommand)]
+    Hooks(HooksCommand),
+    /// Docker's runtime for sandboxes (written into the wrapper `veil hooks install` makes):
+    /// adds veil's hook to each container it creates, then runs runc with the same arguments.
+    #[command(hide = true)]
+    OciRuntime(OciRuntimeArgs),
     /// Print the audit log.
     Audit(AuditArgs),
     /// Print veil's CA certificate (PEM), creating the CA if it does not exist yet.
@@ -319,12 +332,64 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+/// `veil hooks`.
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    /// Write the hooks.d file Podman and CRI-O read (it runs `veil oci-hook` for containers
+    /// with the `veil.sandbox` annotation) and the wrapper script Docker's daemon.json names
+    /// as a runtime (`docker run --runtime veil`).
+    Install(HooksArgs),
+    /// Remove what `veil hooks install` wrote.
+    Uninstall(HooksArgs),
+}
+
+/// Where `veil hooks` installs.
+#[derive(Debug, Args)]
+pub struct HooksArgs {
+    /// The hooks.d directory (Podman reads /usr/share/containers/oci/hooks.d by default, and
+    /// any directory given with `podman --hooks-dir`).
+    #[arg(long, value_name = "DIR", default_value = crate::container::install::DEFAULT_HOOKS_DIR)]
+    pub hooks_dir: PathBuf,
+    /// Where to write the Docker wrapper script `veil-runc`.
+    #[arg(long, value_name = "DIR", default_value = "/usr/local/libexec/veil")]
+    pub wrapper_dir: PathBuf,
+    /// The runtime the Docker wrapper runs.
+    #[arg(long, value_name = "PATH", default_value = "/usr/sbin/runc")]
+    pub runtime: PathBuf,
+    /// Docker's data root, where the wrapper reads each container's name and image.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/docker")]
+    pub docker_root: PathBuf,
+}
+
+/// `veil oci-runtime`.
+#[derive(Debug, Args)]
+pub struct OciRuntimeArgs {
+    /// The runtime to run after preparing the bundle.
+    #[arg(long, value_name = "PATH")]
+    pub runtime: PathBuf,
+    /// Docker's data root.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/docker")]
+    pub docker_root: PathBuf,
+    /// The runtime's arguments, as Docker's shim passed them.
+    #[arg(last = true, value_name = "ARGS", allow_hyphen_values = true)]
+    pub args: Vec<std::ffi::OsString>,
+}
+
 /// `veil attach`.
 #[derive(Debug, Args)]
 pub struct AttachArgs {
     /// The cgroup v2 directory to steer.
-    pub cgroup: PathBuf,
-    /// Sandbox name for the audit log (default: the directory's name).
+    #[arg(required_unless_present = "container", conflicts_with = "container")]
+    pub cgroup: Option<PathBuf>,
+    /// A running container to steer, by name or id: veil finds its process through the
+    /// runtime (`podman inspect`, `docker inspect`) and steers its cgroup in its own network
+    /// namespace. Connections it opened before are not affected; new ones go through veil.
+    #[arg(long, value_name = "NAME|ID", conflicts_with = "netns")]
+    pub container: Option<String>,
+    /// The runtime to ask for `--container` (default: podman, then docker).
+    #[arg(long, value_name = "RUNTIME", requires = "container", value_parser = ["podman", "docker"])]
+    pub runtime: Option<String>,
+    /// Sandbox name for the audit log (default: the directory's name, or the container's).
     #[arg(long)]
     pub name: Option<String>,
     /// The network namespace the cgroup's processes are in, for example
@@ -341,7 +406,12 @@ pub struct AttachArgs {
 #[derive(Debug, Args)]
 pub struct DetachArgs {
     /// The cgroup v2 directory to stop steering.
-    pub cgroup: PathBuf,
+    #[arg(required_unless_present = "container", conflicts_with = "container")]
+    pub cgroup: Option<PathBuf>,
+    /// The container to stop steering, by name, id or id prefix (as `veil attach
+    /// --container` or the OCI hook attached it).
+    #[arg(long, value_name = "NAME|ID")]
+    pub container: Option<String>,
 }
 
 /// `veil audit`.
@@ -429,6 +499,21 @@ pub struct ValueSource {
     /// Read the value from environment variable VAR.
     #[arg(long, value_name = "VAR")]
     pub from_env: Option<String>,
+    /// For an aws secret: read the key from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+    /// AWS_SESSION_TOKEN (if set) in this environment.
+    #[arg(long, conflicts_with_all = ["from_file", "from_env"])]
+    pub from_aws_env: bool,
+}
+
+/// What kind of secret `veil secrets create` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SecretKind {
+    /// A value placed where its placeholder is (headers, opted-in query strings).
+    Token,
+    /// An AWS access key: requests signed with its placeholder key id are re-signed (SigV4).
+    /// The value is JSON: {"access_key_id", "secret_access_key", "session_token"?} (or the
+    /// AccessKeyId, SecretAccessKey, SessionToken of `aws sts` output).
+    Aws,
 }
 
 /// `veil secrets create`.
@@ -436,9 +521,11 @@ pub struct ValueSource {
 pub struct CreateArgs {
     /// Unique name (1-64 of A-Z a-z 0-9 _ . -); the placeholder is `<prefix><NAME>`.
     pub name: String,
-    /// Environment variable sandboxes get the placeholder in.
+    /// Environment variable sandboxes get the placeholder in (required but for aws secrets,
+    /// where it names the key id's variable, by default AWS_ACCESS_KEY_ID, and ends in
+    /// ACCESS_KEY_ID).
     #[arg(long, value_name = "VAR")]
-    pub env_var: String,
+    pub env_var: Option<String>,
     /// Host the value may be sent to: `api.github.com`, `*.github.com` (one label deeper) or
     /// `*`; repeat for more. Default: `*`.
     #[arg(long = "host", value_name = "PATTERN")]
@@ -464,6 +551,9 @@ pub struct CreateArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// The kind of secret.
+    #[arg(long, value_enum, default_value = "token")]
+    pub kind: SecretKind,
 }
 
 /// `veil secrets list`.
@@ -493,7 +583,7 @@ pub struct RotateArgs {
     #[command(flatten)]
     pub value: ValueSource,
     /// Keep the current value; change only what the other options say.
-    #[arg(long, conflicts_with_all = ["from_file", "from_env"])]
+    #[arg(long, conflicts_with_all = ["from_file", "from_env", "from_aws_env"])]
     pub keep_value: bool,
     /// Replace the host patterns with these; repeat for more.
     #[arg(long = "host", value_name = "PATTERN")]
@@ -544,6 +634,23 @@ pub struct EnvArgs {
     /// Only if this sandbox exists (every sandbox gets every secret).
     #[arg(long, value_name = "NAME")]
     pub sandbox: Option<String>,
+    /// `shell`: `export VAR='placeholder'` lines for `eval`. `env-file`: `VAR=value` lines
+    /// for `podman run --env-file` / `docker run --env-file`, with the CA variables
+    /// (SSL_CERT_FILE, ...) naming the bundle where a container mounts it.
+    #[arg(long, value_enum, default_value_t = EnvFormat::Shell)]
+    pub format: EnvFormat,
+    /// For `--format env-file`: the CA bundle's path inside the container.
+    #[arg(long, value_name = "PATH", default_value = "/etc/veil/ca-bundle.pem")]
+    pub ca_path: String,
+}
+
+/// `veil env --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EnvFormat {
+    /// `export VAR='value'` lines.
+    Shell,
+    /// `VAR=value` lines (Docker's and Podman's --env-file).
+    EnvFile,
 }
 
 /// `veil egress`.

@@ -9,8 +9,9 @@ use std::{
 use nix::sys::termios::{self, LocalFlags, SetArg};
 
 use crate::{
-    api::client::{ApiClient, ClientError, NewSecretBody, SecretPatchBody},
-    cli::{EnvArgs, RotateArgs, SecretsCommand, ValueSource},
+    api::client::{ApiClient, ClientError, NewSecretBody, SecretField, SecretPatchBody},
+    cli::{EnvArgs, EnvFormat, RotateArgs, SecretKind, SecretsCommand, ValueSource},
+    cli_aws::AwsKey,
     config::Paths,
     secrets::{self, SecretInfo, SecretValue, ValueError},
 };
@@ -35,6 +36,9 @@ pub enum CliError {
     /// No secret has that id or name.
     #[error("no secret has the id or name {0:?} (see `veil secrets list`)")]
     Unknown(String),
+    /// `--ca-path` cannot go in an env file.
+    #[error("--ca-path must be one line (an env file holds one variable per line)")]
+    CaPath,
     /// No sandbox has that name.
     #[error("no sandbox named {0:?}")]
     NoSandbox(String),
@@ -54,6 +58,17 @@ pub enum CliError {
         /// What is wrong (never the value itself).
         cause: ValueError,
     },
+    /// An aws key that cannot be read.
+    #[error("the aws key from {from} is unusable: {why}")]
+    AwsKey {
+        /// Where it came from.
+        from: String,
+        /// What is wrong (never a value).
+        why: String,
+    },
+    /// `--env-var` missing for an ordinary secret.
+    #[error("--env-var is required (but for --kind aws)")]
+    NoEnvVar,
     /// A rotate that changes nothing.
     #[error(
         "nothing to change: give a new value (standard input, --from-file or --from-env), or \
@@ -68,16 +83,27 @@ pub async fn secrets(paths: &Paths, command: SecretsCommand) -> Result<i32, CliE
     let client = connect(paths, "veil secrets").await?;
     match command {
         SecretsCommand::Create(args) => {
-            let value = read_value(&args.value)?;
+            let aws = args.kind == SecretKind::Aws;
+            let (value, key) = if aws {
+                (None, Some(AwsKey::read(&args.value)?))
+            } else {
+                (Some(read_value(&args.value)?), None)
+            };
+            let env_var = match (&args.env_var, aws) {
+                (Some(var), _) => var.as_str(),
+                (None, true) => veil_core::secrets::aws::DEFAULT_ENV_VAR,
+                (None, false) => return Err(CliError::NoEnvVar),
+            };
             let body = NewSecretBody {
                 name: &args.name,
-                secret: value.expose(),
-                env_var: &args.env_var,
+                secret: secret_field(value.as_ref(), key.as_ref()),
+                env_var,
                 hosts: (!args.hosts.is_empty()).then_some(args.hosts.as_slice()),
                 inject_query: args.inject_query,
                 slots: slots(&args.slots),
                 methods: (!args.methods.is_empty()).then_some(args.methods.as_slice()),
                 paths: (!args.paths.is_empty()).then_some(args.paths.as_slice()),
+                kind: aws.then_some(veil_core::secrets::aws::KIND),
             };
             let secret = client.create_secret(&body).await?;
             print_one(&secret, args.json);
@@ -120,8 +146,44 @@ pub async fn env(paths: &Paths, args: EnvArgs) -> Result<i32, CliError> {
             return Err(CliError::NoSandbox(name.clone()));
         }
     }
-    print!("{}", secrets::exports(&client.secrets().await?));
+    let list = client.secrets().await?;
+    match args.format {
+        EnvFormat::Shell => print!("{}", secrets::exports(&list)),
+        EnvFormat::EnvFile => {
+            if args.ca_path.contains(['\n', '\r', '\0']) {
+                return Err(CliError::CaPath);
+            }
+            print!("{}", env_file(&list, &args.ca_path));
+        }
+    }
     Ok(0)
+}
+
+/// `VAR=value` lines for Docker's and Podman's `--env-file`: every secret's placeholder,
+/// the CA variables naming `ca_path` (the bundle where the container mounts it), and
+/// `VEIL_SECRETS_PROFILE` naming the profile beside it. Env files take values literally, so
+/// nothing is quoted; placeholders hold no spaces or quotes.
+fn env_file<'a>(
+    secrets: impl IntoIterator<Item = &'a secrets::SecretInfo>,
+    ca_path: &str,
+) -> String {
+    let mut pairs: Vec<(String, String)> = secrets
+        .into_iter()
+        .flat_map(veil_core::secrets::aws::env_pairs)
+        .collect();
+    pairs.sort_unstable();
+    let mut out: String = pairs
+        .into_iter()
+        .map(|(var, value)| format!("{var}={value}\n"))
+        .collect();
+    for var in crate::run::env::CA_VARIABLES {
+        out.push_str(&format!("{var}={ca_path}\n"));
+    }
+    out.push_str(&format!(
+        "VEIL_SECRETS_PROFILE={}/secrets.sh\n",
+        crate::config::CONTAINER_PUBLIC_DIR
+    ));
+    out
 }
 
 async fn connect(paths: &Paths, what: &'static str) -> Result<ApiClient, CliError> {
@@ -141,10 +203,10 @@ async fn rotate(
     secret: &SecretInfo,
     args: &RotateArgs,
 ) -> Result<SecretInfo, CliError> {
-    let value = if args.keep_value {
-        None
-    } else {
-        Some(read_value(&args.value)?)
+    let (value, key) = match (args.keep_value, secret.aws.is_some()) {
+        (true, _) => (None, None),
+        (false, true) => (None, Some(AwsKey::read(&args.value)?)),
+        (false, false) => (Some(read_value(&args.value)?), None),
     };
     let inject_query = match (args.inject_query, args.no_inject_query) {
         (true, _) => Some(true),
@@ -152,7 +214,8 @@ async fn rotate(
         _ => None,
     };
     let body = SecretPatchBody {
-        secret: value.as_ref().map(SecretValue::expose),
+        secret: (value.is_some() || key.is_some())
+            .then(|| secret_field(value.as_ref(), key.as_ref())),
         env_var: args.env_var.as_deref(),
         hosts: (!args.hosts.is_empty()).then_some(args.hosts.as_slice()),
         inject_query,
@@ -203,6 +266,15 @@ fn slots(given: &[String]) -> Option<serde_json::Value> {
     Some(serde_json::Value::Array(items))
 }
 
+/// The API's `secret` field for a value or an aws key (`key` when both).
+fn secret_field<'a>(value: Option<&'a SecretValue>, key: Option<&'a AwsKey>) -> SecretField<'a> {
+    match (key, value) {
+        (Some(key), _) => key.field(),
+        (None, Some(value)) => SecretField::Text(value.expose()),
+        (None, None) => SecretField::Text(""),
+    }
+}
+
 /// The secret whose id, or else whose name, is `given`.
 async fn resolve(client: &ApiClient, given: &str) -> Result<SecretInfo, CliError> {
     let mut all = client.secrets().await?;
@@ -215,7 +287,16 @@ async fn resolve(client: &ApiClient, given: &str) -> Result<SecretInfo, CliError
 
 /// Reads the value from where `source` says, dropping trailing CR and LF.
 fn read_value(source: &ValueSource) -> Result<SecretValue, CliError> {
-    let (from, bytes) = match (&source.from_file, &source.from_env) {
+    let (from, mut bytes) = read_raw(source)?;
+    while bytes.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+        bytes.pop();
+    }
+    SecretValue::from_bytes(bytes).map_err(|cause| CliError::Value { from, cause })
+}
+
+/// The bytes `source` names (a file, a variable, or standard input) and where they came from.
+pub(crate) fn read_raw(source: &ValueSource) -> Result<(String, Vec<u8>), CliError> {
+    Ok(match (&source.from_file, &source.from_env) {
         (Some(path), _) => (
             path.display().to_string(),
             fs::read(path).map_err(|e| read_err(path.display().to_string(), e))?,
@@ -231,12 +312,7 @@ fn read_value(source: &ValueSource) -> Result<SecretValue, CliError> {
             (from, value.into_vec())
         }
         (None, None) => ("standard input".to_owned(), read_stdin()?),
-    };
-    let mut bytes = bytes;
-    while bytes.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
-        bytes.pop();
-    }
-    SecretValue::from_bytes(bytes).map_err(|cause| CliError::Value { from, cause })
+    })
 }
 
 /// Standard input to its end, or one line typed without echo when it is a terminal.
@@ -301,6 +377,12 @@ fn print_one(secret: &SecretInfo, json: bool) {
     for (key, value) in rows {
         println!("{key:<13}{value}");
     }
+    if secret.aws.is_some() {
+        println!("{:<13}aws (requests are re-signed, never injected)", "kind");
+        for (var, placeholder) in veil_core::secrets::aws::env_pairs(secret) {
+            println!("{:<13}{var}={placeholder}", "env");
+        }
+    }
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> String {
@@ -361,6 +443,7 @@ mod tests {
             slots: None,
             methods: Vec::new(),
             paths: Vec::new(),
+            aws: None,
         }
     }
 
@@ -384,17 +467,20 @@ mod tests {
         let from_file = ValueSource {
             from_file: Some(path),
             from_env: None,
+            from_aws_env: false,
         };
         assert_eq!(read_value(&from_file).unwrap().expose(), "tok-from-file");
         std::env::set_var("VEIL_TEST_SECRET_VALUE", "tok-from-env\n");
         let from_env = ValueSource {
             from_file: None,
             from_env: Some("VEIL_TEST_SECRET_VALUE".into()),
+            from_aws_env: false,
         };
         assert_eq!(read_value(&from_env).unwrap().expose(), "tok-from-env");
         let unset = ValueSource {
             from_file: None,
             from_env: Some("VEIL_TEST_NO_SUCH_VARIABLE".into()),
+            from_aws_env: false,
         };
         assert!(read_value(&unset)
             .unwrap_err()
@@ -410,6 +496,7 @@ mod tests {
         let err = read_value(&ValueSource {
             from_file: Some(path),
             from_env: None,
+            from_aws_env: false,
         })
         .unwrap_err()
         .to_string();

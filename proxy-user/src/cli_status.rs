@@ -138,10 +138,16 @@ pub fn render(status: &Status) -> String {
     }
     let _ = writeln!(out, "sandboxes ({}):", status.sandboxes.len());
     for sandbox in &status.sandboxes {
-        let origin = if sandbox.managed {
-            "veil run"
-        } else {
-            "attached"
+        let origin = match (&sandbox.container, sandbox.managed) {
+            (Some(c), _) => format!(
+                "{} container {}",
+                c.runtime,
+                c.name
+                    .clone()
+                    .unwrap_or_else(|| c.id.chars().take(12).collect())
+            ),
+            (None, true) => "veil run".to_owned(),
+            (None, false) => "attached".to_owned(),
         };
         let netns = match (&sandbox.netns, sandbox.netns_served) {
             (None, _) => "veil's network namespace".to_owned(),
@@ -226,6 +232,7 @@ mod tests {
                 managed: false,
                 netns: Some(PathBuf::from("/run/veil/netns/box")),
                 netns_served: true,
+                container: None,
             }],
             audit: AuditStatus {
                 failure: None,

@@ -2,6 +2,10 @@
 
 use std::path::PathBuf;
 
+/// Where a container mounts the public directory (read-only): the CA bundle is
+/// `/etc/veil/ca-bundle.pem` and the secrets profile `/etc/veil/secrets.sh` inside it.
+pub const CONTAINER_PUBLIC_DIR: &str = "/etc/veil";
+
 /// The directories and names that make up one veil installation. Tests and demos use their
 /// own, so several installations can run side by side.
 #[derive(Clone, Debug)]
@@ -62,6 +66,14 @@ impl Paths {
     /// The secrets profile sandboxed shells can source (world-readable, placeholders only).
     pub fn secrets_profile(&self) -> PathBuf {
         self.public_dir().join("secrets.sh")
+    }
+
+    /// A profile script for containers, which never changes: mounted at
+    /// `/etc/profile.d/veil-secrets.sh`, it sources the live profile from the public directory
+    /// mounted at [`CONTAINER_PUBLIC_DIR`]. (A single-file mount would keep showing the
+    /// profile's old contents after the daemon replaced it; a directory mount does not.)
+    pub fn container_profile(&self) -> PathBuf {
+        self.public_dir().join("profile.d").join("veil-secrets.sh")
     }
 
     /// Where the network namespaces of sandboxes are kept (bind mounts, one per sandbox).

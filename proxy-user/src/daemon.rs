@@ -214,6 +214,7 @@ impl Daemon {
         let policy = LivePolicy::open(file, audit.clone())?;
         let leaves = Arc::new(LeafMinter::new(Ca::load_or_create(&paths.ca_dir())?)?);
         write_ca_bundle(&paths.ca_bundle(), leaves.ca_pem())?;
+        write_container_profile(&paths.container_profile())?;
         let upstream = Upstream::new(&options.upstream_ca)?;
         let proxy = bind_proxy(options.steering.listen)?;
         let proxy6 = match options.steering.listen6 {
@@ -440,6 +441,29 @@ fn write_ca_bundle(path: &Path, ca_pem: &str) -> Result<(), DaemonError> {
     bundle.push_str(ca_pem);
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, bundle).map_err(io_err)?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).map_err(io_err)?;
+    fs::rename(&tmp, path).map_err(io_err)
+}
+
+/// Writes the profile script containers mount at `/etc/profile.d/veil-secrets.sh`
+/// ([`Paths::container_profile`]), world-readable.
+fn write_container_profile(path: &Path) -> Result<(), DaemonError> {
+    let io_err = |source| DaemonError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io_err)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(io_err)?;
+    }
+    let script = format!(
+        "# veil: loads the current secrets profile into this shell. The host's veil public\n\
+         # directory is mounted at {dir}; its secrets.sh changes whenever a secret does.\n\
+         if [ -r {dir}/secrets.sh ]; then . {dir}/secrets.sh; fi\n",
+        dir = crate::config::CONTAINER_PUBLIC_DIR
+    );
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, script).map_err(io_err)?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).map_err(io_err)?;
     fs::rename(&tmp, path).map_err(io_err)
 }

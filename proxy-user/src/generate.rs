@@ -69,7 +69,7 @@ mod tests {
         for name in &names {
             // Subcommands are listed as `veil-NAME(1)` in the main page's SUBCOMMANDS section.
             assert!(
-                main.contains(&format!("veil\\-{name}(1)")),
+                main.contains(&format!("veil\\-{}(1)", name.replace('-', "\\-"))),
                 "veil.1 does not name {name}"
             );
             let page = dir.path().join(format!("veil-{name}.1"));

@@ -34,9 +34,13 @@
 //!   followers; [`cli_audit`]: `veil audit`.
 //! - [`api`]: the control API on a Unix socket, server and client.
 //! - [`run`]: `veil run`, with or without a separately started daemon.
+//! - [`container`]: containers as sandboxes: the OCI hook, the Docker runtime wrapper, the
+//!   hook files, attaching a running container; [`cli_container`]: `veil oci-hook`,
+//!   `veil hooks`, `veil attach` and `veil detach`.
 //! - [`reset`]: `veil reset`, removing an installation's kernel state and sandboxes.
 //! - [`secrets`]: the encrypted secrets store, the live set and placeholder engine the proxy
-//!   reads, the profile, the API key; [`cli_secrets`]: `veil secrets ...` and `veil env`.
+//!   reads, the profile, the API key; [`cli_secrets`]: `veil secrets ...` and `veil env`;
+//!   [`cli_aws`]: reading an aws secret's key.
 //! - [`metrics`]: counters and a latency histogram for `GET /metrics`.
 //! - [`status`]: the daemon's status report (`GET /v1/status`); [`cli_status`]: `veil status`.
 //! - [`logging`]: how log lines look on a terminal and in systemd's journal.
@@ -47,9 +51,12 @@ pub mod cgroup;
 pub mod classify;
 pub mod cli;
 pub mod cli_audit;
+pub mod cli_aws;
+pub mod cli_container;
 pub mod cli_secrets;
 pub mod cli_status;
 pub mod config;
+pub mod container;
 pub mod daemon;
 pub mod dns;
 pub mod generate;

@@ -1,12 +1,13 @@
 //! The `veil` command: parses the command line and runs the chosen subcommand. See the
 //! library's crate documentation for how veil is put together.
 
-use std::{fs, process::ExitCode, sync::OnceLock};
+use std::{process::ExitCode, sync::OnceLock};
 
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches};
 use tokio::signal::unix::{signal, SignalKind};
 
+use veil::container::hook::Done;
 use veil::{
     api::client::ApiClient,
     audit::RetentionPolicy,
@@ -73,6 +74,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Attach(args) => attach(&paths, args).await,
         Command::Detach(args) => detach(&paths, args).await,
+        Command::OciHook => oci_hook(&paths).await,
+        Command::Hooks(command) => {
+            println!("{}", veil::cli_container::hooks(&paths, command)?);
+            Ok(0)
+        }
+        Command::OciRuntime(args) => Err(veil::cli_container::oci_runtime(&paths, args).into()),
         Command::Audit(args) => Ok(veil::cli_audit::audit(&paths, args).await?),
         Command::Reset => {
             let report = veil::reset::reset(&paths)?;
@@ -170,26 +177,7 @@ async fn serve(options: Options) -> Result<i32> {
 }
 
 async fn attach(paths: &Paths, args: AttachArgs) -> Result<i32> {
-    let client = daemon_client(paths, "veil attach").await?;
-    let dir = fs::canonicalize(&args.cgroup)
-        .with_context(|| format!("cgroup directory {}", args.cgroup.display()))?;
-    let name = match args.name {
-        Some(name) => name,
-        None => dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .context(
-                "the cgroup path has no final component to name the sandbox by; pass --name",
-            )?,
-    };
-    let sandbox = client
-        .attach(
-            &name,
-            &dir,
-            &SettingsOverride::from(args.settings),
-            args.netns.as_deref(),
-        )
-        .await?;
+    let sandbox = veil::cli_container::attach(paths, args).await?;
     println!(
         "steering {} (cgroup id {}) through veil as sandbox {}",
         sandbox.cgroup.display(),
@@ -200,17 +188,25 @@ async fn attach(paths: &Paths, args: AttachArgs) -> Result<i32> {
 }
 
 async fn detach(paths: &Paths, args: DetachArgs) -> Result<i32> {
-    let client = daemon_client(paths, "veil detach").await?;
-    let dir = fs::canonicalize(&args.cgroup).unwrap_or(args.cgroup.clone());
-    let sandboxes = client.sandboxes().await?;
-    let Some(sandbox) = sandboxes.iter().find(|s| s.cgroup == dir && !s.managed) else {
-        bail!(
-            "{} is not attached to veil (see `veil attach`)",
-            dir.display()
-        );
-    };
-    client.remove_sandbox(&sandbox.name).await?;
-    println!("{} is no longer steered through veil", dir.display());
+    let sandbox = veil::cli_container::detach(paths, args).await?;
+    println!(
+        "{} (sandbox {}) is no longer steered through veil",
+        sandbox.cgroup.display(),
+        sandbox.name
+    );
+    Ok(0)
+}
+
+async fn oci_hook(paths: &Paths) -> Result<i32> {
+    match veil::cli_container::oci_hook(paths).await? {
+        Done::Attached(sandbox) => println!(
+            "veil: container steered as sandbox {} (cgroup {})",
+            sandbox.name,
+            sandbox.cgroup.display()
+        ),
+        Done::Removed(sandbox) => println!("veil: sandbox {} removed", sandbox.name),
+        Done::NotASandbox => println!("veil: the container was no sandbox; nothing to remove"),
+    }
     Ok(0)
 }
 

@@ -2,7 +2,7 @@
 //! formerly steered cgroups connect directly again. The audit log is kept.
 
 use crate::{
-    audit::{self, AuditStore, Event, SandboxChange},
+    audit::{self, AuditStore, Event},
     cgroup,
     config::Paths,
     daemon::{self, DaemonError},
@@ -67,11 +67,7 @@ fn undo(paths: &Paths) -> Result<Report, DaemonError> {
             registry.remove(&sandbox.name)?;
             events.push((
                 now,
-                Event::SandboxDetached(SandboxChange {
-                    name: sandbox.name.clone(),
-                    cgroup: sandbox.cgroup.display().to_string(),
-                    cgroup_id: sandbox.cgroup_id,
-                }),
+                Event::SandboxDetached(crate::sandbox::change(&sandbox)),
             ));
             report.sandboxes.push(sandbox.name);
         }

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    audit::{ChainHead, Event, Record, Verdict},
+    audit::{ChainHead, Container, Event, Record, Verdict},
     cgroup,
     daemon::Daemon,
     netns::Ports,
@@ -89,6 +89,9 @@ pub struct SandboxStatus {
     pub netns: Option<PathBuf>,
     /// Whether veil serves that namespace (its listeners are open there); false without one.
     pub netns_served: bool,
+    /// The container it is, when it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
 }
 
 /// The audit log's state.
@@ -120,6 +123,7 @@ pub fn report(daemon: &Daemon) -> Status {
             cgroup_id: s.cgroup_id,
             managed: s.managed,
             netns: s.netns.clone(),
+            container: s.container.clone(),
             netns_served: sandboxes.serves_netns(s.cgroup_id),
         })
         .collect();
@@ -307,6 +311,7 @@ mod tests {
             managed: true,
             netns: Some(PathBuf::from("/run/veil/netns/box")),
             netns_served: served,
+            container: None,
         };
         assert!(problems(&[], &[sandbox(true)], &healthy_audit()).is_empty());
         let found = problems(&[], &[sandbox(false)], &healthy_audit());

@@ -295,10 +295,21 @@ impl Installation {
         self.bpf_dir.exists() || self.cgroup_parent.exists()
     }
 
-    /// Removes the sandbox parent cgroup (killing what runs in it) and the bpffs directory.
-    /// The daemon should be stopped first; dropping the installation does both.
+    /// Removes the sandbox parent cgroup (killing what runs in it), the bpffs directory, and
+    /// the network namespaces the daemon kept for sandboxes it never removed (a container
+    /// attached when the daemon stopped). The daemon should be stopped first; dropping the
+    /// installation does both.
     pub fn remove_leftovers(&self) -> Result<(), Error> {
         remove_cgroup(&self.cgroup_parent)?;
+        let netns_dir = self.run_dir().join("netns");
+        for mount in crate::mounts::read()? {
+            if mount.fstype == "nsfs" && mount.target.starts_with(&netns_dir) {
+                let target = std::ffi::CString::new(mount.target.as_os_str().as_encoded_bytes())
+                    .map_err(|e| Error::Protocol(e.to_string()))?;
+                // SAFETY: umount2 with a valid NUL-terminated path; MNT_DETACH only unhooks it.
+                unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
         if self.bpf_dir.exists() {
             fs::remove_dir_all(&self.bpf_dir)
                 .doing(|| format!("removing {}", self.bpf_dir.display()))?;

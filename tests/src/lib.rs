@@ -14,8 +14,10 @@
 //! host's loopback, which a `veil run` sandbox does not share.
 
 pub mod audit;
+pub mod containers;
 pub mod dns;
 pub mod echo_upstream;
+pub mod git;
 pub mod probe;
 pub mod udp;
 

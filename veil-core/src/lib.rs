@@ -17,7 +17,11 @@
 //!   percent-encoded, JSON-escaped) becomes its placeholder before the sandbox sees it.
 //! - [`audit`]: audit records, their encoding, the hash chain, renderings.
 //! - [`websocket`]: scrubbing the WebSocket frames a server sends a sandbox.
+//! - [`oci`]: containers as sandboxes: the OCI state a hook reads, the bundle spec veil
+//!   checks and adds its hooks to, runtime command lines.
 //! - [`secrets`]: the secret value type, validation of secrets' fields, the live set.
+//! - [`sigv4`]: AWS SigV4 re-signing: requests (header or presigned) and `aws-chunked`
+//!   bodies signed with a placeholder key are signed again with the real one.
 //!
 //! The daemon (`veil`, in `proxy-user/`) carries out what this crate decides.
 
@@ -27,9 +31,11 @@ pub mod classify;
 pub mod dns;
 pub mod host_pattern;
 pub mod inject;
+pub mod oci;
 pub mod plan;
 pub mod policy;
 pub mod route;
 pub mod scrub;
 pub mod secrets;
+pub mod sigv4;
 pub mod websocket;

@@ -9,8 +9,11 @@ use crate::{process, Workspace};
 
 /// The Debian packages veil's build and tests need: Debian's rustc/cargo built on LLVM 22 with
 /// the std sources (for `-Z build-std=core`), LLVM 22 for bpf-linker, bpftool, the tools the
-/// tests and the demo drive, and dpkg-dev (dpkg-shlibdeps) and debootstrap for the Debian
-/// package and its check.
+/// tests and the demo drive, dpkg-dev (dpkg-shlibdeps) and debootstrap for the Debian
+/// package and its check, the container runtimes the container tests drive: Podman
+/// with runc (crun refuses hybrid cgroup layouts), and Docker's engine (docker.io), whose
+/// daemon each test starts itself, and the AWS CLI and boto3 (with botocore, the reference
+/// signer of `tests/src/sigv4_upstream.py`) for the SigV4 re-signing tests.
 pub const PACKAGES: &[&str] = &[
     "rustc-web",
     "cargo-web",
@@ -27,6 +30,11 @@ pub const PACKAGES: &[&str] = &[
     "bubblewrap",
     "dpkg-dev",
     "debootstrap",
+    "podman",
+    "runc",
+    "docker.io",
+    "awscli",
+    "python3-boto3",
 ];
 
 /// The bpf-linker release the eBPF build is verified with.

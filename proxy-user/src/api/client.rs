@@ -15,7 +15,7 @@ use veil_core::policy::config::Egress;
 
 use super::{EgressState, ErrorBody, SandboxRequest};
 use crate::{
-    audit::{Record, Verification},
+    audit::{Container, Record, Verification},
     sandbox::Sandbox,
     secrets::SecretInfo,
     status::Status,
@@ -54,8 +54,8 @@ pub enum ClientError {
 pub struct NewSecretBody<'a> {
     /// The name.
     pub name: &'a str,
-    /// The value ([`crate::secrets::SecretValue::expose`]).
-    pub secret: &'a str,
+    /// The value ([`crate::secrets::SecretValue::expose`]), or an aws key.
+    pub secret: SecretField<'a>,
     /// The variable.
     pub env_var: &'a str,
     /// Host patterns; the daemon's default (`*`) when `None`.
@@ -73,6 +73,48 @@ pub struct NewSecretBody<'a> {
     /// Path patterns; any when `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paths: Option<&'a [String]>,
+    /// `aws` for an aws secret; the daemon's default (`token`) when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'a str>,
+}
+
+/// A secret's value as sent: a string, or an aws key's parts. `Debug` shows no value.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum SecretField<'a> {
+    /// An ordinary secret's value.
+    Text(&'a str),
+    /// An aws secret's key.
+    Aws(AwsKeyBody<'a>),
+}
+
+/// An aws key as `POST /v1/secrets` and `PATCH` take it. `Debug` shows the key id only.
+#[derive(Serialize)]
+pub struct AwsKeyBody<'a> {
+    /// The access key id.
+    pub access_key_id: &'a str,
+    /// The secret access key.
+    pub secret_access_key: &'a str,
+    /// The session token of temporary credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<&'a str>,
+}
+
+impl std::fmt::Debug for SecretField<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Text(_) => f.write_str("Text([redacted])"),
+            Self::Aws(key) => key.fmt(f),
+        }
+    }
+}
+
+impl std::fmt::Debug for AwsKeyBody<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsKeyBody")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Body of `PATCH /v1/secrets/{id}`: only the fields that are set are sent.
@@ -80,7 +122,7 @@ pub struct NewSecretBody<'a> {
 pub struct SecretPatchBody<'a> {
     /// A new value.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<&'a str>,
+    pub secret: Option<SecretField<'a>>,
     /// A new variable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub env_var: Option<&'a str>,
@@ -149,19 +191,22 @@ impl ApiClient {
             settings: settings.clone(),
             own_netns,
             netns: None,
+            container: None,
         };
         self.request(Method::POST, "/v1/sandboxes", Some(&body))
             .await
     }
 
     /// Steers the existing cgroup `cgroup` as sandbox `name`, with `settings` over the
-    /// defaults, served in the network namespace `netns` (veil's own when `None`).
+    /// defaults, served in the network namespace `netns` (veil's own when `None`); the
+    /// cgroup is `container`'s, when given.
     pub async fn attach(
         &self,
         name: &str,
         cgroup: &Path,
         settings: &SettingsOverride,
         netns: Option<&Path>,
+        container: Option<&Container>,
     ) -> Result<Sandbox, ClientError> {
         let body = SandboxRequest {
             name: name.to_owned(),
@@ -169,6 +214,7 @@ impl ApiClient {
             settings: settings.clone(),
             own_netns: false,
             netns: netns.map(Path::to_path_buf),
+            container: container.cloned(),
         };
         self.request(Method::POST, "/v1/sandboxes", Some(&body))
             .await

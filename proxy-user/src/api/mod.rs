@@ -10,7 +10,7 @@
 //! | `GET /v1/audit?limit=&kind=&sandbox=&host=&secret=&since=&until=&after=` | matching records, JSON lines; with `follow=1` the response stays open and streams each new match as it is committed |
 //! | `GET /v1/audit/verify`     | walks the hash chain: a [`crate::audit::Verification`]      |
 //! | `GET /v1/secrets`          | every secret (never a value)                                |
-//! | `POST /v1/secrets`         | `{name, secret, env_var, hosts?, inject_query?, slots?, methods?, paths?}` creates one (201) |
+//! | `POST /v1/secrets`         | `{name, secret, env_var, hosts?, inject_query?, slots?, methods?, paths?, kind?}` creates one (201); `kind: "aws"` takes `secret` as `{access_key_id, secret_access_key, session_token?}` and `env_var` defaults to `AWS_ACCESS_KEY_ID` |
 //! | `GET /v1/secrets/{id}`     | one secret                                                  |
 //! | `PATCH /v1/secrets/{id}`   | `{secret?, env_var?, hosts?, inject_query?, slots?, methods?, paths?}` rotates/changes it |
 //! | `DELETE /v1/secrets/{id}`  | deletes it                                                  |
@@ -36,7 +36,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::steering::SettingsOverride;
+use crate::{audit::Container, steering::SettingsOverride};
 
 pub use egress::EgressState;
 pub use query::{encode_query, parse_audit_query, AuditQuery};
@@ -61,6 +61,9 @@ pub struct SandboxRequest {
     /// `/proc/PID/ns/net`), which veil then serves; absent: veil's own namespace.
     #[serde(default)]
     pub netns: Option<PathBuf>,
+    /// For an attached cgroup: the container it belongs to.
+    #[serde(default)]
+    pub container: Option<Container>,
 }
 
 /// Largest request body the API reads.

@@ -94,8 +94,9 @@ pub(super) async fn route(daemon: &Daemon, req: Request<Incoming>) -> Response<F
             let created = match &request.cgroup {
                 Some(dir) => {
                     let netns = request.netns.as_deref();
+                    let container = request.container.clone();
                     sandboxes
-                        .attach(&request.name, dir, &request.settings, netns)
+                        .attach(&request.name, dir, &request.settings, netns, container)
                         .await
                 }
                 None => {

@@ -186,6 +186,7 @@ mod tests {
             name: "a".into(),
             cgroup: "/a".into(),
             cgroup_id: 1,
+            container: None,
         });
         assert_eq!(spends_budget(&attached), None);
         let dropped = Event::RecordsDropped(RecordsDropped {

@@ -103,6 +103,7 @@ mod tests {
             name: name.into(),
             cgroup: format!("/sys/fs/cgroup/{name}"),
             cgroup_id: 1,
+            container: None,
         })
     }
 
@@ -111,6 +112,7 @@ mod tests {
             name: name.into(),
             cgroup: format!("/sys/fs/cgroup/{name}"),
             cgroup_id: 1,
+            container: None,
         })
     }
 

@@ -38,10 +38,10 @@ pub use verify::{BreakKind, ChainBreak, Verification};
 pub use writer::{now_ms, AuditHandle, AuditWriter};
 
 pub use veil_core::audit::{
-    json_line, table, Anchor, ChainHead, ConnProtocol, Connection, DecodeError, DnsOutcome,
-    DnsQuery, Event, EventKind, Hash, Injection, KernelRefusal, LimitExceeded, PolicyChange,
-    PolicyTrigger, Record, RecordsDropped, RefusalsDropped, RequestProtocol, Retention,
-    SandboxChange, Scrub, SecretChange, SecretRef, TableStream, Verdict, MAX_HEADERS,
+    json_line, table, Anchor, ChainHead, ConnProtocol, Connection, Container, DecodeError,
+    DnsOutcome, DnsQuery, Event, EventKind, Hash, Injection, KernelRefusal, LimitExceeded,
+    PolicyChange, PolicyTrigger, Record, RecordsDropped, RefusalsDropped, RequestProtocol,
+    Retention, SandboxChange, Scrub, SecretChange, SecretRef, TableStream, Verdict, MAX_HEADERS,
 };
 
 /// Errors from the audit log.

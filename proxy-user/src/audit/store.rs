@@ -305,6 +305,7 @@ mod tests {
             name: name.into(),
             cgroup: format!("/sys/fs/cgroup/{name}"),
             cgroup_id: 7,
+            container: None,
         })
     }
 
@@ -313,6 +314,7 @@ mod tests {
             name: name.into(),
             cgroup: format!("/sys/fs/cgroup/{name}"),
             cgroup_id: 7,
+            container: None,
         })
     }
 

@@ -294,6 +294,7 @@ mod tests {
             name: name.into(),
             cgroup: format!("/sys/fs/cgroup/{name}"),
             cgroup_id: 1,
+            container: None,
         })
     }
 

@@ -527,6 +527,7 @@ mod tests {
             name: name.into(),
             cgroup: format!("/sys/fs/cgroup/{name}"),
             cgroup_id: 1,
+            container: None,
         })
     }
 
@@ -608,6 +609,7 @@ mod tests {
             name: "flood".into(),
             cgroup: "/flood".into(),
             cgroup_id: 9,
+            container: None,
         }));
         let stored = durable.await.unwrap();
         assert_eq!(stored.event, injected("flood"));

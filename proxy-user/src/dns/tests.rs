@@ -99,6 +99,7 @@ impl Harness {
                 name: "flush".into(),
                 cgroup: String::new(),
                 cgroup_id: 0,
+                container: None,
             }))
             .await
             .unwrap();

@@ -40,6 +40,13 @@ pub enum NetnsError {
          made)"
     )]
     NotNetns(PathBuf),
+    /// The namespace is the one veil itself runs in (the host's, for a container run with
+    /// the host's network): veil cannot serve it as a sandbox's.
+    #[error(
+        "{0} is veil's own network namespace (the host's): a sandbox needs a namespace of its \
+         own (a container run with the host's network cannot be one)"
+    )]
+    VeilsOwn(PathBuf),
     /// The kernel refused to create a namespace.
     #[error("creating a network namespace: {0}")]
     Create(io::Error),
@@ -95,13 +102,30 @@ pub fn create(path: &Path) -> Result<File, NetnsError> {
 /// Keeps the existing network namespace `source` (e.g. `/proc/PID/ns/net`) at `path` too,
 /// so it outlives the processes in it while veil serves it. Returns it, open.
 pub fn adopt(source: &Path, path: &Path) -> Result<File, NetnsError> {
-    open(source)?;
+    let adopted = open(source)?;
+    let own = open(Path::new("/proc/thread-self/ns/net"))?;
+    if same_file(&adopted, &own)? {
+        return Err(NetnsError::VeilsOwn(source.to_path_buf()));
+    }
     mount_point(path)?;
     if let Err(e) = bind(source, path) {
         let _ = fs::remove_file(path);
         return Err(e);
     }
     open(path)
+}
+
+/// Whether two namespace files are the same namespace (nsfs: one inode per namespace).
+fn same_file(a: &File, b: &File) -> Result<bool, NetnsError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = |f: &File| {
+        f.metadata().map_err(|source| NetnsError::Open {
+            path: PathBuf::from("/proc/thread-self/ns/net"),
+            source,
+        })
+    };
+    let (a, b) = (meta(a)?, meta(b)?);
+    Ok(a.dev() == b.dev() && a.ino() == b.ino())
 }
 
 /// Opens the network namespace file at `path`, checking that it is one.

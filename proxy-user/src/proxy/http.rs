@@ -5,8 +5,9 @@
 //! target and Host, must be the verified host, named once: 421 otherwise, so fronting cannot
 //! redirect a secret; upstream gets the verified authority only), the per-request
 //! egress check for plain HTTP, hop-by-hop headers, placeholder replacement
-//! ([`super::inject_request`]), and protocol switches (WebSocket) after the upgrade request
-//! went through the request path.
+//! ([`super::inject_request`]), SigV4 re-signing on the request as forwarded
+//! ([`super::sigv4`]), and protocol switches (WebSocket) after the upgrade request went
+//! through the request path.
 
 use std::{
     net::SocketAddr,
@@ -31,8 +32,9 @@ use tokio::{
 
 use super::{
     headers::{is_upgrade, strip_hop_by_hop},
-    inject_body::{self, Failure, ReqBody},
+    inject_body,
     inject_request::{inject, Destination, Judged, Origin},
+    sigv4::{self, Failure, ReqBody},
 };
 use veil_core::{
     authority::{self, Authority, AuthorityError},
@@ -324,6 +326,20 @@ impl Forwarder {
         )
         .await
         {
+            Ok(req) => req,
+            Err(refused) => return refused,
+        };
+        // AWS requests signed with an aws secret's placeholder are signed again, as forwarded
+        // (body slots filled first: the signature covers the body as sent).
+        let resigned = sigv4::resign(
+            &self.ctx,
+            live.aws(),
+            &self.origin,
+            &destination,
+            req,
+            &failure,
+        );
+        let req = match resigned.await {
             Ok(req) => req,
             Err(refused) => return refused,
         };

@@ -30,7 +30,6 @@ use zeroize::Zeroizing;
 use super::{
     http::{answer, Body},
     inject_request::{record, Destination, Judged, Origin},
-    scrub_body::BoxError,
     Context,
 };
 use crate::audit::{Event, LimitExceeded, RequestProtocol};
@@ -43,8 +42,13 @@ const SHORT_BODY: usize = 64 * 1024;
 /// How much more of a body refused for its size veil reads (and drops) before answering.
 const DRAIN: usize = 1024 * 1024;
 
-/// A request body on its way upstream.
-pub type ReqBody = BoxBody<Bytes, BoxError>;
+/// A request body on its way to the SigV4 re-signer and upstream.
+pub type ReqBody = BoxBody<Bytes, BodyFailure>;
+
+/// Why a request body could not be read, or was cut off.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyFailure(String);
 
 /// Why a streamed body was cut off, for the answer to the client.
 pub type Failure = Arc<Mutex<Option<String>>>;
@@ -68,7 +72,7 @@ pub async fn rewrite(
         _ => None,
     };
     let Some(mut rewriter) = rewriter else {
-        return Ok(req.map(|b| b.map_err(BoxError::from).boxed()));
+        return Ok(req.map(|b| b.map_err(|e| BodyFailure(e.to_string())).boxed()));
     };
     let encoded = req
         .headers()
@@ -278,19 +282,19 @@ impl RewriteBody {
     }
 
     /// Cuts the body off for `why`.
-    fn fail(&mut self, why: String) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn fail(&mut self, why: String) -> Poll<Option<Result<Frame<Bytes>, BodyFailure>>> {
         self.done = true;
         log::info!("cutting off a request body to {}: {why}", self.host);
         if let Ok(mut failure) = self.failure.lock() {
             *failure = Some(why.clone());
         }
-        Poll::Ready(Some(Err(why.into())))
+        Poll::Ready(Some(Err(BodyFailure(why))))
     }
 }
 
 impl hyper::body::Body for RewriteBody {
     type Data = Bytes;
-    type Error = BoxError;
+    type Error = BodyFailure;
 
     fn poll_frame(
         self: Pin<&mut Self>,

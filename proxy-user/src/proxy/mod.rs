@@ -3,7 +3,8 @@
 //!
 //! - TLS: verify the upstream first (original address, client's SNI and ALPN), then finish
 //!   the client's handshake with a leaf from veil's CA selecting what upstream selected, and
-//!   proxy HTTP/1.1 or HTTP/2 ([`http`]); passthrough SNIs are relayed untouched;
+//!   proxy HTTP/1.1 or HTTP/2 ([`http`]), re-signing AWS requests signed with an aws
+//!   secret's placeholder ([`sigv4`]); passthrough SNIs are relayed untouched;
 //! - plain HTTP: proxy it, checking every request's Host against the policy;
 //! - anything else: splice bytes, if an address rule allows the destination;
 //! - denials of HTTP and HTTPS get a 403 that says why ([`deny`]).
@@ -23,6 +24,7 @@ pub mod limits;
 pub mod prefixed;
 pub mod report;
 pub mod scrub_body;
+pub mod sigv4;
 pub mod upgraded;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};

@@ -79,7 +79,9 @@ pub fn build(inputs: &Inputs, caller: impl Fn(&str) -> Option<String>) -> Vec<Va
         set(name, inputs.ca_bundle.display().to_string());
     }
     for secret in inputs.secrets {
-        set(&secret.env_var, secret.proxy_value.clone());
+        for (var, placeholder) in veil_core::secrets::aws::env_pairs(secret) {
+            set(&var, placeholder);
+        }
     }
     set("VEIL_SECRETS_PROFILE", inputs.profile.display().to_string());
     for (name, value) in inputs.extra {
@@ -172,6 +174,7 @@ mod tests {
             slots: None,
             methods: Vec::new(),
             paths: Vec::new(),
+            aws: None,
         }
     }
 

@@ -17,7 +17,7 @@ pub use namespaces::{NsEvent, NsEvents};
 pub use registry::{Registry, RegistryError, Sandbox};
 
 use crate::{
-    audit::{self, AuditError, AuditHandle, Event},
+    audit::{self, AuditError, AuditHandle, Container, Event},
     cgroup::{self, CgroupError},
     netns::NetnsError,
     steering::{SandboxSettings, SettingsOverride, Steering, SteeringError},
@@ -132,6 +132,7 @@ impl Sandboxes {
             managed: true,
             settings,
             netns,
+            container: None,
         };
         // Settings first: nothing runs in the new cgroup yet, and nothing may run without them.
         let filed = self
@@ -160,13 +161,15 @@ impl Sandboxes {
     /// Steers the existing cgroup at `dir` as sandbox `name`, with `overrides` over the
     /// default settings. With `netns` (a network namespace file such as `/proc/PID/ns/net`),
     /// veil serves the cgroup in that namespace: it keeps the namespace and opens its
-    /// listeners there.
+    /// listeners there. `container` names the container the cgroup belongs to, for the
+    /// registry and the audit log.
     pub async fn attach(
         &self,
         name: &str,
         dir: &Path,
         overrides: &SettingsOverride,
         netns: Option<&Path>,
+        container: Option<Container>,
     ) -> Result<Sandbox, SandboxError> {
         cgroup::validate_name(name)?;
         self.require_audit()?;
@@ -197,6 +200,7 @@ impl Sandboxes {
             managed: false,
             settings,
             netns,
+            container,
         };
         if let Err(e) = self.registry.insert(sandbox.clone()) {
             self.served.close(&sandbox, &self.steering);
@@ -340,10 +344,11 @@ impl Sandboxes {
 }
 
 /// The audit payload naming `sandbox`.
-fn change(sandbox: &Sandbox) -> audit::SandboxChange {
+pub(crate) fn change(sandbox: &Sandbox) -> audit::SandboxChange {
     audit::SandboxChange {
         name: sandbox.name.clone(),
         cgroup: sandbox.cgroup.display().to_string(),
         cgroup_id: sandbox.cgroup_id,
+        container: sandbox.container.clone(),
     }
 }

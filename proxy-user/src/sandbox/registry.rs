@@ -10,7 +10,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::steering::SandboxSettings;
+use crate::{audit::Container, steering::SandboxSettings};
 
 /// A steered cgroup and its name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +32,9 @@ pub struct Sandbox {
     /// `None`: the sandbox shares veil's namespace (`veil run --no-isolation`, plain attach).
     #[serde(default)]
     pub netns: Option<PathBuf>,
+    /// The container this sandbox is (`veil oci-hook`, `veil attach --container`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
 }
 
 /// Errors from the registry.
@@ -198,6 +201,7 @@ mod tests {
             managed: true,
             settings: SandboxSettings::default(),
             netns: None,
+            container: None,
         }
     }
 

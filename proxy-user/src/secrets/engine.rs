@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use veil_core::{
     inject::{self, Engine, EngineError},
     scrub::{self, Scrubber, ScrubberError},
+    secrets::aws::AwsTable,
 };
 
 use super::{SecretSet, SecretValue};
@@ -21,6 +22,8 @@ pub struct Built {
     engine: Option<Arc<Engine<SecretValue>>>,
     /// Always there: when it cannot be built for the set, responses are refused instead.
     scrubber: Result<Arc<Scrubber>, Arc<str>>,
+    /// The aws secrets, by key id placeholder, for SigV4 re-signing.
+    aws: Arc<AwsTable>,
 }
 
 /// The engine and scrubber for the secrets as they are now.
@@ -41,6 +44,11 @@ impl Built {
     pub fn scrubber(&self) -> Result<Arc<Scrubber>, Arc<str>> {
         self.scrubber.clone()
     }
+
+    /// The aws secrets, for re-signing requests signed with their placeholders.
+    pub fn aws(&self) -> &Arc<AwsTable> {
+        &self.aws
+    }
 }
 
 impl LiveEngine {
@@ -56,6 +64,7 @@ impl LiveEngine {
             scrubber: scrubber(set)
                 .map(Arc::new)
                 .map_err(|e| e.to_string().into()),
+            aws: Arc::new(aws_table(set)),
         };
         Ok(Self(watch::Sender::new(Arc::new(built)).subscribe()))
     }
@@ -67,6 +76,7 @@ impl Publisher {
         Self(watch::Sender::new(Arc::new(Built {
             engine: None,
             scrubber: Ok(Arc::new(Scrubber::empty())),
+            aws: Arc::default(),
         })))
     }
 
@@ -88,7 +98,12 @@ impl Publisher {
                 Err(e.to_string().into())
             }
         };
-        self.0.send_replace(Arc::new(Built { engine, scrubber }));
+        let aws = Arc::new(aws_table(set));
+        self.0.send_replace(Arc::new(Built {
+            engine,
+            scrubber,
+            aws,
+        }));
     }
 
     /// A receiver of what is in force.
@@ -98,8 +113,10 @@ impl Publisher {
 }
 
 fn engine(set: &SecretSet) -> Result<Engine<SecretValue>, EngineError> {
+    // An aws secret's value is never injected: its requests are re-signed.
     let entries = set
         .iter()
+        .filter(|secret| secret.info.aws.is_none())
         .map(|secret| inject::Entry {
             id: secret.info.id.clone(),
             name: secret.info.name.clone(),
@@ -114,8 +131,9 @@ fn engine(set: &SecretSet) -> Result<Engine<SecretValue>, EngineError> {
 }
 
 fn scrubber(set: &SecretSet) -> Result<Scrubber, ScrubberError> {
-    let entries = set
+    let mut entries: Vec<scrub::Entry<SecretValue>> = set
         .iter()
+        .filter(|secret| secret.info.aws.is_none())
         .map(|secret| scrub::Entry {
             id: secret.info.id.clone(),
             name: secret.info.name.clone(),
@@ -124,5 +142,42 @@ fn scrubber(set: &SecretSet) -> Result<Scrubber, ScrubberError> {
             derived: Vec::new(),
         })
         .collect();
+    // An aws secret's parts are scrubbed one by one, each to its own placeholder; one whose
+    // value cannot be read is scrubbed whole, so nothing of it goes out unscrubbed.
+    let (table, _) = AwsTable::build(set);
+    for secret in set.iter().filter(|s| s.info.aws.is_some()) {
+        let entry = |placeholder: &str, value: &Arc<SecretValue>| scrub::Entry {
+            id: secret.info.id.clone(),
+            name: secret.info.name.clone(),
+            placeholder: placeholder.to_owned(),
+            value: Arc::clone(value),
+            derived: Vec::new(),
+        };
+        entries.push(entry(&secret.info.proxy_value, &secret.value));
+        let Some(aws) = table.iter().find(|a| a.id == secret.info.id) else {
+            continue;
+        };
+        let info = secret.info.aws.as_ref();
+        if let Some(info) = info {
+            entries.push(entry(&info.key_id_placeholder, &aws.keys.key_id));
+        }
+        entries.push(entry(&secret.info.proxy_value, &aws.keys.secret_access_key));
+        if let (Some(token), Some(placeholder)) = (
+            &aws.keys.session_token,
+            info.and_then(|i| i.session_token_placeholder.as_ref()),
+        ) {
+            entries.push(entry(placeholder, token));
+        }
+    }
     Scrubber::new(entries)
+}
+
+/// The aws secrets' table; one whose value cannot be read is left out (its requests are
+/// refused) and logged.
+fn aws_table(set: &SecretSet) -> AwsTable {
+    let (table, failed) = AwsTable::build(set);
+    for (name, e) in failed {
+        log::error!("aws secret {name}: {e}; requests signed with its placeholder are refused");
+    }
+    table
 }

@@ -9,6 +9,8 @@ use std::{
     path::Path,
 };
 
+use veil_core::secrets::aws::env_pairs;
+
 use super::{SecretInfo, SecretSet};
 
 /// An environment variable that held a placeholder of a deleted secret (or that a secret moved
@@ -21,16 +23,14 @@ pub struct Retired {
     pub proxy_value: String,
 }
 
-/// `export VAR='PLACEHOLDER'` for every secret, one per line, sorted by variable.
+/// `export VAR='PLACEHOLDER'` for every secret (three for an aws secret), one per line, sorted
+/// by variable.
 pub fn exports<'a>(secrets: impl IntoIterator<Item = &'a SecretInfo>) -> String {
-    let mut pairs: Vec<(&str, &str)> = secrets
-        .into_iter()
-        .map(|s| (s.env_var.as_str(), s.proxy_value.as_str()))
-        .collect();
+    let mut pairs: Vec<(String, String)> = secrets.into_iter().flat_map(env_pairs).collect();
     pairs.sort_unstable();
     pairs
         .into_iter()
-        .map(|(var, value)| format!("export {var}={}\n", quote(value)))
+        .map(|(var, value)| format!("export {var}={}\n", quote(&value)))
         .collect()
 }
 
@@ -43,8 +43,11 @@ pub fn render(set: &SecretSet, retired: &[Retired]) -> String {
          # the current placeholders into a running shell and drops those of deleted secrets.\n",
     );
     let live = |r: &Retired| {
-        set.iter()
-            .any(|s| s.info.env_var == r.env_var && s.info.proxy_value == r.proxy_value)
+        set.iter().any(|s| {
+            env_pairs(&s.info)
+                .iter()
+                .any(|(var, value)| *var == r.env_var && *value == r.proxy_value)
+        })
     };
     for r in retired.iter().filter(|r| !live(r)) {
         out.push_str(&format!(
@@ -100,6 +103,7 @@ mod tests {
                 slots: None,
                 methods: Vec::new(),
                 paths: Vec::new(),
+                aws: None,
             },
             hosts: Vec::new(),
             route: Default::default(),

@@ -19,13 +19,15 @@ use veil_core::{
     host_pattern::HostPattern,
     inject::Slots,
     route::{Method, PathPattern, RouteScope},
+    secrets::aws::{self, AwsInfo, AwsKeys},
 };
 
 use super::{
     crypto::{self, MasterKey},
     engine::{LiveEngine, Publisher},
     profile::{self, Retired},
-    LiveSecret, NewSecret, Prefix, SecretError, SecretInfo, SecretPatch, SecretSet,
+    FieldError, LiveSecret, NewSecret, Prefix, SecretError, SecretInfo, SecretPatch, SecretSet,
+    SecretValue,
 };
 use crate::audit::{AuditHandle, Event, SecretChange};
 
@@ -52,12 +54,12 @@ struct Stored {
     sealed: String,
 }
 
-/// A change to one secret's record, and possibly a placeholder to retire with it.
+/// A change to one secret's record, and the placeholders to retire with it.
 struct Change<'a> {
     id: &'a str,
     /// The new record; `None` deletes it.
     record: Option<Vec<u8>>,
-    retire: Option<Retired>,
+    retire: Vec<Retired>,
 }
 
 impl SecretStore {
@@ -127,11 +129,16 @@ impl SecretStore {
         if current.iter().any(|s| s.info.name == new.name.as_str()) {
             return Err(SecretError::NameTaken(new.name.as_str().to_owned()));
         }
-        check_env_var(&current, new.env_var.as_str(), None)?;
         let id = format!("sec_{}", hex::encode(crypto::random::<8>()?));
         let now = now();
+        let proxy_value = self.prefix.placeholder(&new.name);
+        let aws = if new.aws {
+            Some(aws_info(&id, &proxy_value, &new.value)?)
+        } else {
+            None
+        };
         let info = SecretInfo {
-            proxy_value: self.prefix.placeholder(&new.name),
+            proxy_value,
             id,
             name: new.name.as_str().to_owned(),
             env_var: new.env_var.as_str().to_owned(),
@@ -142,7 +149,9 @@ impl SecretStore {
             slots: Some(new.slots),
             methods: new.methods.iter().map(ToString::to_string).collect(),
             paths: new.paths.iter().map(ToString::to_string).collect(),
+            aws,
         };
+        check_env_vars(&current, &info, None)?;
         let secret = LiveSecret {
             info,
             hosts: new.hosts,
@@ -155,7 +164,7 @@ impl SecretStore {
         let change = Change {
             id: &secret.info.id,
             record: Some(self.encode(&secret)?),
-            retire: None,
+            retire: Vec::new(),
         };
         self.apply(
             change,
@@ -176,14 +185,12 @@ impl SecretStore {
             .get(id)
             .ok_or_else(|| SecretError::NotFound(id.to_owned()))?;
         let mut changed = Vec::new();
-        let mut retire = None;
         let mut info = old.info.clone();
+        check_kind(&old.info, &patch)?;
         if let Some(env_var) = patch.env_var.filter(|e| e.as_str() != old.info.env_var) {
-            check_env_var(&current, env_var.as_str(), Some(id))?;
-            retire = Some(Retired {
-                env_var: old.info.env_var.clone(),
-                proxy_value: old.info.proxy_value.clone(),
-            });
+            if old.info.aws.is_some() {
+                aws::check_env_var(env_var.as_str())?;
+            }
             info.env_var = env_var.as_str().to_owned();
             changed.push("env_var");
         }
@@ -232,10 +239,23 @@ impl SecretStore {
         let value = match patch.value {
             Some(value) => {
                 changed.push("secret");
+                if old.info.aws.is_some() {
+                    info.aws = Some(aws_info(id, &info.proxy_value, &value)?);
+                }
                 Arc::new(value)
             }
             None => Arc::clone(&old.value),
         };
+        check_env_vars(&current, &info, Some(id))?;
+        let new_pairs = aws::env_pairs(&info);
+        let retire = retired(&old.info)
+            .into_iter()
+            .filter(|r| {
+                !new_pairs
+                    .iter()
+                    .any(|(var, value)| *var == r.env_var && *value == r.proxy_value)
+            })
+            .collect();
         info.updated_at = now();
         let secret = LiveSecret {
             info,
@@ -267,10 +287,7 @@ impl SecretStore {
         let change = Change {
             id,
             record: None,
-            retire: Some(Retired {
-                env_var: old.info.env_var.clone(),
-                proxy_value: old.info.proxy_value.clone(),
-            }),
+            retire: retired(&old.info),
         };
         self.apply(change, Event::SecretDeleted(audited(&old.info, Vec::new())))
             .await?;
@@ -287,14 +304,14 @@ impl SecretStore {
 
     /// Applies `change` in one transaction and flushes it to disk.
     async fn commit(&self, change: &Change<'_>) -> Result<(), SecretError> {
-        let retire_key = change.retire.as_ref().map(retired_key);
+        let retire_keys: Vec<Vec<u8>> = change.retire.iter().map(retired_key).collect();
         (&self.tree, &self.retired)
             .transaction(|(tree, retired)| {
                 match &change.record {
                     Some(record) => tree.insert(change.id.as_bytes(), record.as_slice())?,
                     None => tree.remove(change.id.as_bytes())?,
                 };
-                if let Some(key) = &retire_key {
+                for key in &retire_keys {
                     retired.insert(key.as_slice(), &[][..])?;
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
@@ -341,18 +358,78 @@ impl SecretStore {
     }
 }
 
-/// Refuses `env_var` if a secret other than `except` already uses it.
-fn check_env_var(set: &SecretSet, env_var: &str, except: Option<&str>) -> Result<(), SecretError> {
-    match set
-        .iter()
-        .find(|s| s.info.env_var == env_var && Some(s.info.id.as_str()) != except)
-    {
-        Some(other) => Err(SecretError::EnvVarTaken {
-            env_var: env_var.to_owned(),
-            name: other.info.name.clone(),
-        }),
-        None => Ok(()),
+/// Refuses `info` if a secret other than `except` already uses one of its variables (an aws
+/// secret has two or three, see [`aws::env_pairs`]).
+fn check_env_vars(
+    set: &SecretSet,
+    info: &SecretInfo,
+    except: Option<&str>,
+) -> Result<(), SecretError> {
+    let wanted = aws::env_pairs(info);
+    for other in set.iter().filter(|s| Some(s.info.id.as_str()) != except) {
+        let theirs = aws::env_pairs(&other.info);
+        if let Some((env_var, _)) = wanted
+            .iter()
+            .find(|(var, _)| theirs.iter().any(|(v, _)| v == var))
+        {
+            return Err(SecretError::EnvVarTaken {
+                env_var: env_var.clone(),
+                name: other.info.name.clone(),
+            });
+        }
     }
+    Ok(())
+}
+
+/// Every variable and placeholder of `info`, to retire.
+fn retired(info: &SecretInfo) -> Vec<Retired> {
+    aws::env_pairs(info)
+        .into_iter()
+        .map(|(env_var, proxy_value)| Retired {
+            env_var,
+            proxy_value,
+        })
+        .collect()
+}
+
+/// The placeholders of the aws secret `id` with `value` (which must read back as a key).
+fn aws_info(id: &str, proxy_value: &str, value: &SecretValue) -> Result<AwsInfo, SecretError> {
+    let keys = AwsKeys::parse(value).map_err(|e| {
+        SecretError::Invalid(FieldError {
+            field: "secret",
+            message: e.to_string(),
+        })
+    })?;
+    Ok(AwsInfo::new(id, proxy_value, keys.session_token.is_some()))
+}
+
+/// Refuses a patch that does not fit the secret's kind: an aws secret's value is an object
+/// and it is never injected into query strings; an ordinary secret's value is a string.
+fn check_kind(info: &SecretInfo, patch: &SecretPatch) -> Result<(), SecretError> {
+    let is_aws = info.aws.is_some();
+    let refuse = |field: &'static str, message: &str| {
+        Err(SecretError::Invalid(FieldError {
+            field,
+            message: message.to_owned(),
+        }))
+    };
+    if patch.value.is_some() && patch.aws_value != is_aws {
+        return if is_aws {
+            refuse(
+                "secret",
+                "this is an aws secret: give {access_key_id, secret_access_key, session_token?}",
+            )
+        } else {
+            refuse("secret", "this secret's value is a string, not an aws key")
+        };
+    }
+    if is_aws && patch.inject_query == Some(true) {
+        return refuse(
+            "inject_query",
+            "an aws secret is never injected, so it has no query-string setting",
+        );
+    }
+    Ok(())
 }
 
 /// The audit payload for a change to `info`.
@@ -689,5 +766,88 @@ mod tests {
             }
         }
         files
+    }
+
+    #[tokio::test]
+    async fn an_aws_secret_has_three_variables_is_scrubbed_by_part_and_keeps_its_kind() {
+        let f = open(tempfile::tempdir().unwrap());
+        let key = |token: Option<&str>| {
+            let mut secret = serde_json::json!({"access_key_id": "AKIDREAL1",
+                                                "secret_access_key": "real/secret"});
+            if let Some(token) = token {
+                secret["session_token"] = token.into();
+            }
+            secret
+        };
+        let body = serde_json::json!({"name": "aws", "kind": "aws", "secret": key(Some("FwoGtok9")),
+                                      "hosts": ["*.amazonaws.com"]});
+        let aws = f
+            .store
+            .create(NewSecret::from_json(body.to_string().as_bytes()).unwrap())
+            .await
+            .unwrap();
+        let placeholders = aws.aws.clone().unwrap();
+        assert_eq!(aws.env_var, "AWS_ACCESS_KEY_ID");
+        let text = profile(&f);
+        for line in [
+            format!(
+                "export AWS_ACCESS_KEY_ID='{}'",
+                placeholders.key_id_placeholder
+            ),
+            "export AWS_SECRET_ACCESS_KEY='IRONSH_PROXY_aws'".to_owned(),
+            "export AWS_SESSION_TOKEN='IRONSH_PROXY_aws.session-token'".to_owned(),
+        ] {
+            assert!(text.contains(&line), "{text}");
+        }
+        let built = f.store.engine().snapshot();
+        assert!(built.aws().get(&placeholders.key_id_placeholder).is_some());
+        let scrubbed = built
+            .scrubber()
+            .unwrap()
+            .scrub(b"id AKIDREAL1 key real/secret token FwoGtok9")
+            .unwrap()
+            .0;
+        assert_eq!(
+            String::from_utf8_lossy(&scrubbed),
+            format!(
+                "id {} key IRONSH_PROXY_aws token IRONSH_PROXY_aws.session-token",
+                placeholders.key_id_placeholder
+            )
+        );
+
+        // A token secret cannot take one of its variables.
+        let err = f
+            .store
+            .create(new("t", "AWS_SECRET_ACCESS_KEY", "v"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SecretError::EnvVarTaken { .. }), "{err}");
+        // Its value stays an aws key, and it is never injected into query strings.
+        for bad in [
+            serde_json::json!({"secret": "a-string"}),
+            serde_json::json!({"inject_query": true}),
+            serde_json::json!({"env_var": "AWS_KEY"}),
+        ] {
+            let err = f
+                .store
+                .update(&aws.id, patch(bad.clone()))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, SecretError::Invalid(_)), "{bad}: {err}");
+        }
+        // Rotating to a key without a token retires the token's variable.
+        let rotated = f
+            .store
+            .update(&aws.id, patch(serde_json::json!({"secret": key(None)})))
+            .await
+            .unwrap();
+        assert!(rotated.aws.unwrap().session_token_placeholder.is_none());
+        let text = profile(&f);
+        assert!(!text.contains("export AWS_SESSION_TOKEN"), "{text}");
+        assert!(text.contains("then unset AWS_SESSION_TOKEN;"), "{text}");
+        f.store.delete(&aws.id).await.unwrap();
+        let text = profile(&f);
+        assert!(text.contains("then unset AWS_ACCESS_KEY_ID;"), "{text}");
+        assert!(text.contains("then unset AWS_SECRET_ACCESS_KEY;"), "{text}");
     }
 }

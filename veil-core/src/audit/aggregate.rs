@@ -344,6 +344,7 @@ mod tests {
             name: "a".into(),
             cgroup: "/a".into(),
             cgroup_id: 1,
+            container: None,
         });
         for _ in 0..3 {
             assert_eq!(

@@ -190,6 +190,7 @@ mod tests {
             name: name.into(),
             cgroup: format!("/sys/fs/cgroup/{name}"),
             cgroup_id: 7,
+            container: None,
         })
     }
 

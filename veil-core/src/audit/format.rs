@@ -2,7 +2,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{Event, Record};
+use super::{Container, Event, Record};
 
 /// Renders `records` as a table with one line per record, each line ending
 /// in a newline.
@@ -310,7 +310,14 @@ fn row(record: &Record) -> [String; COLUMNS] {
             ABSENT.to_owned(),
             ABSENT.to_owned(),
             ABSENT.to_owned(),
-            format!("cgroup={} cgroup_id={}", or_absent(&s.cgroup), s.cgroup_id),
+            format!(
+                "cgroup={} cgroup_id={}{}",
+                or_absent(&s.cgroup),
+                s.cgroup_id,
+                s.container
+                    .as_ref()
+                    .map_or_else(String::new, container_detail)
+            ),
         ],
         Event::SecretCreated(s) | Event::SecretUpdated(s) | Event::SecretDeleted(s) => {
             let mut detail = format!(
@@ -370,6 +377,35 @@ fn counted(reason: &str, count: u64) -> String {
 }
 
 /// `value`, or [`ABSENT`] when it is empty.
+/// ` container=NAME container_id=ID12 image=IMAGE runtime=R` for a container's sandbox
+/// record; a value with spaces, quotes or control characters is quoted and escaped.
+fn container_detail(c: &Container) -> String {
+    let mut out = String::new();
+    if let Some(name) = &c.name {
+        out.push_str(&format!(" container={}", plain(name)));
+    }
+    let short: String = c.id.chars().take(12).collect();
+    out.push_str(&format!(" container_id={}", plain(&short)));
+    if let Some(image) = &c.image {
+        out.push_str(&format!(" image={}", plain(image)));
+    }
+    out.push_str(&format!(" runtime={}", plain(&c.runtime)));
+    out
+}
+
+/// `value` as is when it is one plain word, else quoted with Rust's escapes.
+fn plain(value: &str) -> String {
+    let word = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
+    if word {
+        value.to_owned()
+    } else {
+        format!("{value:?}")
+    }
+}
+
 fn or_absent(value: &str) -> String {
     if value.is_empty() { ABSENT } else { value }.to_owned()
 }
@@ -447,6 +483,7 @@ mod tests {
                 name: "build".into(),
                 cgroup: "/sys/fs/cgroup/veil/build".into(),
                 cgroup_id: 4242,
+                container: None,
             }),
         )
     }

@@ -22,10 +22,10 @@ pub use aggregate::{Admitted, Aggregator};
 pub use chain::{record_hash, Anchor, ChainHead, Entry, Hash};
 pub use format::{json_line, table, TableStream};
 pub use record::{
-    seq_from_key, seq_key, ConnProtocol, Connection, DnsOutcome, DnsQuery, Event, EventKind,
-    Injection, KernelRefusal, LimitExceeded, PolicyChange, PolicyTrigger, Record, RecordsDropped,
-    RefusalsDropped, RequestProtocol, Retention, SandboxChange, Scrub, SecretChange, SecretRef,
-    Verdict, MAX_HEADERS,
+    seq_from_key, seq_key, ConnProtocol, Connection, Container, DnsOutcome, DnsQuery, Event,
+    EventKind, Injection, KernelRefusal, LimitExceeded, PolicyChange, PolicyTrigger, Record,
+    RecordsDropped, RefusalsDropped, RequestProtocol, Retention, SandboxChange, Scrub,
+    SecretChange, SecretRef, Verdict, MAX_HEADERS,
 };
 
 /// Why stored audit bytes could not be decoded.

@@ -641,6 +641,24 @@ pub struct SandboxChange {
     pub cgroup: String,
     /// cgroup v2 id of that path.
     pub cgroup_id: u64,
+    /// The container the sandbox is, when it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
+}
+
+/// A container that is a sandbox: which runtime runs it and what it is called there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    /// The runtime that started it (`podman`, `docker`, `cri-o`, or `oci` when unknown).
+    pub runtime: String,
+    /// The container's id.
+    pub id: String,
+    /// The container's name in its runtime, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The image it was started from, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// A change to a secret: who it is and where it may go, never its value.
@@ -872,6 +890,7 @@ mod tests {
             name: "build".into(),
             cgroup: "/sys/fs/cgroup/veil/build".into(),
             cgroup_id: 4242,
+            container: None,
         }
     }
 

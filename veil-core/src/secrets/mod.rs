@@ -6,7 +6,10 @@
 //!   with errors that name the field; the placeholder [`Prefix`].
 //! - `set.rs`: [`SecretSet`], the live secrets the proxy reads, and [`SecretInfo`], what the
 //!   API shows.
+//! - `aws.rs`: secrets of kind `aws` (an AWS access key veil re-signs requests with): their
+//!   value, placeholders, variables and the proxy's table of them.
 
+pub mod aws;
 mod set;
 mod validate;
 mod value;

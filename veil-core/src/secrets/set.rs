@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
-use super::value::SecretValue;
+use super::{aws::AwsInfo, value::SecretValue};
 use crate::{host_pattern::HostPattern, inject::Slots, route::RouteScope};
 
 /// What the API shows about a secret: everything but its value.
@@ -37,6 +37,9 @@ pub struct SecretInfo {
     /// Path patterns the secret may be sent to; empty: any.
     #[serde(default)]
     pub paths: Vec<String>,
+    /// For an aws secret (`kind: "aws"`): its placeholders. Absent for ordinary secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsInfo>,
 }
 
 /// One live secret: its metadata and, in memory only, its value.

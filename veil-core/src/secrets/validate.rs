@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::value::SecretValue;
+use super::{aws, value::SecretValue};
 use crate::{
     host_pattern::HostPattern,
     inject::Slots,
@@ -178,11 +178,16 @@ pub struct NewSecret {
     pub methods: Vec<Method>,
     /// Path patterns the value may be sent to; empty: any.
     pub paths: Vec<PathPattern>,
+    /// Whether this is an aws secret (`kind: "aws"`): `value` holds the key
+    /// ([`aws::value_from_json`]) and requests are re-signed rather than injected.
+    pub aws: bool,
 }
 
 impl NewSecret {
-    /// Parses `{name, secret, env_var, hosts?, inject_query?, slots?, methods?, paths?}`; any
-    /// other field is refused.
+    /// Parses `{name, secret, env_var, hosts?, inject_query?, slots?, methods?, paths?,
+    /// kind?}`; any other field is refused. With `kind: "aws"`, `secret` is an object (see
+    /// [`aws`]), `env_var` defaults to `AWS_ACCESS_KEY_ID`, and `inject_query`, `slots`,
+    /// `methods` and `paths` are refused.
     pub fn from_json(body: &[u8]) -> Result<Self, FieldError> {
         let mut fields = object(
             body,
@@ -195,15 +200,39 @@ impl NewSecret {
                 "slots",
                 "methods",
                 "paths",
+                "kind",
             ],
         )?;
+        let is_aws = fields
+            .remove("kind")
+            .map(kind)
+            .transpose()?
+            .unwrap_or(false);
         let name = SecretName::parse(&required_string(&mut fields, "name")?)?;
-        let value = secret(required_string(&mut fields, "secret")?)?;
-        let env_var = EnvVar::parse(&required_string(&mut fields, "env_var")?)?;
+        let (value, env_var) = if is_aws {
+            aws_parts(&mut fields)?
+        } else {
+            (
+                secret(required_string(&mut fields, "secret")?)?,
+                EnvVar::parse(&required_string(&mut fields, "env_var")?)?,
+            )
+        };
         let hosts = match fields.remove("hosts") {
             Some(v) => hosts(v)?,
             None => vec![HostPattern::Any],
         };
+        if is_aws {
+            if let Some(field) = ["inject_query", "slots", "methods", "paths"]
+                .into_iter()
+                .find(|f| fields.contains_key(*f))
+            {
+                return Err(FieldError::new(
+                    field,
+                    "an aws secret is re-signed, never injected, so it has no slots or scopes \
+                     beside hosts",
+                ));
+            }
+        }
         let inject_query = fields
             .remove("inject_query")
             .map(|v| boolean(v, "inject_query"))
@@ -226,6 +255,7 @@ impl NewSecret {
                 .map(paths)
                 .transpose()?
                 .unwrap_or_default(),
+            aws: is_aws,
         })
     }
 }
@@ -263,6 +293,8 @@ pub struct SecretPatch {
     pub methods: Option<Vec<Method>>,
     /// New path patterns (empty: any).
     pub paths: Option<Vec<PathPattern>>,
+    /// Whether `value` is an aws key (`secret` was an object, see [`aws`]).
+    pub aws_value: bool,
 }
 
 impl SecretPatch {
@@ -289,10 +321,17 @@ impl SecretPatch {
                  create a new secret and delete this one",
             ));
         }
+        let aws_value = fields.get("secret").is_some_and(aws::is_aws_value);
         let patch = Self {
             value: fields
                 .remove("secret")
-                .map(|v| string(v, "secret").and_then(secret))
+                .map(|v| {
+                    if aws_value {
+                        aws::value_from_json(v)
+                    } else {
+                        string(v, "secret").and_then(secret)
+                    }
+                })
                 .transpose()?,
             env_var: fields
                 .remove("env_var")
@@ -306,6 +345,7 @@ impl SecretPatch {
             slots: fields.remove("slots").map(slots).transpose()?,
             methods: fields.remove("methods").map(methods).transpose()?,
             paths: fields.remove("paths").map(paths).transpose()?,
+            aws_value,
         };
         let mut patch = patch;
         if let Some(given) = patch.slots.take() {
@@ -327,6 +367,34 @@ impl SecretPatch {
         }
         Ok(patch)
     }
+}
+
+/// Whether `kind` names an aws secret (`"aws"`) rather than an ordinary one (`"token"`).
+fn kind(value: Value) -> Result<bool, FieldError> {
+    match string(value, "kind")?.as_str() {
+        aws::KIND => Ok(true),
+        "token" => Ok(false),
+        other => Err(FieldError::new(
+            "kind",
+            format!("unknown kind {other:?} (known: token, aws)"),
+        )),
+    }
+}
+
+/// An aws secret's value (the `secret` object) and key id variable (`env_var`, by default
+/// `AWS_ACCESS_KEY_ID`).
+fn aws_parts(fields: &mut Map<String, Value>) -> Result<(SecretValue, EnvVar), FieldError> {
+    let value = aws::value_from_json(
+        fields
+            .remove("secret")
+            .ok_or_else(|| FieldError::new("secret", "is required"))?,
+    )?;
+    let env_var = match fields.remove("env_var") {
+        Some(v) => string(v, "env_var")?,
+        None => aws::DEFAULT_ENV_VAR.to_owned(),
+    };
+    aws::check_env_var(&env_var)?;
+    Ok((value, EnvVar::parse(&env_var)?))
 }
 
 /// Whether `s` is 1 to 64 of `A-Z a-z 0-9 _ . -`.

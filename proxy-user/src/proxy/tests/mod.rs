@@ -7,7 +7,9 @@
 //! - `scrub.rs`: responses that echo the secret back, in every form and framing.
 //! - `echo.rs`: what the upstream answers on each path.
 //! - `body.rs`: request bodies with placeholders in a JSON slot, streamed over HTTP/2.
+//! - `aws.rs`: SigV4 re-signing with an aws secret, HTTP/1.1 and HTTP/2, and its refusals.
 
+mod aws;
 mod body;
 mod echo;
 mod path;
@@ -189,6 +191,7 @@ impl Bench {
                     name: "flush".into(),
                     cgroup: String::new(),
                     cgroup_id: 0,
+                    container: None,
                 },
             ))
             .await
@@ -260,13 +263,18 @@ fn secrets() -> SecretSet {
         }),
         methods: Vec::new(),
         paths: Vec::new(),
+        aws: None,
     };
-    std::iter::once(LiveSecret {
-        info,
-        hosts: vec![HostPattern::parse(HOST).unwrap()],
-        route: Default::default(),
-        value: Arc::new(SecretValue::parse(SECRET.into()).unwrap()),
-    })
+    [
+        LiveSecret {
+            info,
+            hosts: vec![HostPattern::parse(HOST).unwrap()],
+            route: Default::default(),
+            value: Arc::new(SecretValue::parse(SECRET.into()).unwrap()),
+        },
+        aws::secret(),
+    ]
+    .into_iter()
     .collect()
 }
 

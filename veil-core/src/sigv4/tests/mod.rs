@@ -1,0 +1,6 @@
+mod chunked;
+mod parse;
+mod properties;
+mod s3_examples;
+mod support;
+mod vectors;
