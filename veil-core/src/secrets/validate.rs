@@ -696,6 +696,18 @@ mod tests {
             let err = patch(body).unwrap_err();
             assert_eq!(err.field, field, "{body}: {err}");
         }
+        for field in ["slots", "methods", "paths", "inject_query"] {
+            let value = match field {
+                "slots" => r#"["json"]"#,
+                "inject_query" => "true",
+                _ => r#"["GET"]"#,
+            };
+            let body = format!(
+                r#"{{"name":"aws","kind":"aws","secret":{{"access_key_id":"AKIDEXAMPLE",
+                    "secret_access_key":"s"}},"{field}":{value}}}"#
+            );
+            assert_eq!(create(&body).unwrap_err().field, field, "{body}");
+        }
         let p = patch(r#"{"methods":[],"paths":["/"]}"#).unwrap();
         assert_eq!(p.methods.unwrap(), []);
         assert_eq!(p.paths.unwrap().len(), 1);
