@@ -33,7 +33,7 @@ use tokio::{
 use super::{
     headers::{is_upgrade, strip_hop_by_hop},
     inject_body,
-    inject_request::{inject, Destination, Judged, Origin},
+    inject_request::{rewrite_head, Destination, Head, Judged, Origin},
     sigv4::{self, Failure, ReqBody},
 };
 use veil_core::{
@@ -298,19 +298,13 @@ impl Forwarder {
             .path_and_query()
             .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
         let judged = Judged::new(destination.target(), &method, &sent_target);
-        if let Err(e) = inject(
-            &self.ctx,
-            engine,
-            &self.origin,
-            &mut req,
-            &destination,
-            &judged,
-        )
-        .await
-        {
-            log::error!("not forwarding a request to {}: {e}", destination.host);
-            return answer(StatusCode::SERVICE_UNAVAILABLE, format!("veil: {e}\n"));
-        }
+        let head = match rewrite_head(engine, &mut req, &judged) {
+            Ok(events) => events,
+            Err(e) => {
+                log::error!("not forwarding a request to {}: {e}", destination.host);
+                return answer(StatusCode::BAD_REQUEST, format!("veil: {e}\n"));
+            }
+        };
         if let Err(message) = set_target(&mut req, version, &named) {
             return answer(StatusCode::BAD_REQUEST, message);
         }
@@ -320,7 +314,10 @@ impl Forwarder {
             live.engine(),
             &self.origin,
             &destination,
-            &judged,
+            Head {
+                judged: &judged,
+                events: head,
+            },
             req,
             &failure,
         )

@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 
 use super::{
     http::{answer, Body},
-    inject_request::{record, Destination, Judged, Origin},
+    inject_request::{record, Destination, Head, Origin},
     Context,
 };
 use crate::audit::{Event, LimitExceeded, RequestProtocol};
@@ -59,7 +59,7 @@ pub async fn rewrite(
     engine: Option<&Arc<Engine<SecretValue>>>,
     origin: &Origin,
     to: &Destination<'_>,
-    judged: &Judged<'_>,
+    head: Head<'_>,
     req: Request<Incoming>,
     failure: &Failure,
 ) -> Result<Request<ReqBody>, Response<Body>> {
@@ -68,10 +68,11 @@ pub async fn rewrite(
         .get(header::CONTENT_TYPE)
         .and_then(|v| BodyKind::of_content_type(v.as_bytes()));
     let rewriter = match (engine, kind) {
-        (Some(engine), Some(kind)) => engine.body_rewriter(kind, judged),
+        (Some(engine), Some(kind)) => engine.body_rewriter(kind, head.judged),
         _ => None,
     };
     let Some(mut rewriter) = rewriter else {
+        record_head(ctx, origin, to, head.events).await?;
         return Ok(req.map(|b| b.map_err(|e| BodyFailure(e.to_string())).boxed()));
     };
     let encoded = req
@@ -103,6 +104,7 @@ pub async fn rewrite(
     let short = limit.min(SHORT_BODY) as u64;
     let whole = rewriter.needs_whole_body() || declared.is_some_and(|n| n <= short);
     if !whole {
+        record_head(ctx, origin, to, head.events).await?;
         let (mut parts, body) = req.into_parts();
         parts.headers.remove(header::CONTENT_LENGTH);
         let streamed = RewriteBody {
@@ -126,7 +128,8 @@ pub async fn rewrite(
         return Err(too_large(ctx, origin, to, limit));
     }
     let mut out: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::new());
-    let mut events = Vec::new();
+    // The head's events and the body's go to the log together: one commit per request.
+    let mut events = head.events;
     let mut read = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
@@ -170,6 +173,20 @@ pub async fn rewrite(
         parts,
         Full::new(bytes).map_err(|never| match never {}).boxed(),
     ))
+}
+
+/// Records the head's `events` (durably, for replacements) before a request whose body is
+/// not read whole leaves; the answer refusing it when they cannot be.
+async fn record_head(
+    ctx: &Context,
+    origin: &Origin,
+    to: &Destination<'_>,
+    head: Vec<veil_core::inject::Event>,
+) -> Result<(), Response<Body>> {
+    record(ctx, origin, to, head).await.map_err(|e| {
+        log::error!("not forwarding a request to {}: {e}", to.host);
+        answer(StatusCode::SERVICE_UNAVAILABLE, format!("veil: {e}\n"))
+    })
 }
 
 /// Reads and drops up to [`DRAIN`] more bytes of a refused body, so that the client, still

@@ -82,18 +82,26 @@ impl Destination<'_> {
     }
 }
 
-/// Rewrites `req`'s headers, path and query in place and records what happened; returns once
-/// every replacement is on disk. `judged` is the request as the sandbox sent it.
-pub async fn inject(
-    ctx: &Context,
+/// A request's head once rewritten: the request as the sandbox sent it (what scopes judge) and
+/// what the rewrite did, still to be recorded.
+pub struct Head<'a> {
+    /// The request as the sandbox sent it.
+    pub judged: &'a Judged<'a>,
+    /// The head's replacements and placeholders left alone.
+    pub events: Vec<inject::Event>,
+}
+
+/// Rewrites `req`'s headers, path and query in place and returns what happened, for
+/// [`record`]: the caller records these events together with the body's (one group commit
+/// for the whole request) before the request leaves. `judged` is the request as the sandbox
+/// sent it.
+pub fn rewrite_head(
     engine: Option<&Engine<SecretValue>>,
-    origin: &Origin,
     req: &mut Request<Incoming>,
-    to: &Destination<'_>,
     judged: &Judged<'_>,
-) -> Result<(), InjectError> {
+) -> Result<Vec<inject::Event>, InjectError> {
     let Some(engine) = engine else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let target = judged;
     let mut events = Vec::new();
@@ -133,7 +141,7 @@ pub async fn inject(
                 Uri::from_parts(parts).map_err(|_| InjectError::Invalid("request target"))?;
         }
     }
-    record(ctx, origin, to, events).await
+    Ok(events)
 }
 
 /// Records `events`: each replacement durably (all awaited before this returns), the
