@@ -4,12 +4,14 @@
 //! target/bench/results.{json,md}. It reports; it never asserts speed (it does check that the
 //! upstream received the real secret).
 
+mod containers;
 mod h2load;
 mod idle;
 mod interrupt;
 mod kernel;
 mod mitm;
 mod nginx;
+mod podman;
 mod report;
 mod sandbox;
 mod scenarios;
@@ -191,7 +193,7 @@ fn build_veil(ws: &Workspace) -> Result<PathBuf> {
     cmd.current_dir(&ws.root)
         .args(["build", "--release", "-p", "veil", "--bin", "veil"]);
     process::run(&mut cmd)?;
-    let bin = ws.root.join("target/release/veil");
+    let bin = crate::deb::target_dir(ws)?.join("release/veil");
     if !process::is_executable(&bin) {
         bail!("the build succeeded but {} is missing", bin.display());
     }
@@ -279,9 +281,8 @@ fn run_in(
 }
 
 impl Bench {
-    /// The h2load command for `target` with `args` before the URL of `path`; veil's runs
-    /// happen inside a sandbox.
-    pub fn h2load(&self, target: Target, args: &[String], path: &str) -> Command {
+    /// The h2load command line for `target` with `args` before the URL of `path`.
+    pub fn h2load_args(&self, target: Target, args: &[String], path: &str) -> Vec<String> {
         let dial = match target {
             Target::Mitmproxy => self.mitm,
             Target::Direct | Target::Veil => self.upstream,
@@ -290,6 +291,13 @@ impl Bench {
         full.extend_from_slice(args);
         full.push(format!("--connect-to={dial}"));
         full.push(format!("https://{HOST}:{}{path}", dial.port()));
+        full
+    }
+
+    /// The h2load command for `target` with `args` before the URL of `path`; veil's runs
+    /// happen inside a sandbox.
+    pub fn h2load(&self, target: Target, args: &[String], path: &str) -> Command {
+        let full = self.h2load_args(target, args, path);
         if target == Target::Veil {
             // The sandbox sees the host's files read-only but has a /tmp of its own; the
             // working directory is shared, so the upload file is found at its path.

@@ -6,6 +6,7 @@ use std::{cell::Cell, fs};
 use anyhow::{bail, Result};
 
 use super::{
+    containers,
     h2load::{self, Summary},
     idle, interrupt, kernel,
     report::Row,
@@ -42,6 +43,10 @@ pub enum Scenario {
     /// DNS queries per second answered from veil's cache.
     #[value(name = "9")]
     Dns,
+    /// The time from `podman run` to the container's first instruction, with veil's OCI hook
+    /// and without.
+    #[value(name = "10")]
+    ContainerStartup,
 }
 
 /// Runs every selected scenario, in priority order.
@@ -70,6 +75,9 @@ pub fn run_all(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> R
     }
     if bench.selected(Scenario::Dns) {
         sandbox::dns(bench, rows)?;
+    }
+    if bench.selected(Scenario::ContainerStartup) {
+        containers::startup(bench, rows, notes)?;
     }
     Ok(())
 }
@@ -133,10 +141,20 @@ fn keep_alive(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Re
         },
     )?;
     let half = rps.median(Target::Veil).map(|peak| peak / 2.0);
+    let sandboxed = rps.median(Target::Veil);
     rows.extend([rps, p50, p99]);
     if let Some(half) = half {
         rows.extend(latency_at(bench, half, notes)?);
     }
+    let in_container = containers::keep_alive(bench, &timed(bench, &["--h1", "-c", "64"]))?;
+    if let (Some(run), Some(container)) = (sandboxed, in_container.median(Target::Veil)) {
+        notes.push(format!(
+            "Scenario 1c: h2load in a Podman container sandboxed by veil's hook carries \
+             {container:.0} requests/s through veil, {:.2}x the `veil run` sandbox's {run:.0}.",
+            container / run
+        ));
+    }
+    rows.push(in_container);
     Ok(())
 }
 
