@@ -159,7 +159,8 @@ fn keep_alive(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Re
 }
 
 /// Latency with the 64 keep-alive connections offering `rate` requests/s in all (half of
-/// veil's peak), directly and through veil; mitmproxy cannot carry that load.
+/// veil's peak), directly, through veil and through the nginx peer; mitmproxy cannot carry
+/// that load.
 fn latency_at(bench: &Bench, rate: f64, notes: &mut Vec<String>) -> Result<Vec<Row>> {
     let name = format!("1. HTTPS keep-alive, 64 conns, {rate:.0} requests/s (half of veil's peak)");
     let mut p50 = Row::new(&name, "latency p50 (ms)");
@@ -170,7 +171,7 @@ fn latency_at(bench: &Bench, rate: f64, notes: &mut Vec<String>) -> Result<Vec<R
         bench,
         "keep-alive at half of veil's peak",
         "/",
-        &[Target::Direct, Target::Veil],
+        &[Target::Direct, Target::Veil, Target::Nginx],
         |t, run| {
             let log = log(t, run).display().to_string();
             timed(
@@ -186,6 +187,12 @@ fn latency_at(bench: &Bench, rate: f64, notes: &mut Vec<String>) -> Result<Vec<R
              requests/s): {:.3} ms.",
             veil - direct
         ));
+        if let Some(nginx) = p99.median(Target::Nginx) {
+            notes.push(format!(
+                "Scenario 1: p99 latency added by the nginx peer at the same load: {:.3} ms.",
+                nginx - direct
+            ));
+        }
     }
     Ok(vec![p50, p99])
 }
