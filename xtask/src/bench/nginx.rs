@@ -1,9 +1,9 @@
 //! nginx-light, twice. The upstream ([`start`]): TLS with h1 and h2 on [`super::UPSTREAM_IP`];
 //! `/` answers a small body, `/auth` says whether the `Authorization` header it received
 //! carried the real secret (the correctness check; an echo of the header would come back
-//! scrubbed), `/big` is a large file, and `/upload` takes a request body of any size. The peer
-//! ([`start_peer`]): a TLS-terminating reverse proxy in front of the upstream doing veil's
-//! swap, the fast proxy veil is compared with.
+//! scrubbed), `/big` is a large file, and `/upload` reads a request body of any size before
+//! it answers. The peer ([`start_peer`]): a TLS-terminating reverse proxy in front of the
+//! upstream doing veil's swap, the fast proxy veil is compared with.
 
 use std::{
     fs::{self, File},
@@ -17,6 +17,12 @@ use anyhow::{Context, Result};
 use veil_testkit::{pki::PkiFiles, Daemon};
 
 use super::STARTUP_TIMEOUT;
+
+/// Debian's echo module for nginx (nginx-light depends on it): `/upload` reads the whole
+/// request body before it answers. `return` would answer at once and read the body only after,
+/// and a proxy that passes such an early answer on ends the client's upload before it has sent
+/// the body.
+const ECHO_MODULE: &str = "/usr/lib/nginx/modules/ngx_http_echo_module.so";
 
 /// What `/auth` answers when the request carried `Bearer <the real secret>`.
 pub const REAL_SECRET_SEEN: &str = "the upstream received the real secret";
@@ -38,7 +44,8 @@ pub fn start(
         .context("creating the large file")?;
     let d = dir.display();
     let conf = format!(
-        r#"user root;
+        r#"load_module {ECHO_MODULE};
+user root;
 worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
@@ -71,7 +78,11 @@ http {{
         root {www};
         location = / {{ default_type text/plain; return 200 "ok\n"; }}
         location = /auth {{ default_type text/plain; return 200 "$auth_seen"; }}
-        location = /upload {{ default_type text/plain; return 200 "uploaded\n"; }}
+        location = /upload {{
+            default_type text/plain;
+            echo_read_request_body;
+            echo "uploaded";
+        }}
         location = /big {{ }}
     }}
 }}
