@@ -1,15 +1,18 @@
 //! `cargo xtask bench [--quick]`: the same load generator (h2load) against a local nginx
-//! directly, from inside a veil sandbox (veil swaps a placeholder per request), and through
-//! mitmproxy doing the same rewrite in an addon; medians with min and max in
+//! directly, from inside a veil sandbox (veil swaps a placeholder per request), through a
+//! second nginx as a reverse proxy doing the same swap, and through mitmproxy doing it in an
+//! addon; medians with min and max in
 //! target/bench/results.{json,md}. It reports; it never asserts speed (it does check that the
 //! upstream received the real secret).
 
+mod containers;
 mod h2load;
 mod idle;
 mod interrupt;
 mod kernel;
 mod mitm;
 mod nginx;
+mod podman;
 mod report;
 mod sandbox;
 mod scenarios;
@@ -96,8 +99,12 @@ pub struct Bench {
     pub idle_conns: usize,
     /// The upstream's address.
     pub upstream: SocketAddr,
+    /// The nginx peer's listener.
+    pub nginx_peer: SocketAddr,
     /// mitmproxy's listener.
     pub mitm: SocketAddr,
+    /// The test CA (the upstream's and the nginx peer's certificates).
+    pub ca: PathBuf,
     /// The veil installation.
     pub veil: veil::Veil,
     /// The placeholder the requests carry.
@@ -191,7 +198,7 @@ fn build_veil(ws: &Workspace) -> Result<PathBuf> {
     cmd.current_dir(&ws.root)
         .args(["build", "--release", "-p", "veil", "--bin", "veil"]);
     process::run(&mut cmd)?;
-    let bin = ws.root.join("target/release/veil");
+    let bin = crate::deb::target_dir(ws)?.join("release/veil");
     if !process::is_executable(&bin) {
         bail!("the build succeeded but {} is missing", bin.display());
     }
@@ -230,6 +237,19 @@ fn run_in(
     )?;
     let placeholder = veil.create_secret("bench", "BENCH_TOKEN", &secret, HOST)?;
 
+    let nginx_peer = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)?));
+    let _nginx_peer = nginx::start_peer(
+        &tmp.join("nginx-peer"),
+        &nginx::Peer {
+            listen: nginx_peer,
+            upstream,
+            host: HOST,
+            placeholder: &placeholder,
+            secret: &secret,
+        },
+        &pki,
+    )?;
+
     let mitm = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)?));
     let mitm_dir = tmp.join("mitmproxy");
     std::fs::create_dir_all(&mitm_dir)?;
@@ -248,7 +268,9 @@ fn run_in(
         only: only.to_vec(),
         idle_conns,
         upstream,
+        nginx_peer,
         mitm,
+        ca: pki.ca.clone(),
         veil,
         placeholder,
         tmp: tmp.to_path_buf(),
@@ -279,17 +301,24 @@ fn run_in(
 }
 
 impl Bench {
-    /// The h2load command for `target` with `args` before the URL of `path`; veil's runs
-    /// happen inside a sandbox.
-    pub fn h2load(&self, target: Target, args: &[String], path: &str) -> Command {
+    /// The h2load command line for `target` with `args` before the URL of `path`.
+    pub fn h2load_args(&self, target: Target, args: &[String], path: &str) -> Vec<String> {
         let dial = match target {
             Target::Mitmproxy => self.mitm,
+            Target::Nginx => self.nginx_peer,
             Target::Direct | Target::Veil => self.upstream,
         };
         let mut full = vec!["h2load".to_string()];
         full.extend_from_slice(args);
         full.push(format!("--connect-to={dial}"));
         full.push(format!("https://{HOST}:{}{path}", dial.port()));
+        full
+    }
+
+    /// The h2load command for `target` with `args` before the URL of `path`; veil's runs
+    /// happen inside a sandbox.
+    pub fn h2load(&self, target: Target, args: &[String], path: &str) -> Command {
+        let full = self.h2load_args(target, args, path);
         if target == Target::Veil {
             // The sandbox sees the host's files read-only but has a /tmp of its own; the
             // working directory is shared, so the upload file is found at its path.
@@ -313,7 +342,8 @@ impl Bench {
         format!("authorization: Bearer {}", self.placeholder)
     }
 
-    /// Checks that the upstream receives the real secret through veil and mitmproxy.
+    /// Checks that the upstream receives the real secret through veil, the nginx peer and
+    /// mitmproxy.
     fn check_injection(&self) -> Result<()> {
         let want = nginx::REAL_SECRET_SEEN;
         let resolve = |addr: SocketAddr| format!("{HOST}:{}:{}", addr.port(), addr.ip());
@@ -332,11 +362,19 @@ impl Bench {
         };
         // Inside the sandbox curl trusts veil's CA through the variables `veil run` sets.
         let through_veil = self.veil.run_command(&curl(self.upstream)).output()?;
+        // The client trusts the nginx peer's certificate through the test CA.
+        let mut nginx_args = curl(self.nginx_peer);
+        nginx_args.insert(1, "--cacert".into());
+        nginx_args.insert(2, self.ca.display().to_string());
+        let through_nginx = Command::new(&nginx_args[0])
+            .args(&nginx_args[1..])
+            .output()?;
         let mut mitm_args = curl(self.mitm);
         mitm_args.insert(1, "-k".into()); // mitmproxy's own CA is not the point here
         let through_mitm = Command::new(&mitm_args[0]).args(&mitm_args[1..]).output()?;
         for (what, out) in [
             (Target::Veil, through_veil),
+            (Target::Nginx, through_nginx),
             (Target::Mitmproxy, through_mitm),
         ] {
             let body = String::from_utf8_lossy(&out.stdout);
@@ -344,10 +382,14 @@ impl Bench {
                 bail!(
                     "through {what}, the upstream received {body:?}, not the real secret ({}){}",
                     String::from_utf8_lossy(&out.stderr),
-                    if what == Target::Veil {
-                        format!("\nveil's log:\n{}", self.veil.log())
-                    } else {
-                        String::new()
+                    match what {
+                        Target::Veil => format!("\nveil's log:\n{}", self.veil.log()),
+                        Target::Nginx => format!(
+                            "\nthe nginx peer's error log:\n{}",
+                            std::fs::read_to_string(self.tmp.join("nginx-peer/error.log"))
+                                .unwrap_or_default()
+                        ),
+                        _ => String::new(),
                     }
                 );
             }

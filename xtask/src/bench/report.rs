@@ -16,7 +16,7 @@ pub struct Row {
     /// What is measured, with its unit.
     pub metric: String,
     /// Values per target, in [`Target::ALL`] order; empty where a target was not measured.
-    values: [Vec<f64>; 3],
+    values: [Vec<f64>; 4],
 }
 
 impl Row {
@@ -115,8 +115,9 @@ pub fn machine() -> serde_json::Value {
 pub fn markdown(rows: &[Row], machine: &serde_json::Value, mode: &str, runs: usize) -> String {
     let mut md = format!(
         "Machine: {} CPUs ({}), kernel {}. Mode: {mode}, median of {runs} run(s), (min–max).\n\n\
-         | scenario | metric | direct | veil | mitmproxy | veil/direct | veil/mitmproxy |\n\
-         |---|---|---|---|---|---|---|\n",
+         | scenario | metric | direct | veil | nginx | mitmproxy | veil/direct | veil/nginx | \
+         veil/mitmproxy |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
         machine["nproc"],
         machine["cpu"].as_str().unwrap_or_default(),
         machine["kernel"].as_str().unwrap_or_default(),
@@ -124,13 +125,15 @@ pub fn markdown(rows: &[Row], machine: &serde_json::Value, mode: &str, runs: usi
     let ratio = |r: Option<f64>| r.map_or("–".to_string(), |x| format!("{x:.2}x"));
     for row in rows {
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             row.scenario,
             row.metric,
             cell(row.values(Target::Direct)),
             cell(row.values(Target::Veil)),
+            cell(row.values(Target::Nginx)),
             cell(row.values(Target::Mitmproxy)),
             ratio(row.ratio(Target::Veil, Target::Direct)),
+            ratio(row.ratio(Target::Veil, Target::Nginx)),
             ratio(row.ratio(Target::Veil, Target::Mitmproxy)),
         ));
     }
@@ -166,6 +169,7 @@ pub fn write(
             json!({
                 "scenario": r.scenario, "metric": r.metric, "targets": targets,
                 "veil_over_direct": r.ratio(Target::Veil, Target::Direct),
+                "veil_over_nginx": r.ratio(Target::Veil, Target::Nginx),
                 "veil_over_mitmproxy": r.ratio(Target::Veil, Target::Mitmproxy),
             })
         })
@@ -201,5 +205,26 @@ mod tests {
         assert_eq!(cell(row.values(Target::Mitmproxy)), "–");
         assert_eq!(row.ratio(Target::Veil, Target::Direct), Some(0.25));
         assert_eq!(row.ratio(Target::Veil, Target::Mitmproxy), None);
+    }
+
+    #[test]
+    fn table_has_a_column_per_target_and_ratio() {
+        let mut row = Row::new("s", "req/s");
+        row.push(Target::Veil, 50.0);
+        row.push(Target::Nginx, 100.0);
+        let md = markdown(
+            &[row],
+            &json!({"nproc": 2, "cpu": "x", "kernel": "y"}),
+            "quick",
+            1,
+        );
+        assert!(
+            md.contains("| veil/direct | veil/nginx | veil/mitmproxy |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| s | req/s | – | 50.00 | 100.0 | – | – | 0.50x | – |"),
+            "{md}"
+        );
     }
 }

@@ -30,7 +30,7 @@ pub fn startup(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> R
         "8. veil run: spawn to the workload's first instruction",
         "ms",
     );
-    let date = ["date".to_string(), "+%s%N".to_string()];
+    let date = date_command();
     for i in 0..STARTS {
         interrupt::check()?;
         for t in [Target::Direct, Target::Veil] {
@@ -42,20 +42,10 @@ pub fn startup(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> R
                     cmd
                 }
             };
-            let started = now_ns()?;
-            let out = cmd.stderr(Stdio::inherit()).output()?;
-            if !out.status.success() {
-                bail!(
-                    "start {i} ({t}): {} exited with {}",
-                    date.join(" "),
-                    out.status
-                );
-            }
-            let first: u128 = String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .parse()
-                .with_context(|| format!("start {i} ({t}): date printed no time"))?;
-            row.push(t, first.saturating_sub(started) as f64 / 1e6);
+            row.push(
+                t,
+                first_instruction_ms(&mut cmd, &format!("start {i} ({t})"))?,
+            );
         }
     }
     if let (Some(direct), Some(veil)) = (row.median(Target::Direct), row.median(Target::Veil)) {
@@ -67,6 +57,31 @@ pub fn startup(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> R
     }
     rows.push(row);
     Ok(())
+}
+
+/// The workload of the start-up scenarios: `date +%s%N` prints when it ran.
+pub fn date_command() -> [String; 2] {
+    ["date".to_string(), "+%s%N".to_string()]
+}
+
+/// Runs `cmd` (which ends in [`date_command`]) and returns the milliseconds from its spawn
+/// to the time the workload printed; `what` names the run in errors.
+pub fn first_instruction_ms(cmd: &mut Command, what: &str) -> Result<f64> {
+    let started = now_ns()?;
+    let out = cmd.stderr(Stdio::piped()).output()?;
+    if !out.status.success() {
+        bail!(
+            "{what}: `{}` exited with {}: {}",
+            crate::process::show(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let first: u128 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .with_context(|| format!("{what}: date printed no time"))?;
+    Ok(first.saturating_sub(started) as f64 / 1e6)
 }
 
 /// Scenario 9, DNS queries per second, dnsperf asking for the upstream's name over and over:

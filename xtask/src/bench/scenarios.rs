@@ -6,6 +6,7 @@ use std::{cell::Cell, fs};
 use anyhow::{bail, Result};
 
 use super::{
+    containers,
     h2load::{self, Summary},
     idle, interrupt, kernel,
     report::Row,
@@ -42,6 +43,10 @@ pub enum Scenario {
     /// DNS queries per second answered from veil's cache.
     #[value(name = "9")]
     Dns,
+    /// The time from `podman run` to the container's first instruction, with veil's OCI hook
+    /// and without.
+    #[value(name = "10")]
+    ContainerStartup,
 }
 
 /// Runs every selected scenario, in priority order.
@@ -63,14 +68,19 @@ pub fn run_all(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> R
     if bench.selected(Scenario::LargeTransfers) {
         large_transfers(bench, rows)?;
     }
-    if bench.selected(Scenario::ManySecrets) {
-        many_secrets(bench, rows, notes)?;
-    }
+    // Before 4, which leaves thousands of secrets behind: a sandbox's start-up grows with
+    // the number of live secrets, and these rows are for the one secret the others use.
     if bench.selected(Scenario::Startup) {
         sandbox::startup(bench, rows, notes)?;
     }
+    if bench.selected(Scenario::ContainerStartup) {
+        containers::startup(bench, rows, notes)?;
+    }
     if bench.selected(Scenario::Dns) {
         sandbox::dns(bench, rows)?;
+    }
+    if bench.selected(Scenario::ManySecrets) {
+        many_secrets(bench, rows, notes)?;
     }
     Ok(())
 }
@@ -134,10 +144,20 @@ fn keep_alive(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Re
         },
     )?;
     let half = rps.median(Target::Veil).map(|peak| peak / 2.0);
+    let sandboxed = rps.median(Target::Veil);
     rows.extend([rps, p50, p99]);
     if let Some(half) = half {
         rows.extend(latency_at(bench, half, notes)?);
     }
+    let in_container = containers::keep_alive(bench, &timed(bench, &["--h1", "-c", "64"]))?;
+    if let (Some(run), Some(container)) = (sandboxed, in_container.median(Target::Veil)) {
+        notes.push(format!(
+            "Scenario 1c: h2load in a Podman container sandboxed by veil's hook carries \
+             {container:.0} requests/s through veil, {:.2}x the `veil run` sandbox's {run:.0}.",
+            container / run
+        ));
+    }
+    rows.push(in_container);
     Ok(())
 }
 
@@ -196,7 +216,8 @@ fn json_body_runs(bench: &Bench, placeholder: &str, rows: &mut Vec<Row>) -> Resu
 }
 
 /// Latency with the 64 keep-alive connections offering `rate` requests/s in all (half of
-/// veil's peak), directly and through veil; mitmproxy cannot carry that load.
+/// veil's peak), directly, through veil and through the nginx peer; mitmproxy cannot carry
+/// that load.
 fn latency_at(bench: &Bench, rate: f64, notes: &mut Vec<String>) -> Result<Vec<Row>> {
     let name = format!("1. HTTPS keep-alive, 64 conns, {rate:.0} requests/s (half of veil's peak)");
     let mut p50 = Row::new(&name, "latency p50 (ms)");
@@ -207,7 +228,7 @@ fn latency_at(bench: &Bench, rate: f64, notes: &mut Vec<String>) -> Result<Vec<R
         bench,
         "keep-alive at half of veil's peak",
         "/",
-        &[Target::Direct, Target::Veil],
+        &[Target::Direct, Target::Veil, Target::Nginx],
         |t, run| {
             let log = log(t, run).display().to_string();
             timed(
@@ -223,6 +244,12 @@ fn latency_at(bench: &Bench, rate: f64, notes: &mut Vec<String>) -> Result<Vec<R
              requests/s): {:.3} ms.",
             veil - direct
         ));
+        if let Some(nginx) = p99.median(Target::Nginx) {
+            notes.push(format!(
+                "Scenario 1: p99 latency added by the nginx peer at the same load: {:.3} ms.",
+                nginx - direct
+            ));
+        }
     }
     Ok(vec![p50, p99])
 }

@@ -1,4 +1,4 @@
-//! The three ways the load generator reaches the upstream.
+//! The ways the load generator reaches the upstream.
 
 use std::fmt;
 
@@ -9,19 +9,22 @@ pub enum Target {
     Direct,
     /// From inside a veil sandbox, through veil.
     Veil,
+    /// Through nginx as a TLS-terminating reverse proxy doing the same swap in a `map`.
+    Nginx,
     /// Through mitmproxy doing the same rewrite in an addon.
     Mitmproxy,
 }
 
 impl Target {
     /// Every target, in the report's column order.
-    pub const ALL: [Self; 3] = [Self::Direct, Self::Veil, Self::Mitmproxy];
+    pub const ALL: [Self; 4] = [Self::Direct, Self::Veil, Self::Nginx, Self::Mitmproxy];
 
     /// The name in the report and the results.
     pub fn name(self) -> &'static str {
         match self {
             Self::Direct => "direct",
             Self::Veil => "veil",
+            Self::Nginx => "nginx",
             Self::Mitmproxy => "mitmproxy",
         }
     }
@@ -31,7 +34,8 @@ impl Target {
         match self {
             Self::Direct => 0,
             Self::Veil => 1,
-            Self::Mitmproxy => 2,
+            Self::Nginx => 2,
+            Self::Mitmproxy => 3,
         }
     }
 }
@@ -52,5 +56,6 @@ mod tests {
             assert_eq!(t.index(), i);
         }
         assert_eq!(Target::Mitmproxy.to_string(), "mitmproxy");
+        assert_eq!(Target::Nginx.to_string(), "nginx");
     }
 }

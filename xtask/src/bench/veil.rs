@@ -120,6 +120,16 @@ impl Veil {
         cmd
     }
 
+    /// Runs `veil ARGS` (not in a sandbox) to completion.
+    pub fn output(&self, args: &[&str]) -> Result<std::process::Output> {
+        Ok(self.installation.output(args)?)
+    }
+
+    /// The directory sandboxes read veil's CA bundle and profile script from.
+    pub fn public_dir(&self) -> std::path::PathBuf {
+        self.installation.public_dir()
+    }
+
     /// The daemon's log (last lines).
     pub fn log(&self) -> String {
         self.installation
