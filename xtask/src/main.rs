@@ -72,7 +72,7 @@ enum Command {
         /// Run each scenario briefly, once (a smoke test; numbers are rough).
         #[arg(long)]
         quick: bool,
-        /// Run only these scenarios (numbers as in the issue and the report: 1-10; 6 is
+        /// Run only these scenarios (numbers as in the issue and the report: 1-11; 6 is
         /// measured during 2), e.g. `--only 1,5`.
         #[arg(long, value_delimiter = ',', value_enum)]
         only: Vec<bench::Scenario>,

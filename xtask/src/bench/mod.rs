@@ -16,6 +16,7 @@ mod podman;
 mod report;
 mod sandbox;
 mod scenarios;
+mod sigv4;
 mod target;
 mod tools;
 mod veil;

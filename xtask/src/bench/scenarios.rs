@@ -10,7 +10,7 @@ use super::{
     h2load::{self, Summary},
     idle, interrupt, kernel,
     report::Row,
-    sandbox, Bench, Target, HOST,
+    sandbox, sigv4, Bench, Target, HOST,
 };
 
 /// The scenarios, numbered as in the issue and the report (`--only 1,5` on the command line).
@@ -47,6 +47,9 @@ pub enum Scenario {
     /// and without.
     #[value(name = "10")]
     ContainerStartup,
+    /// An S3-style upload with every chunk signed (SigV4 streaming), re-signed by veil.
+    #[value(name = "11")]
+    SigV4Upload,
 }
 
 /// Runs every selected scenario, in priority order.
@@ -67,6 +70,9 @@ pub fn run_all(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> R
     }
     if bench.selected(Scenario::LargeTransfers) {
         large_transfers(bench, rows)?;
+    }
+    if bench.selected(Scenario::SigV4Upload) {
+        sigv4::upload(bench, rows)?;
     }
     // Before 4, which leaves thousands of secrets behind: a sandbox's start-up grows with
     // the number of live secrets, and these rows are for the one secret the others use.

@@ -113,6 +113,24 @@ impl Veil {
         Ok(())
     }
 
+    /// Creates an aws secret (an access key id and secret key) for `host`, and returns its id.
+    pub fn create_aws_secret(&self, key_id: &str, secret_key: &str, host: &str) -> Result<String> {
+        let body = serde_json::json!({
+            "name": "bench-aws", "kind": "aws", "hosts": [host],
+            "secret": {"access_key_id": key_id, "secret_access_key": secret_key},
+        })
+        .to_string();
+        let (status, answer) = self.installation.api("POST", "/v1/secrets", Some(&body))?;
+        if status != 201 {
+            anyhow::bail!("creating the aws secret: {status} {answer}");
+        }
+        let created: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        created["id"]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| format!("no id in {created}"))
+    }
+
     /// `veil run -- ARGS`.
     pub fn run_command(&self, args: &[String]) -> Command {
         let mut cmd = self.installation.command();
