@@ -1,6 +1,8 @@
 //! What the tokenizers drive: the bytes held back, the run of name bytes that may end in a
 //! placeholder, and the splice of a secret in its place.
 
+use std::collections::VecDeque;
+
 use zeroize::Zeroizing;
 
 use super::{
@@ -30,8 +32,8 @@ pub(super) struct Held {
     pos: u64,
     /// The decoded name bytes at the end of the current value (at most `longest`), and the
     /// absolute raw offset each starts at.
-    run: Vec<u8>,
-    run_raw: Vec<u64>,
+    run: VecDeque<u8>,
+    run_raw: VecDeque<u64>,
     /// Absolute raw offset just past the run's last byte.
     run_end: u64,
     /// Absolute raw offset of an escape not finished yet.
@@ -63,8 +65,8 @@ impl Held {
             bytes: Vec::new(),
             base: 0,
             pos: 0,
-            run: Vec::with_capacity(longest),
-            run_raw: Vec::with_capacity(longest),
+            run: VecDeque::with_capacity(longest),
+            run_raw: VecDeque::with_capacity(longest),
             run_end: 0,
             escape: None,
             value: None,
@@ -158,12 +160,12 @@ impl<'a, V: AsRef<[u8]>> Sink<'a, V> {
         }
         let held = &mut *self.held;
         if held.run.len() == held.longest {
-            held.run.remove(0);
-            held.run_raw.remove(0);
+            held.run.pop_front();
+            held.run_raw.pop_front();
         }
         if held.longest > 0 {
-            held.run.push(byte);
-            held.run_raw.push(raw_start);
+            held.run.push_back(byte);
+            held.run_raw.push_back(raw_start);
         }
         held.run_end = held.pos;
     }
@@ -181,7 +183,8 @@ impl<'a, V: AsRef<[u8]>> Sink<'a, V> {
         if held.run.is_empty() {
             return;
         }
-        let found = self.engine.next_complete(&held.run, 0, held.run.len());
+        let run: &[u8] = held.run.make_contiguous();
+        let found = self.engine.next_complete(run, 0, run.len());
         if let (Some((range, index)), Some(value)) = (found, &held.value) {
             if value.covered.get(index).copied().unwrap_or(false) {
                 // Invariant: `covered` is only true for entries with a verdict.
@@ -225,7 +228,7 @@ impl<'a, V: AsRef<[u8]>> Sink<'a, V> {
         let keep_from = if done {
             held.pos
         } else {
-            [held.run_raw.first().copied(), held.escape]
+            [held.run_raw.front().copied(), held.escape]
                 .into_iter()
                 .flatten()
                 .min()
