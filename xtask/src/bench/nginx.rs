@@ -42,28 +42,12 @@ pub fn start(
     File::create(www.join("big"))
         .and_then(|f| f.set_len(big_bytes))
         .context("creating the large file")?;
-    let d = dir.display();
+    let common = common(dir);
     let conf = format!(
         r#"load_module {ECHO_MODULE};
 user root;
 worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 30000; }}
-worker_rlimit_nofile 65536;
-http {{
-    access_log off;
-    client_body_temp_path {d}/tmp-body;
-    proxy_temp_path {d}/tmp-proxy;
-    fastcgi_temp_path {d}/tmp-fastcgi;
-    uwsgi_temp_path {d}/tmp-uwsgi;
-    scgi_temp_path {d}/tmp-scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    http2_max_requests 1000000;
-    http2_max_concurrent_streams 256;
-    client_max_body_size 0;
-    map $http_authorization $auth_seen {{
+{common}    map $http_authorization $auth_seen {{
         "Bearer {secret}" "{REAL_SECRET_SEEN}";
         default "the upstream received something else";
     }}
@@ -121,27 +105,11 @@ pub struct Peer<'a> {
 /// <placeholder>` replaced with the secret in a `map`. Two workers. Its files live in `dir`.
 pub fn start_peer(dir: &Path, peer: &Peer<'_>, pki: &PkiFiles) -> Result<Daemon> {
     fs::create_dir_all(dir)?;
-    let d = dir.display();
+    let common = common(dir);
     let conf = format!(
         r#"user root;
 worker_processes 2;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 30000; }}
-worker_rlimit_nofile 65536;
-http {{
-    access_log off;
-    client_body_temp_path {d}/tmp-body;
-    proxy_temp_path {d}/tmp-proxy;
-    fastcgi_temp_path {d}/tmp-fastcgi;
-    uwsgi_temp_path {d}/tmp-uwsgi;
-    scgi_temp_path {d}/tmp-scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    http2_max_requests 1000000;
-    http2_max_concurrent_streams 256;
-    client_max_body_size 0;
-    map $http_authorization $auth {{
+{common}    map $http_authorization $auth {{
         "Bearer {placeholder}" "Bearer {secret}";
         default $http_authorization;
     }}
@@ -192,4 +160,29 @@ http {{
     let mut nginx = Daemon::spawn("nginx (peer)", &mut cmd, &dir.join("nginx.log"))?;
     nginx.wait_tcp(peer.listen, STARTUP_TIMEOUT)?;
     Ok(nginx)
+}
+
+/// The lines both nginx configurations share after `worker_processes`: files under `dir`,
+/// limits, keep-alive and HTTP/2 settings, up to the start of the `http` block's own content.
+fn common(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        r#"pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 30000; }}
+worker_rlimit_nofile 65536;
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp-body;
+    proxy_temp_path {d}/tmp-proxy;
+    fastcgi_temp_path {d}/tmp-fastcgi;
+    uwsgi_temp_path {d}/tmp-uwsgi;
+    scgi_temp_path {d}/tmp-scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    http2_max_requests 1000000;
+    http2_max_concurrent_streams 256;
+    client_max_body_size 0;
+"#
+    )
 }
