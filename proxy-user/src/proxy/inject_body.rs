@@ -127,7 +127,11 @@ pub async fn rewrite(
         drain(&mut body).await;
         return Err(too_large(ctx, origin, to, limit));
     }
-    let mut out: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::new());
+    // Sized up front (declared is within the limit here): each time it grew, the copy it
+    // left behind would not be zeroized.
+    let mut out: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(
+        declared.map_or(0, |n| n as usize).saturating_add(1024),
+    ));
     // The head's events and the body's go to the log together: one commit per request.
     let mut events = head.events;
     let mut read = 0usize;

@@ -102,6 +102,18 @@ impl Veil {
         Ok((field("id")?, field("proxy_value")?))
     }
 
+    /// Sets secret `id`'s slots to `slots` (as the API takes them).
+    pub fn set_slots(&self, id: &str, slots: serde_json::Value) -> Result<()> {
+        let body = serde_json::json!({ "slots": slots }).to_string();
+        let (status, answer) =
+            self.installation
+                .api("PATCH", &format!("/v1/secrets/{id}"), Some(&body))?;
+        if status != 200 {
+            anyhow::bail!("changing secret {id}'s slots: {status} {answer}");
+        }
+        Ok(())
+    }
+
     /// Deletes secret `id`.
     pub fn delete_secret(&self, id: &str) -> Result<()> {
         let (status, answer) =

@@ -62,6 +62,30 @@ impl Form {
         Ok(())
     }
 
+    /// How many bytes at the start of `input` stand for themselves in the current name or
+    /// value (no escape, separator or `+`): [`plain`](Self::plain) takes them at once.
+    pub(super) fn plain_len(&self, input: &[u8]) -> usize {
+        if self.escape.is_some() {
+            return 0;
+        }
+        input
+            .iter()
+            .position(|&b| matches!(b, b'%' | b'&' | b'+') || (b == b'=' && !self.in_value))
+            .unwrap_or(input.len())
+    }
+
+    /// Takes `bytes`, counted by [`plain_len`](Self::plain_len) and already pushed to `sink`:
+    /// the same as stepping through them one by one.
+    pub(super) fn plain<V: AsRef<[u8]>>(&mut self, bytes: &[u8], sink: &mut Sink<'_, V>) {
+        if self.in_value {
+            sink.decoded_raw(bytes);
+        } else {
+            let room = MAX_NAME - self.name.len();
+            self.name.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            self.long |= bytes.len() > room;
+        }
+    }
+
     /// Ends the body.
     pub(super) fn finish<V: AsRef<[u8]>>(
         &mut self,

@@ -1,4 +1,5 @@
-//! A streaming JSON tokenizer: checks one JSON value byte by byte, tracks the path of each
+//! A streaming JSON tokenizer: checks one JSON value as it streams (a run of bytes that stand
+//! for themselves inside a string at once, the rest byte by byte), tracks the path of each
 //! string value, and hands string values' decoded bytes to the [`Sink`].
 
 use super::{
@@ -104,11 +105,25 @@ impl Key {
         String::from_utf8_lossy(&self.bytes).into_owned()
     }
 
+    /// Empties the key for the next member, keeping its buffer.
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.unmatchable = false;
+        self.high = None;
+    }
+
     fn push_raw(&mut self, byte: u8) {
         if self.high.take().is_some() {
             self.unmatchable = true;
         }
         self.push(&[byte]);
+    }
+
+    fn push_raw_all(&mut self, bytes: &[u8]) {
+        if self.high.take().is_some() {
+            self.unmatchable = true;
+        }
+        self.push(bytes);
     }
 
     fn push_unit(&mut self, unit: u16) {
@@ -179,6 +194,35 @@ impl Json {
         self.structure(byte, sink)
     }
 
+    /// How many bytes at the start of `input` continue the string being read without
+    /// ending it or starting an escape (none outside a string): [`plain`](Self::plain) takes
+    /// them at once.
+    pub(super) fn plain_len(&self, input: &[u8]) -> usize {
+        match self.lex {
+            Lex::Str {
+                escape: Escape::None,
+                ..
+            } => input
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(input.len()),
+            _ => 0,
+        }
+    }
+
+    /// Takes `bytes`, counted by [`plain_len`](Self::plain_len) and already pushed to `sink`:
+    /// the same as stepping through them one by one.
+    pub(super) fn plain<V: AsRef<[u8]>>(&mut self, bytes: &[u8], sink: &mut Sink<'_, V>) {
+        match self.lex {
+            Lex::Str { key: true, .. } => {
+                if let Some(Seg::Key(key)) = self.path.last_mut() {
+                    key.push_raw_all(bytes);
+                }
+            }
+            _ => sink.decoded_raw(bytes),
+        }
+    }
+
     /// Ends the document.
     pub(super) fn finish<V: AsRef<[u8]>>(
         &mut self,
@@ -227,7 +271,7 @@ impl Json {
             }
             (Expect::KeyOrClose | Expect::Key, b'"') => {
                 if let Some(Seg::Key(key)) = self.path.last_mut() {
-                    *key = Key::default();
+                    key.clear();
                 }
                 self.lex = Lex::Str {
                     key: true,

@@ -158,15 +158,32 @@ impl<V: AsRef<[u8]>> BodyRewriter<V> {
         self.whole
     }
 
-    /// Feeds the next piece of the body.
+    /// Feeds the next piece of the body. Runs of bytes that stand for themselves inside a
+    /// string, name or value are taken at once; the rest byte by byte.
     pub fn feed(&mut self, input: &[u8]) -> Result<Chunk, BodyError> {
         let mut sink = Sink::new(&self.engine, &self.verdicts, &mut self.held);
-        for &byte in input {
+        let mut rest = input;
+        while let Some((&byte, after)) = rest.split_first() {
+            let plain = match &self.tokens {
+                Tokens::Form(form) => form.plain_len(rest),
+                Tokens::Json(json) => json.plain_len(rest),
+            };
+            if plain > 0 {
+                let (bytes, after) = rest.split_at(plain);
+                sink.push_all(bytes);
+                match &mut self.tokens {
+                    Tokens::Form(form) => form.plain(bytes, &mut sink),
+                    Tokens::Json(json) => json.plain(bytes, &mut sink),
+                }
+                rest = after;
+                continue;
+            }
             sink.push(byte);
             match &mut self.tokens {
                 Tokens::Form(form) => form.step(byte, &mut sink)?,
                 Tokens::Json(json) => json.step(byte, &mut sink)?,
             }
+            rest = after;
         }
         Ok(sink.flush(false))
     }

@@ -96,6 +96,12 @@ impl<'a, V: AsRef<[u8]>> Sink<'a, V> {
         self.held.pos += 1;
     }
 
+    /// Takes the next raw `bytes` at once (before the tokenizer sees them).
+    pub(super) fn push_all(&mut self, bytes: &[u8]) {
+        self.held.bytes.extend_from_slice(bytes);
+        self.held.pos += bytes.len() as u64;
+    }
+
     /// The absolute offset of the byte being tokenized.
     pub(super) fn at(&self) -> u64 {
         self.held.pos - 1
@@ -168,6 +174,47 @@ impl<'a, V: AsRef<[u8]>> Sink<'a, V> {
             held.run_raw.push_back(raw_start);
         }
         held.run_end = held.pos;
+    }
+
+    /// The last `bytes` pushed, each its own decoded byte of the current value (no escapes):
+    /// the same as [`decoded`](Self::decoded) for each, one run of name bytes at a time.
+    pub(super) fn decoded_raw(&mut self, bytes: &[u8]) {
+        if self.held.value.is_none() {
+            return;
+        }
+        let first = self.held.pos - bytes.len() as u64;
+        let mut from = 0;
+        loop {
+            let rest = &bytes[from..];
+            let names = rest
+                .iter()
+                .position(|&b| !boundary::is_name_byte(b))
+                .unwrap_or(rest.len());
+            self.extend_run(&rest[..names], first + from as u64);
+            if names == rest.len() {
+                return;
+            }
+            self.end_run();
+            from += names + 1;
+        }
+    }
+
+    /// Adds `names`, name bytes whose raw offsets start at `raw`, to the run: only its last
+    /// `longest` bytes are kept.
+    fn extend_run(&mut self, names: &[u8], raw: u64) {
+        let held = &mut *self.held;
+        if names.is_empty() || held.longest == 0 {
+            return;
+        }
+        let keep = names.len().min(held.longest);
+        let drop = (held.run.len() + keep).saturating_sub(held.longest);
+        held.run.drain(..drop);
+        held.run_raw.drain(..drop);
+        let skip = names.len() - keep;
+        held.run.extend(&names[skip..]);
+        held.run_raw
+            .extend((skip..names.len()).map(|k| raw + k as u64));
+        held.run_end = raw + names.len() as u64;
     }
 
     /// The current value ends.
