@@ -296,6 +296,7 @@ impl Daemon {
             limits: options.limits,
             resolver: Resolver::default(),
             answers,
+            pool: crate::proxy::pool::Pool::default(),
         });
         let gate = Arc::new(Gate {
             ctx,

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Instant};
 use tokio::sync::watch;
 use veil_core::policy::Policy;
 
-use super::Limits;
+use super::{pool::Pool, Limits};
 use crate::{
     audit::{AuditHandle, Connection, Event, Verdict},
     dns::DnsAnswers,
@@ -36,6 +36,8 @@ pub struct Context {
     pub resolver: Resolver,
     /// What veil's DNS proxy answered each sandbox, checked first when binding a name.
     pub answers: DnsAnswers,
+    /// Upstream connections kept for the next connection to the same destination.
+    pub pool: Pool,
 }
 
 /// How a connection ended up, for its audit record and the metrics.

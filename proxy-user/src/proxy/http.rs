@@ -87,6 +87,16 @@ where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let sender = h1_sender(upstream).await?;
+    serve_h1(client, sender, forwarder).await.0
+}
+
+/// Opens HTTP/1.1 over `upstream`: the sender, with the connection driven by a task of its
+/// own (it ends when the sender is dropped or upstream closes).
+pub async fn h1_sender<U>(upstream: U) -> Result<client_h1::SendRequest<ReqBody>, hyper::Error>
+where
+    U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, conn) = client_h1::Builder::new()
         .handshake::<_, ReqBody>(TokioIo::new(upstream))
         .await?;
@@ -95,6 +105,22 @@ where
             log::debug!("upstream HTTP/1.1 connection: {e}");
         }
     });
+    Ok(sender)
+}
+
+/// Serves HTTP/1.1 from `client` and forwards each request with `sender`; hands `sender` back
+/// once `client`'s connection is over, unless something still holds it (an upgrade).
+pub async fn serve_h1<C>(
+    client: C,
+    sender: client_h1::SendRequest<ReqBody>,
+    forwarder: Forwarder,
+) -> (
+    Result<(), hyper::Error>,
+    Option<client_h1::SendRequest<ReqBody>>,
+)
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let limits = forwarder.ctx.limits;
     let sender = Sender::H1(Mutex::new(sender));
     let forwarder = Arc::new((forwarder, sender));
@@ -115,7 +141,11 @@ where
     shared
         .0
         .record_limit(served.as_ref().err(), idled.load(Ordering::Relaxed));
-    served
+    let back = match Arc::try_unwrap(shared) {
+        Ok((_, Sender::H1(sender))) => Some(sender.into_inner()),
+        _ => None,
+    };
+    (served, back)
 }
 
 /// Serves HTTP/2 from `client` and forwards each stream over `upstream`.

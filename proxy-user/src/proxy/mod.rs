@@ -21,6 +21,7 @@ pub mod idle;
 pub mod inject_body;
 pub mod inject_request;
 pub mod limits;
+pub mod pool;
 pub mod prefixed;
 pub mod report;
 pub mod scrub_body;
@@ -44,6 +45,7 @@ use veil_core::{
 pub use context::{Context, Outcome};
 pub use limits::Limits;
 
+use crate::tls::upstream::Connected;
 use crate::{
     audit::Connection,
     classify::{classify, classify_rest, ClassifyError, Protocol},
@@ -215,40 +217,32 @@ async fn intercept(
     policy: Arc<Policy>,
     rule: Option<String>,
 ) {
-    let Some(tcp) = conn.connect().await else {
-        return;
+    let sni = match &name {
+        ServerName::Dns(dns) => Some(dns.clone()),
+        ServerName::Ip(_) => None,
     };
-    let pki_name = match &name {
-        ServerName::Dns(dns) => PkiName::try_from(dns.clone()),
-        ServerName::Ip(ip) => Ok(PkiName::IpAddress((*ip).into())),
+    let key = pool::Key {
+        sandbox: conn.sandbox,
+        dst: conn.dst,
+        sni: sni.clone(),
+        alpn,
     };
-    let pki_name = match pki_name {
-        Ok(pki_name) => pki_name,
-        Err(e) => {
-            return conn.conclude(Outcome::Refused(format!(
-                "unusable server name {name}: {e}"
-            )));
-        }
+    let kept = match conn.upstream {
+        Some(_) => None,
+        None => conn.ctx.pool.take(&key),
     };
-    let handshake = conn.ctx.upstream.connect(tcp, pki_name, &alpn);
-    let upstream = match timeout(conn.ctx.limits.tls_timeout, handshake).await {
-        Ok(Ok(upstream)) => upstream,
-        Ok(Err(e)) => {
-            return conn.conclude(Outcome::Refused(format!(
-                "upstream TLS for {name} failed: {e}"
-            )))
-        }
-        Err(_) => {
-            return conn.conclude(Outcome::Refused(format!(
-                "upstream TLS for {name} timed out"
-            )))
-        }
+    let upstream = match kept {
+        Some(sender) => Upstream::Kept(sender),
+        None => match verified_upstream(&mut conn, &name, &key.alpn).await {
+            Ok(connected) => Upstream::New(Box::new(connected)),
+            Err(outcome) => return conn.conclude(outcome),
+        },
     };
-    let config = match conn
-        .ctx
-        .leaves
-        .server_config(&name, upstream.alpn.as_deref())
-    {
+    let selected = match &upstream {
+        Upstream::Kept(_) => Some(&b"http/1.1"[..]),
+        Upstream::New(connected) => connected.alpn.as_deref(),
+    };
+    let config = match conn.ctx.leaves.server_config(&name, selected) {
         Ok(config) => config,
         Err(e) => {
             return conn.conclude(Outcome::Refused(format!(
@@ -289,10 +283,7 @@ async fn intercept(
             how: "intercepted",
         },
     );
-    let sni = match name {
-        ServerName::Dns(dns) => Some(dns),
-        ServerName::Ip(_) => None,
-    };
+    let pool = ctx.pool.clone();
     let forwarder = Forwarder {
         ctx,
         origin,
@@ -300,14 +291,64 @@ async fn intercept(
         leg: Leg::Tls(sni),
         policy,
     };
-    let result = match upstream.alpn.as_deref() {
-        Some(b"h2") => http::proxy_h2(client, upstream.stream, forwarder).await,
-        Some(b"http/1.1") => http::proxy_h1(client, upstream.stream, forwarder).await,
-        None => return sniff_and_proxy(client, upstream.stream, forwarder).await,
-        Some(_) => return relay_scrubbed(client, upstream.stream, forwarder).await,
+    let sender = match upstream {
+        Upstream::Kept(sender) => sender,
+        Upstream::New(connected) => match connected.alpn.as_deref() {
+            Some(b"http/1.1") => match http::h1_sender(connected.stream).await {
+                Ok(sender) => sender,
+                Err(e) => return log::debug!("HTTP to {dst}: {e}"),
+            },
+            Some(b"h2") => {
+                if let Err(e) = http::proxy_h2(client, connected.stream, forwarder).await {
+                    log::debug!("HTTP to {dst}: {e}");
+                }
+                return;
+            }
+            None => return sniff_and_proxy(client, connected.stream, forwarder).await,
+            Some(_) => return relay_scrubbed(client, connected.stream, forwarder).await,
+        },
     };
-    if let Err(e) = result {
-        log::debug!("HTTP to {dst}: {e}");
+    let (served, sender) = http::serve_h1(client, sender, forwarder).await;
+    match served {
+        Ok(()) => {
+            if let Some(sender) = sender {
+                pool.put(key, sender);
+            }
+        }
+        Err(e) => log::debug!("HTTP to {dst}: {e}"),
+    }
+}
+
+/// The upstream leg of an intercepted connection.
+enum Upstream {
+    /// An HTTP/1.1 connection kept from an earlier connection with the same key.
+    Kept(hyper::client::conn::http1::SendRequest<sigv4::ReqBody>),
+    /// A new connection, verified for the server name.
+    New(Box<Connected>),
+}
+
+/// Connects to `conn`'s destination and verifies it for `name`, offering `alpn`; the outcome
+/// to record when that fails.
+async fn verified_upstream(
+    conn: &mut Steered,
+    name: &ServerName,
+    alpn: &[Vec<u8>],
+) -> Result<Connected, Outcome> {
+    let pki_name = match name {
+        ServerName::Dns(dns) => PkiName::try_from(dns.clone()),
+        ServerName::Ip(ip) => Ok(PkiName::IpAddress((*ip).into())),
+    }
+    .map_err(|e| Outcome::Refused(format!("unusable server name {name}: {e}")))?;
+    let tcp = conn.try_connect().await.map_err(Outcome::Unreachable)?;
+    let handshake = conn.ctx.upstream.connect(tcp, pki_name, alpn);
+    match timeout(conn.ctx.limits.tls_timeout, handshake).await {
+        Ok(Ok(connected)) => Ok(connected),
+        Ok(Err(e)) => Err(Outcome::Refused(format!(
+            "upstream TLS for {name} failed: {e}"
+        ))),
+        Err(_) => Err(Outcome::Refused(format!(
+            "upstream TLS for {name} timed out"
+        ))),
     }
 }
 
@@ -411,10 +452,25 @@ impl Steered {
     /// Connects to the original destination, or records why not (and the connection is
     /// over).
     async fn connect(&mut self) -> Option<TcpStream> {
-        if let Some(upstream) = self.upstream.take() {
-            return Some(upstream);
+        match self.try_connect().await {
+            Ok(stream) => Some(stream),
+            Err(reason) => {
+                self.ctx.conclude(
+                    self.event.clone(),
+                    self.accepted,
+                    Outcome::Unreachable(reason),
+                );
+                None
+            }
         }
-        let reason = match timeout(
+    }
+
+    /// Connects to the original destination, or says why it could not.
+    async fn try_connect(&mut self) -> Result<TcpStream, String> {
+        if let Some(upstream) = self.upstream.take() {
+            return Ok(upstream);
+        }
+        match timeout(
             self.ctx.limits.connect_timeout,
             TcpStream::connect(self.dst),
         )
@@ -422,17 +478,11 @@ impl Steered {
         {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                return Some(stream);
+                Ok(stream)
             }
-            Ok(Err(e)) => format!("upstream connect failed: {e}"),
-            Err(_) => "upstream connect timed out".to_owned(),
-        };
-        self.ctx.conclude(
-            self.event.clone(),
-            self.accepted,
-            Outcome::Unreachable(reason),
-        );
-        None
+            Ok(Err(e)) => Err(format!("upstream connect failed: {e}")),
+            Err(_) => Err("upstream connect timed out".to_owned()),
+        }
     }
 }
 

@@ -8,14 +8,23 @@
 //! - `echo.rs`: what the upstream answers on each path.
 //! - `body.rs`: request bodies with placeholders in a JSON slot, streamed over HTTP/2.
 //! - `aws.rs`: SigV4 re-signing with an aws secret, HTTP/1.1 and HTTP/2, and its refusals.
+//! - `pool.rs`: upstream connections kept for the next connection with the same key only.
 
 mod aws;
 mod body;
 mod echo;
 mod path;
+mod pool;
 mod scrub;
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Instant,
+};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -68,6 +77,8 @@ struct Bench {
     upstream: SocketAddr,
     seen: mpsc::UnboundedReceiver<Seen>,
     veil_ca: RootCertStore,
+    /// TLS connections the upstream accepted.
+    accepted: Arc<AtomicUsize>,
 }
 
 impl Bench {
@@ -84,7 +95,9 @@ impl Bench {
         let store = AuditStore::open(&db, dir.path()).unwrap();
         let (audit, writer) = AuditWriter::spawn(store.clone());
         let (tx, seen) = mpsc::unbounded_channel();
-        let upstream = serve_upstream(server_config, store.clone(), tx).await;
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let upstream =
+            serve_upstream(server_config, store.clone(), tx, Arc::clone(&accepted)).await;
         let leaves =
             Arc::new(LeafMinter::new(Ca::load_or_create(&dir.path().join("ca")).unwrap()).unwrap());
         let mut veil_ca = RootCertStore::empty();
@@ -103,6 +116,7 @@ impl Bench {
             limits,
             resolver: crate::resolve::Resolver::default(),
             answers: crate::dns::DnsAnswers::default(),
+            pool: super::pool::Pool::default(),
         });
         Self {
             _dir: dir,
@@ -112,11 +126,17 @@ impl Bench {
             upstream,
             seen,
             veil_ca,
+            accepted,
         }
     }
 
     /// A client connection steered to `dst`: the test's end, with veil serving the other.
     async fn steer(&self, dst: SocketAddr) -> TcpStream {
+        self.steer_from(SANDBOX_ID, dst).await
+    }
+
+    /// A client connection from sandbox `sandbox` (its cgroup id) steered to `dst`.
+    async fn steer_from(&self, sandbox: u64, dst: SocketAddr) -> TcpStream {
         let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(front.local_addr().unwrap())
             .await
@@ -126,7 +146,7 @@ impl Bench {
             ctx: Arc::clone(&self.ctx),
             client: accepted,
             dst,
-            sandbox: SANDBOX_ID,
+            sandbox,
             event: event(peer, dst),
             accepted: Instant::now(),
             upstream: None,
@@ -328,6 +348,7 @@ async fn serve_upstream(
     config: Arc<ServerConfig>,
     store: AuditStore,
     seen: mpsc::UnboundedSender<Seen>,
+    accepted: Arc<AtomicUsize>,
 ) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -336,6 +357,7 @@ async fn serve_upstream(
             let Ok(tls) = TlsAcceptor::from(Arc::clone(&config)).accept(tcp).await else {
                 continue;
             };
+            accepted.fetch_add(1, Ordering::SeqCst);
             let (store, seen) = (store.clone(), seen.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
