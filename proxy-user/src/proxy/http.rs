@@ -45,6 +45,7 @@ use super::{
     decode,
     deliver::deliver,
     idle::Idle,
+    pool::Redial,
     report::Report,
     scrub_body::BoxError,
     upgraded::{self, Downstream},
@@ -88,7 +89,7 @@ where
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let sender = h1_sender(upstream).await?;
-    serve_h1(client, sender, forwarder).await.0
+    serve_h1(client, sender, None, forwarder).await.0
 }
 
 /// Opens HTTP/1.1 over `upstream`: the sender, with the connection driven by a task of its
@@ -108,11 +109,13 @@ where
     Ok(sender)
 }
 
-/// Serves HTTP/1.1 from `client` and forwards each request with `sender`; hands `sender` back
-/// once `client`'s connection is over, unless something still holds it (an upgrade).
+/// Serves HTTP/1.1 from `client` and forwards each request with `sender` (replaced through
+/// `redial` if it is found closed before a request leaves); hands the sender back once
+/// `client`'s connection is over, unless something still holds it (an upgrade).
 pub async fn serve_h1<C>(
     client: C,
     sender: client_h1::SendRequest<ReqBody>,
+    redial: Option<Redial>,
     forwarder: Forwarder,
 ) -> (
     Result<(), hyper::Error>,
@@ -122,7 +125,10 @@ where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = forwarder.ctx.limits;
-    let sender = Sender::H1(Mutex::new(sender));
+    let sender = Sender::H1 {
+        sender: Mutex::new(sender),
+        redial,
+    };
     let forwarder = Arc::new((forwarder, sender));
     let shared = Arc::clone(&forwarder);
     let service = service_fn(move |req| {
@@ -142,7 +148,7 @@ where
         .0
         .record_limit(served.as_ref().err(), idled.load(Ordering::Relaxed));
     let back = match Arc::try_unwrap(shared) {
-        Ok((_, Sender::H1(sender))) => Some(sender.into_inner()),
+        Ok((_, Sender::H1 { sender, .. })) => Some(sender.into_inner()),
         _ => None,
     };
     (served, back)
@@ -371,7 +377,7 @@ impl Forwarder {
             Err(refused) => return refused,
         };
         let has_body = req.method() != hyper::Method::HEAD;
-        let mut response = match sender.send(req).await {
+        let mut response = match sender.send(&self.ctx, self.dst, req).await {
             Ok(r) => r,
             Err(e) => {
                 if let Some(why) = failure.lock().ok().and_then(|mut f| f.take()) {
@@ -423,36 +429,73 @@ impl Forwarder {
 
 /// The upstream connection's request sender.
 enum Sender {
-    /// HTTP/1.1: one request at a time.
-    H1(Mutex<client_h1::SendRequest<ReqBody>>),
+    /// HTTP/1.1: one request at a time, and how to open a new connection when the one held
+    /// turns out closed before a request left (`None`: no new connection is opened).
+    H1 {
+        sender: Mutex<client_h1::SendRequest<ReqBody>>,
+        redial: Option<Redial>,
+    },
     /// HTTP/2: streams in parallel.
     H2(client_h2::SendRequest<ReqBody>),
+}
+
+/// Why a request could not be sent upstream.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    /// hyper's error on the connection.
+    #[error("{0}")]
+    Upstream(#[from] hyper::Error),
+    /// The connection was closed before the request left, and a new one failed.
+    #[error("the connection closed, and a new one failed: {0}")]
+    Redial(String),
 }
 
 impl Sender {
     fn version(&self) -> Version {
         match self {
-            Self::H1(_) => Version::HTTP_11,
+            Self::H1 { .. } => Version::HTTP_11,
             Self::H2(_) => Version::HTTP_2,
         }
     }
 
-    async fn send(&self, req: Request<ReqBody>) -> Result<Response<Incoming>, hyper::Error> {
-        match self {
-            Self::H1(sender) => {
-                let pending = {
-                    let mut sender = sender.lock().await;
-                    sender.ready().await?;
-                    sender.send_request(req)
-                };
-                pending.await
-            }
+    async fn send(
+        &self,
+        ctx: &Context,
+        dst: SocketAddr,
+        req: Request<ReqBody>,
+    ) -> Result<Response<Incoming>, SendError> {
+        let (sender, redial) = match self {
+            Self::H1 { sender, redial } => (sender, redial.as_ref()),
             Self::H2(sender) => {
                 let mut sender = sender.clone();
                 sender.ready().await?;
-                sender.send_request(req).await
+                return Ok(sender.send_request(req).await?);
             }
-        }
+        };
+        let pending = {
+            let mut held = sender.lock().await;
+            match held.ready().await {
+                Ok(()) => Ok(held.try_send_request(req)),
+                Err(e) => Err((e, req)),
+            }
+        };
+        let (unsent, redial) = match (pending, redial) {
+            (Ok(pending), redial) => match pending.await {
+                Ok(response) => return Ok(response),
+                Err(mut e) => match (e.take_message(), redial) {
+                    (Some(req), Some(redial)) => (req, redial),
+                    _ => return Err(e.into_error().into()),
+                },
+            },
+            (Err((_, req)), Some(redial)) => (req, redial),
+            (Err((e, _)), None) => return Err(e.into()),
+        };
+        // Nothing of the request left: the connection was closed (upstream ended it while it
+        // sat idle). One new connection, verified like the first, carries it instead.
+        let mut fresh = redial.dial(ctx, dst).await.map_err(SendError::Redial)?;
+        let pending = fresh.send_request(unsent);
+        *sender.lock().await = fresh;
+        Ok(pending.await?)
     }
 }
 

@@ -221,6 +221,18 @@ async fn intercept(
         ServerName::Dns(dns) => Some(dns.clone()),
         ServerName::Ip(_) => None,
     };
+    let pki_name = match &name {
+        ServerName::Dns(dns) => PkiName::try_from(dns.clone()),
+        ServerName::Ip(ip) => Ok(PkiName::IpAddress((*ip).into())),
+    };
+    let pki_name = match pki_name {
+        Ok(pki_name) => pki_name,
+        Err(e) => {
+            return conn.conclude(Outcome::Refused(format!(
+                "unusable server name {name}: {e}"
+            )))
+        }
+    };
     let key = pool::Key {
         sandbox: conn.sandbox,
         dst: conn.dst,
@@ -233,7 +245,7 @@ async fn intercept(
     };
     let upstream = match kept {
         Some(sender) => Upstream::Kept(sender),
-        None => match verified_upstream(&mut conn, &name, &key.alpn).await {
+        None => match verified_upstream(&mut conn, &name, pki_name.clone(), &key.alpn).await {
             Ok(connected) => Upstream::New(Box::new(connected)),
             Err(outcome) => return conn.conclude(outcome),
         },
@@ -308,7 +320,8 @@ async fn intercept(
             Some(_) => return relay_scrubbed(client, connected.stream, forwarder).await,
         },
     };
-    let (served, sender) = http::serve_h1(client, sender, forwarder).await;
+    let redial = pool::Redial { name: pki_name };
+    let (served, sender) = http::serve_h1(client, sender, Some(redial), forwarder).await;
     match served {
         Ok(()) => {
             if let Some(sender) = sender {
@@ -327,18 +340,14 @@ enum Upstream {
     New(Box<Connected>),
 }
 
-/// Connects to `conn`'s destination and verifies it for `name`, offering `alpn`; the outcome
-/// to record when that fails.
+/// Connects to `conn`'s destination and verifies it for `name` (as `pki_name`), offering
+/// `alpn`; the outcome to record when that fails.
 async fn verified_upstream(
     conn: &mut Steered,
     name: &ServerName,
+    pki_name: PkiName<'static>,
     alpn: &[Vec<u8>],
 ) -> Result<Connected, Outcome> {
-    let pki_name = match name {
-        ServerName::Dns(dns) => PkiName::try_from(dns.clone()),
-        ServerName::Ip(ip) => Ok(PkiName::IpAddress((*ip).into())),
-    }
-    .map_err(|e| Outcome::Refused(format!("unusable server name {name}: {e}")))?;
     let tcp = conn.try_connect().await.map_err(Outcome::Unreachable)?;
     let handshake = conn.ctx.upstream.connect(tcp, pki_name, alpn);
     match timeout(conn.ctx.limits.tls_timeout, handshake).await {

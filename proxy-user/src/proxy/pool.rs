@@ -18,8 +18,10 @@ use std::{
 };
 
 use hyper::client::conn::http1::SendRequest;
+use rustls_pki_types::ServerName as PkiName;
+use tokio::{net::TcpStream, time::timeout};
 
-use super::sigv4::ReqBody;
+use super::{http::h1_sender, sigv4::ReqBody, Context};
 
 /// How long an idle connection is kept. Short: servers close idle connections after a few
 /// seconds (5 s is common), and a request on one they just closed would fail.
@@ -42,6 +44,13 @@ pub struct Key {
     pub sni: Option<String>,
     /// The ALPN protocols the sandbox's client offered, in its order.
     pub alpn: Vec<Vec<u8>>,
+}
+
+/// How to open a new upstream HTTP/1.1 connection like the one a sandbox connection was
+/// served with: to the same address, verified for the same name, offering only `http/1.1`.
+pub struct Redial {
+    /// The name the certificate must be valid for.
+    pub name: PkiName<'static>,
 }
 
 /// The idle upstream connections. Cheap to clone (shared).
@@ -129,5 +138,34 @@ impl Pool {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // The map stays consistent at every step a panic could interrupt.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Redial {
+    /// A new verified connection to `dst`, under `ctx`'s connect and TLS timeouts; why not.
+    pub async fn dial(
+        &self,
+        ctx: &Context,
+        dst: SocketAddr,
+    ) -> Result<SendRequest<ReqBody>, String> {
+        let tcp = match timeout(ctx.limits.connect_timeout, TcpStream::connect(dst)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Err(format!("upstream connect failed: {e}")),
+            Err(_) => return Err("upstream connect timed out".to_owned()),
+        };
+        let _ = tcp.set_nodelay(true);
+        let alpn = [b"http/1.1".to_vec()];
+        let handshake = ctx.upstream.connect(tcp, self.name.clone(), &alpn);
+        let connected = match timeout(ctx.limits.tls_timeout, handshake).await {
+            Ok(Ok(connected)) => connected,
+            Ok(Err(e)) => return Err(format!("upstream TLS failed: {e}")),
+            Err(_) => return Err("upstream TLS timed out".to_owned()),
+        };
+        if connected.alpn.as_deref().is_some_and(|p| p != b"http/1.1") {
+            return Err("upstream selected another protocol than HTTP/1.1".to_owned());
+        }
+        h1_sender(connected.stream)
+            .await
+            .map_err(|e| format!("upstream HTTP/1.1: {e}"))
     }
 }

@@ -8,7 +8,8 @@
 //! - `echo.rs`: what the upstream answers on each path.
 //! - `body.rs`: request bodies with placeholders in a JSON slot, streamed over HTTP/2.
 //! - `aws.rs`: SigV4 re-signing with an aws secret, HTTP/1.1 and HTTP/2, and its refusals.
-//! - `pool.rs`: upstream connections kept for the next connection with the same key only.
+//! - `pool.rs`: upstream connections kept for the next connection with the same key only,
+//!   and a new verified connection when the one held is found closed.
 
 mod aws;
 mod body;

@@ -1,5 +1,6 @@
 //! Upstream connections kept between sandbox connections: reused for the same sandbox,
-//! address, name and ALPN offer only, and dropped after [`crate::proxy::pool::IDLE`].
+//! address, name and ALPN offer only, and dropped after [`crate::proxy::pool::IDLE`]; a
+//! request that finds its connection closed goes over a new verified one.
 
 use std::time::Duration;
 
@@ -98,4 +99,66 @@ async fn an_h2_connection_is_not_kept() {
     drop(sender);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(bench.ctx.pool.idle(), 0);
+}
+
+/// Serves one client connection (plain HTTP/1.1 over a pipe) with `sender` as the upstream
+/// connection, as `intercept` does for the sandbox's end, with `redial` or not.
+async fn serve_with(
+    bench: &Bench,
+    sender: hyper::client::conn::http1::SendRequest<sigv4::ReqBody>,
+    redial: bool,
+) -> tokio::io::DuplexStream {
+    let (client, served) = tokio::io::duplex(64 * 1024);
+    let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let forwarder = Forwarder {
+        ctx: Arc::clone(&bench.ctx),
+        origin: Origin::of(&event(peer, bench.upstream), SANDBOX_ID),
+        dst: bench.upstream,
+        leg: Leg::Tls(Some(HOST.to_owned())),
+        policy: bench.ctx.policy(),
+    };
+    let redial = redial.then(|| crate::proxy::pool::Redial {
+        name: PkiName::try_from(HOST).unwrap(),
+    });
+    tokio::spawn(http::serve_h1(served, sender, redial, forwarder));
+    client
+}
+
+/// A sender whose connection is already over (its far end gone), as a kept connection is
+/// when upstream closes it just as it is handed out.
+async fn closed_sender() -> hyper::client::conn::http1::SendRequest<sigv4::ReqBody> {
+    let (near, far) = tokio::io::duplex(4096);
+    let sender = http::h1_sender(near).await.unwrap();
+    drop(far);
+    for _ in 0..200 {
+        if sender.is_closed() {
+            return sender;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the connection did not close");
+}
+
+#[tokio::test]
+async fn a_request_on_a_connection_found_closed_goes_over_a_new_verified_one() {
+    let mut bench = Bench::new(&[HOST]).await;
+    let client = serve_with(&bench, closed_sender().await, true).await;
+    let response = send(client, HOST).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body(response).await, "upstream");
+    let seen = bench.seen.recv().await.unwrap();
+    assert_eq!(
+        seen.authorization.as_deref(),
+        Some(&*format!("Bearer {SECRET}"))
+    );
+    assert_eq!(bench.accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn without_a_way_to_reconnect_a_closed_connection_is_a_502() {
+    let bench = Bench::new(&[HOST]).await;
+    let client = serve_with(&bench, closed_sender().await, false).await;
+    let response = send(client, HOST).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(bench.accepted.load(Ordering::SeqCst), 0);
 }
