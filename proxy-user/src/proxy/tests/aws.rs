@@ -183,13 +183,7 @@ async fn a_request_signed_with_the_placeholder_reaches_the_upstream_signed_with_
 #[tokio::test]
 async fn http2_requests_are_re_signed_with_the_authority_as_host() {
     let mut bench = Bench::new(&[HOST]).await;
-    let tls = bench.tls(bench.upstream, HOST, b"h2").await.unwrap();
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(b"h2".as_slice()));
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = bench.h2().await;
     let (request, expected) = signed_put("https://api.test/bucket/key", None, "h2 body");
     let response = sender.send_request(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);

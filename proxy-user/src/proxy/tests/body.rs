@@ -9,12 +9,7 @@ use super::*;
 #[tokio::test]
 async fn an_h2_json_body_streams_with_the_secret_in_place_of_a_split_placeholder() {
     let mut bench = Bench::new(&[HOST]).await;
-    let tls = bench.tls(bench.upstream, HOST, b"h2").await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = bench.h2().await;
     let (mut tx, body) = Channel::<Bytes, std::convert::Infallible>::new(4);
     let request = Request::post(format!("https://{HOST}/slots"))
         .header("content-type", "application/json")
@@ -48,12 +43,7 @@ async fn an_h2_json_body_streams_with_the_secret_in_place_of_a_split_placeholder
 #[tokio::test]
 async fn a_malformed_streamed_json_body_is_cut_off_and_answered_400() {
     let bench = Bench::new(&[HOST]).await;
-    let tls = bench.tls(bench.upstream, HOST, b"h2").await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = bench.h2().await;
     let (mut tx, body) = Channel::<Bytes, std::convert::Infallible>::new(4);
     let request = Request::post(format!("https://{HOST}/slots"))
         .header("content-type", "application/json")

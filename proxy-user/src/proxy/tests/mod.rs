@@ -190,7 +190,18 @@ impl Bench {
         sni: &str,
         alpn: &[u8],
     ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
-        let tcp = self.steer(dst).await;
+        self.tls_from(SANDBOX_ID, dst, sni, alpn).await
+    }
+
+    /// [`Bench::tls`] from sandbox `sandbox` (its cgroup id).
+    async fn tls_from(
+        &self,
+        sandbox: u64,
+        dst: SocketAddr,
+        sni: &str,
+        alpn: &[u8],
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+        let tcp = self.steer_from(sandbox, dst).await;
         let mut config = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .unwrap()
@@ -201,6 +212,24 @@ impl Bench {
             .connect(PkiName::try_from(sni.to_owned()).unwrap(), tcp)
             .await
             .map_err(|e| format!("handshake: {e}"))
+    }
+
+    /// An HTTP/2 connection to the upstream through veil (checked to be HTTP/2), driven by a
+    /// task of its own.
+    async fn h2<B>(&self) -> hyper::client::conn::http2::SendRequest<B>
+    where
+        B: hyper::body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let tls = self.tls(self.upstream, HOST, b"h2").await.unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(b"h2".as_slice()));
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        sender
     }
 
     /// Audit records of `kind`, once the writer has committed everything queued.

@@ -67,13 +67,7 @@ async fn absolute_form_fronting_and_duplicate_hosts_are_misdirected() {
 #[tokio::test]
 async fn an_h2_host_header_other_than_the_authority_is_misdirected() {
     let mut bench = Bench::new(&[HOST]).await;
-    let tls = bench.tls(bench.upstream, HOST, b"h2").await.unwrap();
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(b"h2".as_slice()));
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = bench.h2().await;
     for (authority, host) in [
         ("https://api.test/", "evil.test"),
         ("https://evil.test/", "api.test"),

@@ -21,18 +21,15 @@ async fn kept(bench: &Bench, n: usize) {
 /// One request on a new connection from `sandbox`, through veil: the upstream must get the
 /// secret.
 async fn request_from(bench: &mut Bench, sandbox: u64) {
-    let tcp = bench.steer_from(sandbox, bench.upstream).await;
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(bench.veil_ca.clone())
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tls = TlsConnector::from(Arc::new(config))
-        .connect(PkiName::try_from(HOST).unwrap(), tcp)
+    let tls = bench
+        .tls_from(sandbox, bench.upstream, HOST, b"http/1.1")
         .await
         .unwrap();
-    let response = send(tls, HOST).await.unwrap();
+    served_with_the_secret(bench, send(tls, HOST).await.unwrap()).await;
+}
+
+/// Checks that `response` is the upstream's, and the upstream got the secret.
+async fn served_with_the_secret(bench: &mut Bench, response: Response<Incoming>) {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(body(response).await, "upstream");
     let seen = bench.seen.recv().await.unwrap();
@@ -84,12 +81,7 @@ async fn kept_connections_serve_neither_another_sandbox_nor_past_their_idle_time
 #[tokio::test]
 async fn an_h2_connection_is_not_kept() {
     let bench = Bench::new(&[HOST]).await;
-    let tls = bench.tls(bench.upstream, HOST, b"h2").await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = bench.h2().await;
     let request = Request::get(format!("https://{HOST}/"))
         .header("authorization", format!("Bearer {PLACEHOLDER}"))
         .body(Empty::<Bytes>::new())
@@ -143,14 +135,7 @@ async fn closed_sender() -> hyper::client::conn::http1::SendRequest<sigv4::ReqBo
 async fn a_request_on_a_connection_found_closed_goes_over_a_new_verified_one() {
     let mut bench = Bench::new(&[HOST]).await;
     let client = serve_with(&bench, closed_sender().await, true).await;
-    let response = send(client, HOST).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(body(response).await, "upstream");
-    let seen = bench.seen.recv().await.unwrap();
-    assert_eq!(
-        seen.authorization.as_deref(),
-        Some(&*format!("Bearer {SECRET}"))
-    );
+    served_with_the_secret(&mut bench, send(client, HOST).await.unwrap()).await;
     assert_eq!(bench.accepted.load(Ordering::SeqCst), 1);
 }
 
