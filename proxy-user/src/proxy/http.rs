@@ -11,7 +11,7 @@
 
 use std::{
     net::SocketAddr,
-    sync::{atomic::Ordering, Arc},
+    sync::{atomic::Ordering, Arc, Weak},
 };
 
 use bytes::Bytes;
@@ -45,7 +45,7 @@ use super::{
     decode,
     deliver::deliver,
     idle::Idle,
-    pool::Redial,
+    pool::Reuse,
     report::Report,
     scrub_body::BoxError,
     upgraded::{self, Downstream},
@@ -89,7 +89,7 @@ where
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let sender = h1_sender(upstream).await?;
-    serve_h1(client, sender, None, forwarder).await.0
+    serve_h1(client, sender, None, forwarder).await
 }
 
 /// Opens HTTP/1.1 over `upstream`: the sender, with the connection driven by a task of its
@@ -109,33 +109,36 @@ where
     Ok(sender)
 }
 
-/// Serves HTTP/1.1 from `client` and forwards each request with `sender` (replaced through
-/// `redial` if it is found closed before a request leaves); hands the sender back once
-/// `client`'s connection is over, unless something still holds it (an upgrade).
+/// Serves HTTP/1.1 from `client` and forwards each request with `sender`. With `reuse`, the
+/// sender is parked in the pool while `client` is quiet and idle upstream, replaced from the
+/// pool or by a new connection when it was parked or found closed before a request left, and
+/// parked once `client`'s connection is over (unless something still holds it: an upgrade).
 pub async fn serve_h1<C>(
     client: C,
     sender: client_h1::SendRequest<ReqBody>,
-    redial: Option<Redial>,
+    reuse: Option<Reuse>,
     forwarder: Forwarder,
-) -> (
-    Result<(), hyper::Error>,
-    Option<client_h1::SendRequest<ReqBody>>,
-)
+) -> Result<(), hyper::Error>
 where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = forwarder.ctx.limits;
+    let park_after = reuse.as_ref().map(|reuse| reuse.pool.park_after());
     let sender = Sender::H1 {
-        sender: Mutex::new(sender),
-        redial,
+        held: Mutex::new(Some(sender)),
+        reuse: reuse.map(Box::new),
     };
     let forwarder = Arc::new((forwarder, sender));
     let shared = Arc::clone(&forwarder);
+    let parker = Arc::downgrade(&forwarder);
     let service = service_fn(move |req| {
         let forwarder = Arc::clone(&forwarder);
         async move { Ok::<_, hyper::Error>(forwarder.0.forward(req, &forwarder.1).await) }
     });
-    let client = Idle::new(client, limits.idle_timeout);
+    let mut client = Idle::new(client, limits.idle_timeout);
+    if let Some(after) = park_after {
+        client = client.when_quiet(after, Box::new(move || park(&parker)));
+    }
     let idled = client.fired();
     let served = server_h1::Builder::new()
         .timer(TokioTimer::new())
@@ -147,11 +150,54 @@ where
     shared
         .0
         .record_limit(served.as_ref().err(), idled.load(Ordering::Relaxed));
-    let back = match Arc::try_unwrap(shared) {
-        Ok((_, Sender::H1 { sender, .. })) => Some(sender.into_inner()),
-        _ => None,
+    if let (
+        Ok(()),
+        Ok((
+            _,
+            Sender::H1 {
+                held,
+                reuse: Some(reuse),
+            },
+        )),
+    ) = (&served, Arc::try_unwrap(shared))
+    {
+        if let Some(sender) = held.into_inner() {
+            reuse.park(sender);
+        }
+    }
+    served
+}
+
+/// Parks the upstream connection of a quiet sandbox connection, if it is idle; whether there
+/// is nothing more to do (parked, none held, closed, or the connection is over).
+fn park(shared: &Weak<(Forwarder, Sender)>) -> bool {
+    let Some(shared) = shared.upgrade() else {
+        return true;
     };
-    (served, back)
+    let Sender::H1 {
+        held,
+        reuse: Some(reuse),
+    } = &shared.1
+    else {
+        return true;
+    };
+    // Held while a request is being handed over: that connection is busy.
+    let Ok(mut held) = held.try_lock() else {
+        return false;
+    };
+    match held.take() {
+        None => true,
+        Some(sender) if sender.is_closed() => true,
+        Some(sender) if sender.is_ready() => {
+            reuse.park(sender);
+            true
+        }
+        // A response still on its way: tried again later.
+        Some(sender) => {
+            *held = Some(sender);
+            false
+        }
+    }
 }
 
 /// Serves HTTP/2 from `client` and forwards each stream over `upstream`.
@@ -377,7 +423,7 @@ impl Forwarder {
             Err(refused) => return refused,
         };
         let has_body = req.method() != hyper::Method::HEAD;
-        let mut response = match sender.send(&self.ctx, self.dst, req).await {
+        let mut response = match sender.send(&self.ctx, req).await {
             Ok(r) => r,
             Err(e) => {
                 if let Some(why) = failure.lock().ok().and_then(|mut f| f.take()) {
@@ -429,11 +475,11 @@ impl Forwarder {
 
 /// The upstream connection's request sender.
 enum Sender {
-    /// HTTP/1.1: one request at a time, and how to open a new connection when the one held
-    /// turns out closed before a request left (`None`: no new connection is opened).
+    /// HTTP/1.1: one request at a time, over the connection held (none while it is parked),
+    /// and how to get another one (`None`: the one held is all there is; it is never parked).
     H1 {
-        sender: Mutex<client_h1::SendRequest<ReqBody>>,
-        redial: Option<Redial>,
+        held: Mutex<Option<client_h1::SendRequest<ReqBody>>>,
+        reuse: Option<Box<Reuse>>,
     },
     /// HTTP/2: streams in parallel.
     H2(client_h2::SendRequest<ReqBody>),
@@ -445,9 +491,16 @@ enum SendError {
     /// hyper's error on the connection.
     #[error("{0}")]
     Upstream(#[from] hyper::Error),
+    /// No connection was held or kept, and a new one failed.
+    #[error("no upstream connection was open, and a new one failed: {0}")]
+    Dial(String),
     /// The connection was closed before the request left, and a new one failed.
     #[error("the connection closed, and a new one failed: {0}")]
     Redial(String),
+    /// No connection is held and none can be had (cannot happen: only a connection with a way
+    /// to get another is ever parked).
+    #[error("no upstream connection is held")]
+    NoneHeld,
 }
 
 impl Sender {
@@ -461,11 +514,10 @@ impl Sender {
     async fn send(
         &self,
         ctx: &Context,
-        dst: SocketAddr,
         req: Request<ReqBody>,
     ) -> Result<Response<Incoming>, SendError> {
-        let (sender, redial) = match self {
-            Self::H1 { sender, redial } => (sender, redial.as_ref()),
+        let (held, reuse) = match self {
+            Self::H1 { held, reuse } => (held, reuse.as_deref()),
             Self::H2(sender) => {
                 let mut sender = sender.clone();
                 sender.ready().await?;
@@ -473,28 +525,40 @@ impl Sender {
             }
         };
         let pending = {
-            let mut held = sender.lock().await;
-            match held.ready().await {
-                Ok(()) => Ok(held.try_send_request(req)),
+            let mut held = held.lock().await;
+            let mut sender = match (held.take(), reuse) {
+                (Some(sender), _) => sender,
+                // Parked while the sandbox connection was quiet: one kept for the same key,
+                // or a new one verified like the first.
+                (None, Some(reuse)) => match reuse.take() {
+                    Some(sender) => sender,
+                    None => reuse.dial(ctx).await.map_err(SendError::Dial)?,
+                },
+                (None, None) => return Err(SendError::NoneHeld),
+            };
+            let pending = match sender.ready().await {
+                Ok(()) => Ok(sender.try_send_request(req)),
                 Err(e) => Err((e, req)),
-            }
+            };
+            *held = Some(sender);
+            pending
         };
-        let (unsent, redial) = match (pending, redial) {
-            (Ok(pending), redial) => match pending.await {
+        let (unsent, reuse) = match (pending, reuse) {
+            (Ok(pending), reuse) => match pending.await {
                 Ok(response) => return Ok(response),
-                Err(mut e) => match (e.take_message(), redial) {
-                    (Some(req), Some(redial)) => (req, redial),
+                Err(mut e) => match (e.take_message(), reuse) {
+                    (Some(req), Some(reuse)) => (req, reuse),
                     _ => return Err(e.into_error().into()),
                 },
             },
-            (Err((_, req)), Some(redial)) => (req, redial),
+            (Err((_, req)), Some(reuse)) => (req, reuse),
             (Err((e, _)), None) => return Err(e.into()),
         };
         // Nothing of the request left: the connection was closed (upstream ended it while it
         // sat idle). One new connection, verified like the first, carries it instead.
-        let mut fresh = redial.dial(ctx, dst).await.map_err(SendError::Redial)?;
+        let mut fresh = reuse.dial(ctx).await.map_err(SendError::Redial)?;
         let pending = fresh.send_request(unsent);
-        *sender.lock().await = fresh;
+        *held.lock().await = Some(fresh);
         Ok(pending.await?)
     }
 }

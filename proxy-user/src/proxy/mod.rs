@@ -320,15 +320,13 @@ async fn intercept(
             Some(_) => return relay_scrubbed(client, connected.stream, forwarder).await,
         },
     };
-    let redial = pool::Redial { name: pki_name };
-    let (served, sender) = http::serve_h1(client, sender, Some(redial), forwarder).await;
-    match served {
-        Ok(()) => {
-            if let Some(sender) = sender {
-                pool.put(key, sender);
-            }
-        }
-        Err(e) => log::debug!("HTTP to {dst}: {e}"),
+    let reuse = pool::Reuse {
+        pool,
+        key,
+        name: pki_name,
+    };
+    if let Err(e) = http::serve_h1(client, sender, Some(reuse), forwarder).await {
+        log::debug!("HTTP to {dst}: {e}");
     }
 }
 

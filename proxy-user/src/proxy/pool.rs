@@ -1,12 +1,16 @@
-//! Upstream HTTP/1.1 connections kept for a moment after the sandbox connection that opened
-//! them ends, so that the next connection from the same sandbox to the same destination costs
-//! one TLS handshake (the sandbox's, with veil's leaf) instead of two.
+//! Upstream HTTP/1.1 connections kept for a while after the sandbox connection that used them
+//! ends or falls silent, so that the next connection from the same sandbox to the same
+//! destination costs one TLS handshake (the sandbox's, with veil's leaf) instead of two, and
+//! an idle sandbox connection holds no upstream connection of its own.
 //!
-//! A connection is only handed to a connection with the same [`Key`]: the same sandbox, the
-//! same dialled address, the same server name (the one upstream's certificate was verified
-//! for) and the same ALPN offer (so upstream would select the same protocol). The new
-//! connection was planned against the egress policy like any other before it asks; only
-//! connections that hyper reports idle and open are kept or handed out, at most
+//! A connection goes to the pool when its sandbox connection ends cleanly, or when that
+//! connection has sent nothing for [`PARK`] while its upstream connection sat idle (it is
+//! *parked*; its next request takes a connection back from the pool or dials a new one, see
+//! [`Reuse`]). A connection is only handed to a connection with the same [`Key`]: the same
+//! sandbox, the same dialled address, the same server name (the one upstream's certificate
+//! was verified for) and the same ALPN offer (so upstream would select the same protocol).
+//! The new connection was planned against the egress policy like any other before it asks;
+//! only connections that hyper reports idle and open are kept or handed out, at most
 //! [`PER_KEY`] per key and [`TOTAL`] in all, each for [`IDLE`] (then dropped, which closes
 //! it). Every request on a reused connection goes through the same request path.
 
@@ -19,13 +23,21 @@ use std::{
 
 use hyper::client::conn::http1::SendRequest;
 use rustls_pki_types::ServerName as PkiName;
-use tokio::{net::TcpStream, time::timeout};
+use tokio::{
+    net::TcpStream,
+    time::{timeout, Instant},
+};
 
 use super::{http::h1_sender, sigv4::ReqBody, Context};
 
-/// How long an idle connection is kept. Short: servers close idle connections after a few
-/// seconds (5 s is common), and a request on one they just closed would fail.
-pub const IDLE: Duration = Duration::from_secs(2);
+/// How long an idle connection is kept. Servers often close idle connections sooner (5 s is
+/// common); hyper sees the close and the connection is not handed out, and a request that
+/// finds it closed before any of it left goes over a new connection ([`Reuse::dial`]).
+pub const IDLE: Duration = Duration::from_secs(30);
+
+/// How long a sandbox connection may send nothing before its idle upstream connection is
+/// parked in the pool.
+pub const PARK: Duration = Duration::from_secs(1);
 
 /// Most idle connections kept for one key.
 pub const PER_KEY: usize = 16;
@@ -46,36 +58,68 @@ pub struct Key {
     pub alpn: Vec<Vec<u8>>,
 }
 
-/// How to open a new upstream HTTP/1.1 connection like the one a sandbox connection was
-/// served with: to the same address, verified for the same name, offering only `http/1.1`.
-pub struct Redial {
+/// How a sandbox connection gets another upstream HTTP/1.1 connection like the one it was
+/// served with, when it parked that one or found it closed: from the pool under the same key,
+/// or a new one to the same address, verified for the same name, offering only `http/1.1`.
+pub struct Reuse {
+    /// Where idle connections are kept.
+    pub pool: Pool,
+    /// The sandbox connection's key.
+    pub key: Key,
     /// The name the certificate must be valid for.
     pub name: PkiName<'static>,
 }
 
 /// The idle upstream connections. Cheap to clone (shared).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Pool {
     inner: Arc<Mutex<Inner>>,
+    idle: Duration,
+    park: Duration,
 }
 
 #[derive(Default)]
 struct Inner {
-    idle: HashMap<Key, Vec<(u64, SendRequest<ReqBody>)>>,
+    /// Each key's connections, with when each is dropped.
+    idle: HashMap<Key, Vec<(Instant, SendRequest<ReqBody>)>>,
     total: usize,
-    next_id: u64,
+    /// Whether the task that drops expired connections runs (it ends when none are kept).
+    sweeping: bool,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self::new(IDLE, PARK)
+    }
 }
 
 impl Pool {
+    /// A pool that keeps connections for `idle` and takes those of sandbox connections silent
+    /// for `park`.
+    pub fn new(idle: Duration, park: Duration) -> Self {
+        Self {
+            inner: Arc::default(),
+            idle,
+            park,
+        }
+    }
+
+    /// How long a sandbox connection may send nothing before its upstream connection is
+    /// parked here.
+    pub fn park_after(&self) -> Duration {
+        self.park
+    }
+
     /// An idle, open connection for `key`, if one is kept.
     pub fn take(&self, key: &Key) -> Option<SendRequest<ReqBody>> {
+        let now = Instant::now();
         let mut inner = self.lock();
         let inner = &mut *inner;
         let list = inner.idle.get_mut(key)?;
         let mut found = None;
-        while let Some((_, sender)) = list.pop() {
+        while let Some((until, sender)) = list.pop() {
             inner.total -= 1;
-            if sender.is_ready() && !sender.is_closed() {
+            if now < until && sender.is_ready() && !sender.is_closed() {
                 found = Some(sender);
                 break;
             }
@@ -86,32 +130,27 @@ impl Pool {
         found
     }
 
-    /// Keeps `sender` for `key` for [`IDLE`] if it is idle and open and there is room;
-    /// otherwise drops it, which closes the connection.
+    /// Keeps `sender` for `key` for the pool's idle time if it is idle and open and there is
+    /// room; otherwise drops it, which closes the connection.
     pub fn put(&self, key: Key, sender: SendRequest<ReqBody>) {
         if !sender.is_ready() || sender.is_closed() {
             return;
         }
-        let id = {
-            let mut inner = self.lock();
-            let inner = &mut *inner;
-            if inner.total >= TOTAL {
-                return;
-            }
-            let list = inner.idle.entry(key.clone()).or_default();
-            if list.len() >= PER_KEY {
-                return;
-            }
-            inner.next_id += 1;
-            list.push((inner.next_id, sender));
-            inner.total += 1;
-            inner.next_id
-        };
-        let pool = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(IDLE).await;
-            pool.expire(&key, id);
-        });
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        if inner.total >= TOTAL {
+            return;
+        }
+        let list = inner.idle.entry(key).or_default();
+        if list.len() >= PER_KEY {
+            return;
+        }
+        list.push((Instant::now() + self.idle, sender));
+        inner.total += 1;
+        if !inner.sweeping {
+            inner.sweeping = true;
+            tokio::spawn(self.clone().sweep());
+        }
     }
 
     /// How many idle connections are kept.
@@ -120,18 +159,23 @@ impl Pool {
         self.lock().total
     }
 
-    /// Drops connection `id` of `key` if it is still kept.
-    fn expire(&self, key: &Key, id: u64) {
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        let Some(list) = inner.idle.get_mut(key) else {
-            return;
-        };
-        let before = list.len();
-        list.retain(|(kept, _)| *kept != id);
-        inner.total -= before - list.len();
-        if list.is_empty() {
-            inner.idle.remove(key);
+    /// Drops expired and closed connections every quarter of the idle time, until none are
+    /// kept.
+    async fn sweep(self) {
+        loop {
+            tokio::time::sleep(self.idle / 4).await;
+            let now = Instant::now();
+            let mut inner = self.lock();
+            let inner = &mut *inner;
+            inner.idle.retain(|_, list| {
+                list.retain(|(until, sender)| now < *until && !sender.is_closed());
+                !list.is_empty()
+            });
+            inner.total = inner.idle.values().map(Vec::len).sum();
+            if inner.total == 0 {
+                inner.sweeping = false;
+                return;
+            }
         }
     }
 
@@ -141,13 +185,21 @@ impl Pool {
     }
 }
 
-impl Redial {
-    /// A new verified connection to `dst`, under `ctx`'s connect and TLS timeouts; why not.
-    pub async fn dial(
-        &self,
-        ctx: &Context,
-        dst: SocketAddr,
-    ) -> Result<SendRequest<ReqBody>, String> {
+impl Reuse {
+    /// A kept connection for this key, if the pool has one.
+    pub fn take(&self) -> Option<SendRequest<ReqBody>> {
+        self.pool.take(&self.key)
+    }
+
+    /// Parks `sender` in the pool under this key (or closes it, see [`Pool::put`]).
+    pub fn park(&self, sender: SendRequest<ReqBody>) {
+        self.pool.put(self.key.clone(), sender);
+    }
+
+    /// A new verified connection to the key's address, under `ctx`'s connect and TLS
+    /// timeouts; why not.
+    pub async fn dial(&self, ctx: &Context) -> Result<SendRequest<ReqBody>, String> {
+        let dst = self.key.dst;
         let tcp = match timeout(ctx.limits.connect_timeout, TcpStream::connect(dst)).await {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(e)) => return Err(format!("upstream connect failed: {e}")),

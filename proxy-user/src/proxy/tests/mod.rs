@@ -9,7 +9,8 @@
 //! - `body.rs`: request bodies with placeholders in a JSON slot, streamed over HTTP/2.
 //! - `aws.rs`: SigV4 re-signing with an aws secret, HTTP/1.1 and HTTP/2, and its refusals.
 //! - `pool.rs`: upstream connections kept for the next connection with the same key only,
-//!   and a new verified connection when the one held is found closed.
+//!   parked while a connection is quiet, and a new verified connection when the one held is
+//!   found closed or gone.
 
 mod aws;
 mod body;
@@ -88,6 +89,14 @@ impl Bench {
     }
 
     async fn with_limits(allow: &[&str], limits: Limits) -> Self {
+        Self::with(allow, limits, super::pool::Pool::default()).await
+    }
+
+    async fn with_pool(allow: &[&str], pool: super::pool::Pool) -> Self {
+        Self::with(allow, Limits::default(), pool).await
+    }
+
+    async fn with(allow: &[&str], limits: Limits, pool: super::pool::Pool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (upstream_ca, server_config) = upstream_pki();
         let ca_file = dir.path().join("upstream-ca.pem");
@@ -117,7 +126,7 @@ impl Bench {
             limits,
             resolver: crate::resolve::Resolver::default(),
             answers: crate::dns::DnsAnswers::default(),
-            pool: super::pool::Pool::default(),
+            pool,
         });
         Self {
             _dir: dir,
@@ -373,7 +382,8 @@ fn upstream_pki() -> (String, Arc<ServerConfig>) {
     (ca_cert.pem(), Arc::new(config))
 }
 
-/// An HTTPS upstream that reports what it saw of each request and answers `200 upstream`.
+/// An HTTPS upstream that reports what it saw of each request and answers as [`echo`] says
+/// (`/slow` after 700 ms).
 async fn serve_upstream(
     config: Arc<ServerConfig>,
     store: AuditStore,
@@ -414,12 +424,18 @@ async fn serve_upstream(
                         body: None,
                     });
                     let authorization = header("authorization").unwrap_or_default();
+                    let slow = req.uri().path() == "/slow";
                     let response = if req.uri().path() == "/ws" {
                         echo::websocket(req, authorization)
                     } else {
                         echo::respond(req.uri().path(), &authorization)
                     };
-                    Box::pin(async { Ok::<_, hyper::Error>(response) })
+                    Box::pin(async move {
+                        if slow {
+                            tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+                        }
+                        Ok::<_, hyper::Error>(response)
+                    })
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection_with_upgrades(TokioIo::new(tls), service)

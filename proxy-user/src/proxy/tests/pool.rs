@@ -1,6 +1,7 @@
-//! Upstream connections kept between sandbox connections: reused for the same sandbox,
-//! address, name and ALPN offer only, and dropped after [`crate::proxy::pool::IDLE`]; a
-//! request that finds its connection closed goes over a new verified one.
+//! Upstream connections kept between sandbox connections and while one is quiet: reused for
+//! the same sandbox, address, name and ALPN offer only, and dropped after the pool's idle
+//! time; a request that finds its connection closed, or parked and gone, goes over a new
+//! verified one.
 
 use std::time::Duration;
 
@@ -60,9 +61,24 @@ async fn a_new_connection_from_the_same_sandbox_reuses_the_verified_upstream() {
     assert_eq!(bench.records(EventKind::SecretInjected).await.len(), 2);
 }
 
+/// How long the pool of [`quick_pool`] keeps a connection.
+const QUICK_IDLE: Duration = Duration::from_millis(800);
+
+/// How long a sandbox connection is quiet before [`quick_pool`] parks its upstream connection.
+const QUICK_PARK: Duration = Duration::from_millis(150);
+
+/// A bench whose pool keeps connections for [`QUICK_IDLE`] and parks after [`QUICK_PARK`].
+async fn quick_pool() -> Bench {
+    Bench::with_pool(
+        &[HOST],
+        crate::proxy::pool::Pool::new(QUICK_IDLE, QUICK_PARK),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn kept_connections_serve_neither_another_sandbox_nor_past_their_idle_time() {
-    let mut bench = Bench::new(&[HOST]).await;
+    let mut bench = quick_pool().await;
     request_from(&mut bench, SANDBOX_ID).await;
     kept(&bench, 1).await;
     request_from(&mut bench, SANDBOX_ID + 1).await;
@@ -72,7 +88,7 @@ async fn kept_connections_serve_neither_another_sandbox_nor_past_their_idle_time
         "another sandbox gets a connection of its own"
     );
     kept(&bench, 2).await;
-    tokio::time::sleep(crate::proxy::pool::IDLE + Duration::from_millis(300)).await;
+    tokio::time::sleep(QUICK_IDLE + Duration::from_millis(300)).await;
     kept(&bench, 0).await;
     request_from(&mut bench, SANDBOX_ID).await;
     assert_eq!(bench.accepted.load(Ordering::SeqCst), 3);
@@ -93,8 +109,81 @@ async fn an_h2_connection_is_not_kept() {
     assert_eq!(bench.ctx.pool.idle(), 0);
 }
 
+/// A sandbox connection through veil that the test holds on to, driven by a task of its own.
+async fn held_connection(bench: &Bench) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
+    let tls = bench.tls(bench.upstream, HOST, b"http/1.1").await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+/// `GET path` for [`HOST`] with the placeholder as a bearer token.
+fn get(path: &str) -> Request<Empty<Bytes>> {
+    Request::get(path)
+        .header("host", HOST)
+        .header("authorization", format!("Bearer {PLACEHOLDER}"))
+        .body(Empty::<Bytes>::new())
+        .unwrap()
+}
+
+/// Sends `GET /` on `sender` once it is ready: the upstream must get the secret.
+async fn request_on(
+    bench: &mut Bench,
+    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+) {
+    sender.ready().await.unwrap();
+    let response = sender.send_request(get("/")).await.unwrap();
+    served_with_the_secret(bench, response).await;
+}
+
+#[tokio::test]
+async fn a_quiet_connection_parks_its_upstream_and_takes_it_back() {
+    let mut bench = quick_pool().await;
+    let mut sender = held_connection(&bench).await;
+    request_on(&mut bench, &mut sender).await;
+    kept(&bench, 1).await;
+    request_on(&mut bench, &mut sender).await;
+    assert_eq!(bench.ctx.pool.idle(), 0, "taken back from the pool");
+    assert_eq!(
+        bench.accepted.load(Ordering::SeqCst),
+        1,
+        "one upstream TLS connection"
+    );
+}
+
+#[tokio::test]
+async fn a_quiet_connection_whose_parked_upstream_is_gone_dials_a_new_one() {
+    let mut bench = quick_pool().await;
+    let mut sender = held_connection(&bench).await;
+    request_on(&mut bench, &mut sender).await;
+    kept(&bench, 1).await;
+    tokio::time::sleep(QUICK_IDLE + Duration::from_millis(300)).await;
+    kept(&bench, 0).await;
+    request_on(&mut bench, &mut sender).await;
+    assert_eq!(bench.accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(bench.records(EventKind::SecretInjected).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_connection_waiting_for_its_response_is_not_parked() {
+    let mut bench = quick_pool().await;
+    let mut sender = held_connection(&bench).await;
+    let response = tokio::spawn(async move { sender.send_request(get("/slow")).await });
+    // The upstream answers `/slow` after several quiet spells; nothing is parked meanwhile.
+    for _ in 0..4 {
+        tokio::time::sleep(QUICK_PARK).await;
+        assert_eq!(bench.ctx.pool.idle(), 0);
+    }
+    let response = response.await.unwrap().unwrap();
+    served_with_the_secret(&mut bench, response).await;
+    kept(&bench, 1).await;
+    assert_eq!(bench.accepted.load(Ordering::SeqCst), 1);
+}
+
 /// Serves one client connection (plain HTTP/1.1 over a pipe) with `sender` as the upstream
-/// connection, as `intercept` does for the sandbox's end, with `redial` or not.
+/// connection, as `intercept` does for the sandbox's end, with a way to get another or not.
 async fn serve_with(
     bench: &Bench,
     sender: hyper::client::conn::http1::SendRequest<sigv4::ReqBody>,
@@ -109,10 +198,17 @@ async fn serve_with(
         leg: Leg::Tls(Some(HOST.to_owned())),
         policy: bench.ctx.policy(),
     };
-    let redial = redial.then(|| crate::proxy::pool::Redial {
+    let reuse = redial.then(|| crate::proxy::pool::Reuse {
+        pool: bench.ctx.pool.clone(),
+        key: crate::proxy::pool::Key {
+            sandbox: SANDBOX_ID,
+            dst: bench.upstream,
+            sni: Some(HOST.to_owned()),
+            alpn: vec![b"http/1.1".to_vec()],
+        },
         name: PkiName::try_from(HOST).unwrap(),
     });
-    tokio::spawn(http::serve_h1(served, sender, redial, forwarder));
+    tokio::spawn(http::serve_h1(served, sender, reuse, forwarder));
     client
 }
 
