@@ -239,8 +239,11 @@ async fn intercept(
         sni: sni.clone(),
         alpn,
     };
+    // A client that offers no ALPN may not speak HTTP at all: it is sniffed after its
+    // handshake, so it is never handed a kept HTTP/1.1 connection before.
     let kept = match conn.upstream {
         Some(_) => None,
+        None if key.alpn.is_empty() => None,
         None => conn.ctx.pool.take(&key),
     };
     let upstream = match kept {
@@ -295,7 +298,11 @@ async fn intercept(
             how: "intercepted",
         },
     );
-    let pool = ctx.pool.clone();
+    let reuse = pool::Reuse {
+        pool: ctx.pool.clone(),
+        key,
+        name: pki_name,
+    };
     let forwarder = Forwarder {
         ctx,
         origin,
@@ -316,14 +323,9 @@ async fn intercept(
                 }
                 return;
             }
-            None => return sniff_and_proxy(client, connected.stream, forwarder).await,
+            None => return sniff_and_proxy(client, connected.stream, forwarder, reuse).await,
             Some(_) => return relay_scrubbed(client, connected.stream, forwarder).await,
         },
-    };
-    let reuse = pool::Reuse {
-        pool,
-        key,
-        name: pki_name,
     };
     if let Err(e) = http::serve_h1(client, sender, Some(reuse), forwarder).await {
         log::debug!("HTTP to {dst}: {e}");
@@ -359,8 +361,9 @@ async fn verified_upstream(
     }
 }
 
-/// Without ALPN, the decrypted bytes say whether this is HTTP/1 or something to relay as is.
-async fn sniff_and_proxy<C, U>(mut client: C, upstream: U, forwarder: Forwarder)
+/// Without ALPN, the decrypted bytes say whether this is HTTP/1 (served like HTTP/1.1 with
+/// `reuse`) or something to relay as is.
+async fn sniff_and_proxy<C, U>(mut client: C, upstream: U, forwarder: Forwarder, reuse: pool::Reuse)
 where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -369,7 +372,12 @@ where
     let mut buf = Vec::new();
     match classify(&mut client, &mut buf).await {
         Ok(Protocol::Http(_)) => {
-            if let Err(e) = http::proxy_h1(Prefixed::new(buf, client), upstream, forwarder).await {
+            let client = Prefixed::new(buf, client);
+            let served = match http::h1_sender(upstream).await {
+                Ok(sender) => http::serve_h1(client, sender, Some(reuse), forwarder).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = served {
                 log::debug!("HTTP to {dst}: {e}");
             }
         }

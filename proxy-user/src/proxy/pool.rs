@@ -60,7 +60,8 @@ pub struct Key {
 
 /// How a sandbox connection gets another upstream HTTP/1.1 connection like the one it was
 /// served with, when it parked that one or found it closed: from the pool under the same key,
-/// or a new one to the same address, verified for the same name, offering only `http/1.1`.
+/// or a new one to the same address, verified for the same name, offering only `http/1.1`
+/// (nothing, when the sandbox's client offered nothing).
 pub struct Reuse {
     /// Where idle connections are kept.
     pub pool: Pool,
@@ -206,7 +207,11 @@ impl Reuse {
             Err(_) => return Err("upstream connect timed out".to_owned()),
         };
         let _ = tcp.set_nodelay(true);
-        let alpn = [b"http/1.1".to_vec()];
+        // The sandbox's client offered no ALPN: neither does the new connection.
+        let alpn = match self.key.alpn.is_empty() {
+            true => Vec::new(),
+            false => vec![b"http/1.1".to_vec()],
+        };
         let handshake = ctx.upstream.connect(tcp, self.name.clone(), &alpn);
         let connected = match timeout(ctx.limits.tls_timeout, handshake).await {
             Ok(Ok(connected)) => connected,

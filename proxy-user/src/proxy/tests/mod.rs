@@ -202,7 +202,7 @@ impl Bench {
         self.tls_from(SANDBOX_ID, dst, sni, alpn).await
     }
 
-    /// [`Bench::tls`] from sandbox `sandbox` (its cgroup id).
+    /// [`Bench::tls`] from sandbox `sandbox` (its cgroup id); an empty `alpn` offers none.
     async fn tls_from(
         &self,
         sandbox: u64,
@@ -216,7 +216,9 @@ impl Bench {
             .unwrap()
             .with_root_certificates(self.veil_ca.clone())
             .with_no_client_auth();
-        config.alpn_protocols = vec![alpn.to_vec()];
+        if !alpn.is_empty() {
+            config.alpn_protocols = vec![alpn.to_vec()];
+        }
         TlsConnector::from(Arc::new(config))
             .connect(PkiName::try_from(sni.to_owned()).unwrap(), tcp)
             .await

@@ -109,9 +109,13 @@ async fn an_h2_connection_is_not_kept() {
     assert_eq!(bench.ctx.pool.idle(), 0);
 }
 
-/// A sandbox connection through veil that the test holds on to, driven by a task of its own.
-async fn held_connection(bench: &Bench) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
-    let tls = bench.tls(bench.upstream, HOST, b"http/1.1").await.unwrap();
+/// A sandbox connection through veil offering `alpn` (none if empty) that the test holds on
+/// to, driven by a task of its own.
+async fn held_connection(
+    bench: &Bench,
+    alpn: &[u8],
+) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
+    let tls = bench.tls(bench.upstream, HOST, alpn).await.unwrap();
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .unwrap();
@@ -141,7 +145,7 @@ async fn request_on(
 #[tokio::test]
 async fn a_quiet_connection_parks_its_upstream_and_takes_it_back() {
     let mut bench = quick_pool().await;
-    let mut sender = held_connection(&bench).await;
+    let mut sender = held_connection(&bench, b"http/1.1").await;
     request_on(&mut bench, &mut sender).await;
     kept(&bench, 1).await;
     request_on(&mut bench, &mut sender).await;
@@ -156,7 +160,7 @@ async fn a_quiet_connection_parks_its_upstream_and_takes_it_back() {
 #[tokio::test]
 async fn a_quiet_connection_whose_parked_upstream_is_gone_dials_a_new_one() {
     let mut bench = quick_pool().await;
-    let mut sender = held_connection(&bench).await;
+    let mut sender = held_connection(&bench, b"http/1.1").await;
     request_on(&mut bench, &mut sender).await;
     kept(&bench, 1).await;
     tokio::time::sleep(QUICK_IDLE + Duration::from_millis(300)).await;
@@ -167,9 +171,24 @@ async fn a_quiet_connection_whose_parked_upstream_is_gone_dials_a_new_one() {
 }
 
 #[tokio::test]
+async fn a_client_without_alpn_parks_too_but_a_new_one_is_never_handed_a_kept_connection() {
+    let mut bench = quick_pool().await;
+    let mut sender = held_connection(&bench, b"").await;
+    request_on(&mut bench, &mut sender).await;
+    kept(&bench, 1).await;
+    request_on(&mut bench, &mut sender).await;
+    assert_eq!(bench.accepted.load(Ordering::SeqCst), 1, "taken back");
+    kept(&bench, 1).await;
+    // A new connection without ALPN might not speak HTTP: it gets an upstream of its own.
+    let mut other = held_connection(&bench, b"").await;
+    request_on(&mut bench, &mut other).await;
+    assert_eq!(bench.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
 async fn a_connection_waiting_for_its_response_is_not_parked() {
     let mut bench = quick_pool().await;
-    let mut sender = held_connection(&bench).await;
+    let mut sender = held_connection(&bench, b"http/1.1").await;
     let response = tokio::spawn(async move { sender.send_request(get("/slow")).await });
     // The upstream answers `/slow` after several quiet spells; nothing is parked meanwhile.
     for _ in 0..4 {
