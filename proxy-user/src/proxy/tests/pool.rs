@@ -142,19 +142,25 @@ async fn request_on(
     served_with_the_secret(bench, response).await;
 }
 
-#[tokio::test]
-async fn a_quiet_connection_parks_its_upstream_and_takes_it_back() {
-    let mut bench = quick_pool().await;
-    let mut sender = held_connection(&bench, b"http/1.1").await;
-    request_on(&mut bench, &mut sender).await;
-    kept(&bench, 1).await;
-    request_on(&mut bench, &mut sender).await;
-    assert_eq!(bench.ctx.pool.idle(), 0, "taken back from the pool");
+/// A connection offering `alpn` sends a request, falls quiet until its upstream connection is
+/// parked, and sends another, which must take that connection back from the pool.
+async fn parks_and_takes_back(bench: &mut Bench, alpn: &[u8]) {
+    let mut sender = held_connection(bench, alpn).await;
+    request_on(bench, &mut sender).await;
+    kept(bench, 1).await;
+    request_on(bench, &mut sender).await;
     assert_eq!(
         bench.accepted.load(Ordering::SeqCst),
         1,
         "one upstream TLS connection"
     );
+}
+
+#[tokio::test]
+async fn a_quiet_connection_parks_its_upstream_and_takes_it_back() {
+    let mut bench = quick_pool().await;
+    parks_and_takes_back(&mut bench, b"http/1.1").await;
+    assert_eq!(bench.ctx.pool.idle(), 0, "taken back from the pool");
 }
 
 #[tokio::test]
@@ -173,11 +179,7 @@ async fn a_quiet_connection_whose_parked_upstream_is_gone_dials_a_new_one() {
 #[tokio::test]
 async fn a_client_without_alpn_parks_too_but_a_new_one_is_never_handed_a_kept_connection() {
     let mut bench = quick_pool().await;
-    let mut sender = held_connection(&bench, b"").await;
-    request_on(&mut bench, &mut sender).await;
-    kept(&bench, 1).await;
-    request_on(&mut bench, &mut sender).await;
-    assert_eq!(bench.accepted.load(Ordering::SeqCst), 1, "taken back");
+    parks_and_takes_back(&mut bench, b"").await;
     kept(&bench, 1).await;
     // A new connection without ALPN might not speak HTTP: it gets an upstream of its own.
     let mut other = held_connection(&bench, b"").await;
