@@ -11,7 +11,8 @@
 //! was verified for) and the same ALPN offer (so upstream would select the same protocol).
 //! The new connection was planned against the egress policy like any other before it asks;
 //! only connections that hyper reports idle and open are kept or handed out, at most
-//! [`PER_KEY`] per key and [`TOTAL`] in all, each for [`IDLE`] (then dropped, which closes
+//! [`PER_KEY`] per key, [`PER_SANDBOX`] per sandbox (so one sandbox cannot take the room of
+//! every other) and [`TOTAL`] in all, each for [`IDLE`] (then dropped, which closes
 //! it). Every request on a reused connection goes through the same request path.
 
 use std::{
@@ -44,6 +45,9 @@ pub const PER_KEY: usize = 16;
 
 /// Most idle connections kept in all.
 pub const TOTAL: usize = 256;
+
+/// Most idle connections kept for one sandbox.
+pub const PER_SANDBOX: usize = 64;
 
 /// What an upstream connection may be reused for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -84,6 +88,8 @@ struct Inner {
     /// Each key's connections, with when each is dropped.
     idle: HashMap<Key, Vec<(Instant, SendRequest<ReqBody>)>>,
     total: usize,
+    /// How many are kept for each sandbox (cgroup id); sandboxes with none are left out.
+    per_sandbox: HashMap<u64, usize>,
     /// Whether the task that drops expired connections runs (it ends when none are kept).
     sweeping: bool,
 }
@@ -117,9 +123,9 @@ impl Pool {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let list = inner.idle.get_mut(key)?;
-        let mut found = None;
+        let (mut found, mut popped) = (None, 0);
         while let Some((until, sender)) = list.pop() {
-            inner.total -= 1;
+            popped += 1;
             if now < until && sender.is_ready() && !sender.is_closed() {
                 found = Some(sender);
                 break;
@@ -127,6 +133,13 @@ impl Pool {
         }
         if list.is_empty() {
             inner.idle.remove(key);
+        }
+        inner.total -= popped;
+        if let Some(count) = inner.per_sandbox.get_mut(&key.sandbox) {
+            *count -= popped;
+            if *count == 0 {
+                inner.per_sandbox.remove(&key.sandbox);
+            }
         }
         found
     }
@@ -139,7 +152,9 @@ impl Pool {
         }
         let mut inner = self.lock();
         let inner = &mut *inner;
-        if inner.total >= TOTAL {
+        let sandbox = key.sandbox;
+        let of_sandbox = inner.per_sandbox.get(&sandbox).copied().unwrap_or(0);
+        if inner.total >= TOTAL || of_sandbox >= PER_SANDBOX {
             return;
         }
         let list = inner.idle.entry(key).or_default();
@@ -148,6 +163,7 @@ impl Pool {
         }
         list.push((Instant::now() + self.idle, sender));
         inner.total += 1;
+        *inner.per_sandbox.entry(sandbox).or_default() += 1;
         if !inner.sweeping {
             inner.sweeping = true;
             tokio::spawn(self.clone().sweep());
@@ -158,6 +174,12 @@ impl Pool {
     #[cfg(test)]
     pub fn idle(&self) -> usize {
         self.lock().total
+    }
+
+    /// How many idle connections are kept for `sandbox`.
+    #[cfg(test)]
+    pub fn idle_for(&self, sandbox: u64) -> usize {
+        self.lock().per_sandbox.get(&sandbox).copied().unwrap_or(0)
     }
 
     /// Drops expired and closed connections every quarter of the idle time, until none are
@@ -172,7 +194,11 @@ impl Pool {
                 list.retain(|(until, sender)| now < *until && !sender.is_closed());
                 !list.is_empty()
             });
-            inner.total = inner.idle.values().map(Vec::len).sum();
+            inner.per_sandbox.clear();
+            for (key, list) in &inner.idle {
+                *inner.per_sandbox.entry(key.sandbox).or_default() += list.len();
+            }
+            inner.total = inner.per_sandbox.values().sum();
             if inner.total == 0 {
                 inner.sweeping = false;
                 return;

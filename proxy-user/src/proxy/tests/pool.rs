@@ -264,3 +264,40 @@ async fn without_a_way_to_reconnect_a_closed_connection_is_a_502() {
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(bench.accepted.load(Ordering::SeqCst), 0);
 }
+
+/// An open, idle sender over a pipe (its far end handed back, to keep it open).
+async fn idle_sender() -> (
+    hyper::client::conn::http1::SendRequest<sigv4::ReqBody>,
+    tokio::io::DuplexStream,
+) {
+    let (near, far) = tokio::io::duplex(4096);
+    let mut sender = http::h1_sender(near).await.unwrap();
+    sender.ready().await.unwrap();
+    (sender, far)
+}
+
+#[tokio::test]
+async fn one_sandbox_cannot_fill_the_pool() {
+    use crate::proxy::pool::{Key, Pool, PER_KEY, PER_SANDBOX};
+    let pool = Pool::default();
+    let key = |sandbox: u64, port: u16| Key {
+        sandbox,
+        dst: SocketAddr::from(([127, 0, 0, 1], port)),
+        sni: Some(HOST.to_owned()),
+        alpn: vec![b"http/1.1".to_vec()],
+    };
+    let mut pipes = Vec::new();
+    for i in 0..PER_SANDBOX + 8 {
+        let (sender, far) = idle_sender().await;
+        pipes.push(far);
+        pool.put(key(1, 1000 + (i / PER_KEY) as u16), sender);
+    }
+    assert_eq!(pool.idle_for(1), PER_SANDBOX);
+    let (sender, far) = idle_sender().await;
+    pipes.push(far);
+    pool.put(key(2, 1000), sender);
+    assert_eq!(pool.idle_for(2), 1, "another sandbox still has room");
+    assert!(pool.take(&key(1, 1000)).is_some());
+    assert_eq!(pool.idle_for(1), PER_SANDBOX - 1);
+    assert_eq!(pool.idle(), PER_SANDBOX);
+}
