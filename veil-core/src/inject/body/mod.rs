@@ -162,6 +162,7 @@ impl<V: AsRef<[u8]>> BodyRewriter<V> {
     /// string, name or value are taken at once; the rest byte by byte.
     pub fn feed(&mut self, input: &[u8]) -> Result<Chunk, BodyError> {
         let mut sink = Sink::new(&self.engine, &self.verdicts, &mut self.held);
+        sink.reserve(input.len());
         let mut rest = input;
         while let Some((&byte, after)) = rest.split_first() {
             let plain = match &self.tokens {

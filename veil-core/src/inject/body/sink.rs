@@ -90,6 +90,13 @@ impl<'a, V: AsRef<[u8]>> Sink<'a, V> {
         }
     }
 
+    /// Makes room for `n` more input bytes, held and handed on, at once rather than growing
+    /// (and copying, unzeroized) byte run by byte run.
+    pub(super) fn reserve(&mut self, n: usize) {
+        self.held.bytes.reserve(n);
+        self.held.out.reserve(n);
+    }
+
     /// Takes the next raw byte (before the tokenizer sees it).
     pub(super) fn push(&mut self, byte: u8) {
         self.held.bytes.push(byte);
