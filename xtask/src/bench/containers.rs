@@ -66,12 +66,7 @@ pub fn keep_alive(bench: &Bench, args: &[String]) -> Result<Row> {
     );
     for run in 0..bench.mode.runs {
         for t in [Target::Direct, Target::Veil] {
-            interrupt::check()?;
-            println!(
-                "keep-alive in a container: {t}, run {}/{}",
-                run + 1,
-                bench.mode.runs
-            );
+            bench.begin_run(format_args!("keep-alive in a container: {t}"), run)?;
             let name = format!("veil-bench-{}-h2load-{t}-{run}", std::process::id());
             let full = bench.h2load_args(t, args, "/");
             let summary = h2load::run(&mut podman.run_command(&name, t == Target::Veil, &full))?;

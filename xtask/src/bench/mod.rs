@@ -302,6 +302,13 @@ fn run_in(
 }
 
 impl Bench {
+    /// Stops here after Ctrl-C or SIGTERM; else says that run `run` (from 0) of `what` starts.
+    pub fn begin_run(&self, what: std::fmt::Arguments<'_>, run: usize) -> Result<()> {
+        interrupt::check()?;
+        println!("{what}, run {}/{}", run + 1, self.mode.runs);
+        Ok(())
+    }
+
     /// The h2load command line for `target` with `args` before the URL of `path`.
     pub fn h2load_args(&self, target: Target, args: &[String], path: &str) -> Vec<String> {
         let dial = match target {

@@ -94,8 +94,7 @@ pub fn dns(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
     let secs = bench.mode.secs.to_string();
     for run in 0..bench.mode.runs {
         for t in [Target::Direct, Target::Veil] {
-            interrupt::check()?;
-            println!("dns: {t}, run {}/{}", run + 1, bench.mode.runs);
+            bench.begin_run(format_args!("dns: {t}"), run)?;
             let args: Vec<String> = [
                 "dnsperf",
                 "-s",

@@ -119,8 +119,7 @@ fn each_run(
 ) -> Result<()> {
     for run in 0..bench.mode.runs {
         for &t in targets {
-            interrupt::check()?;
-            println!("{what}: {t}, run {}/{}", run + 1, bench.mode.runs);
+            bench.begin_run(format_args!("{what}: {t}"), run)?;
             let summary = h2load::run(&mut bench.h2load(t, &args(t, run), path))?;
             record(t, run, &summary)?;
         }
@@ -228,12 +227,10 @@ fn json_body_runs(
         for (label, slots, row) in &mut variants {
             bench.veil.set_slots(id, slots.clone())?;
             for t in [Target::Direct, Target::Veil] {
-                interrupt::check()?;
-                println!(
-                    "keep-alive with a JSON body, {label}: {t}, run {}/{}",
-                    run + 1,
-                    bench.mode.runs
-                );
+                bench.begin_run(
+                    format_args!("keep-alive with a JSON body, {label}: {t}"),
+                    run,
+                )?;
                 let summary = h2load::run(&mut bench.h2load(t, &timed(bench, &args), "/upload"))?;
                 row.push(t, summary.req_per_s);
             }

@@ -9,7 +9,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::{interrupt, report::Row, Bench, Target, HOST};
+use super::{report::Row, Bench, Target, HOST};
 
 /// The uploader (Python: the same client both ways).
 const UPLOADER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/bench/sigv4_put.py");
@@ -50,8 +50,7 @@ fn runs(bench: &Bench, key_id: &str, secret_key: &str, rows: &mut Vec<Row>) -> R
     ];
     for run in 0..bench.mode.runs {
         for t in [Target::Direct, Target::Veil] {
-            interrupt::check()?;
-            println!("sigv4 upload: {t}, run {}/{}", run + 1, bench.mode.runs);
+            bench.begin_run(format_args!("sigv4 upload: {t}"), run)?;
             let mut cmd = match t {
                 Target::Veil => bench.veil.run_command(&args),
                 _ => {

@@ -69,6 +69,16 @@ struct Seen {
     body: Option<Vec<u8>>,
 }
 
+impl Seen {
+    /// Asserts that the request carried the real secret as its bearer token.
+    fn assert_secret(&self) {
+        assert_eq!(
+            self.authorization.as_deref(),
+            Some(&*format!("Bearer {SECRET}"))
+        );
+    }
+}
+
 /// A private data path: veil's services, an HTTPS upstream for [`HOST`] on 127.0.0.1, and the
 /// audit log they share.
 struct Bench {

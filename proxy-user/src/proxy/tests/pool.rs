@@ -34,10 +34,7 @@ async fn served_with_the_secret(bench: &mut Bench, response: Response<Incoming>)
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(body(response).await, "upstream");
     let seen = bench.seen.recv().await.unwrap();
-    assert_eq!(
-        seen.authorization.as_deref(),
-        Some(&*format!("Bearer {SECRET}"))
-    );
+    seen.assert_secret();
 }
 
 #[tokio::test]

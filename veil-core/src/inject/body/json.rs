@@ -113,10 +113,7 @@ impl Key {
     }
 
     fn push_raw(&mut self, byte: u8) {
-        if self.high.take().is_some() {
-            self.unmatchable = true;
-        }
-        self.push(&[byte]);
+        self.push_raw_all(&[byte]);
     }
 
     fn push_raw_all(&mut self, bytes: &[u8]) {

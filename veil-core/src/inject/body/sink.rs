@@ -99,8 +99,7 @@ impl<'a, V: AsRef<[u8]>> Sink<'a, V> {
 
     /// Takes the next raw byte (before the tokenizer sees it).
     pub(super) fn push(&mut self, byte: u8) {
-        self.held.bytes.push(byte);
-        self.held.pos += 1;
+        self.push_all(&[byte]);
     }
 
     /// Takes the next raw `bytes` at once (before the tokenizer sees them).
@@ -171,16 +170,9 @@ impl<'a, V: AsRef<[u8]>> Sink<'a, V> {
             self.end_run();
             return;
         }
-        let held = &mut *self.held;
-        if held.run.len() == held.longest {
-            held.run.pop_front();
-            held.run_raw.pop_front();
-        }
-        if held.longest > 0 {
-            held.run.push_back(byte);
-            held.run_raw.push_back(raw_start);
-        }
-        held.run_end = held.pos;
+        self.extend_run(&[byte], raw_start);
+        // An escape's decoded byte ends where its raw bytes do.
+        self.held.run_end = self.held.pos;
     }
 
     /// The last `bytes` pushed, each its own decoded byte of the current value (no escapes):
