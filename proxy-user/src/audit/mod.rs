@@ -7,6 +7,8 @@
 //!
 //! - `store.rs`: [`AuditStore`], the sled tree `audit` holding the records,
 //!   with atomic, flushed, chained batch appends and [`Filter`]ed queries.
+//! - `entries.rs`: walking the tree's entries in seq order, one group commit's value at a
+//!   time.
 //! - `verify.rs`: walking the chain ([`AuditStore::verify`]) to find the first
 //!   record that was changed, removed or reordered.
 //! - `retention.rs`: dropping the oldest records by age and count
@@ -24,6 +26,7 @@
 //! Every fallible operation in this module returns [`AuditError`].
 
 mod backlog;
+mod entries;
 mod follow;
 mod health;
 mod retention;

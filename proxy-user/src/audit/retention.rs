@@ -3,13 +3,15 @@
 //! Only a prefix of the log is ever dropped, so the chain stays whole: the last dropped
 //! record's seq and hash stay behind as an [`Anchor`] under its seq, and the first record
 //! that remains names that hash as its `prev_hash`. Each round that drops anything appends a
-//! `retention` record saying how many and through which seq, in the same atomic batch.
+//! `retention` record saying how many and through which seq, in the same atomic batch. A
+//! value holding both dropped and kept records (one group commit's) is rewritten with only
+//! the kept ones' stored bytes, under the same key.
 
 use std::sync::TryLockError;
 use std::time::Duration;
 
 use super::{AuditError, AuditHandle, AuditStore, Event, Record};
-use veil_core::audit::{seq_from_key, seq_key, Retention};
+use veil_core::audit::{group, seq_from_key, seq_key, Retention};
 use veil_core::audit::{Anchor, ChainHead, Entry, Hash};
 
 /// How much of the audit log to keep, and how often to enforce it.
@@ -108,7 +110,7 @@ impl AuditStore {
             max_records: policy.max_records,
         });
         let record = Record::link(&head.hash, head.seq + 1, now_ms, event);
-        let mut from = front.first_key;
+        let mut from = front.first_seq;
         loop {
             let end = through.min(from.saturating_add(chunk));
             let mut writes = sled::Batch::default();
@@ -119,6 +121,7 @@ impl AuditStore {
                 seq: end,
                 hash: self.hash_at(end)?,
             };
+            self.keep_after(end, &mut writes)?;
             writes.insert(&seq_key(end), anchor.encode());
             if end == through {
                 writes.insert(&seq_key(record.seq), record.encode());
@@ -137,23 +140,40 @@ impl AuditStore {
         Ok(Some(record))
     }
 
-    /// Where the log starts: its first key (an anchor's or a record's) and the first record's
+    /// Where the log starts: its first seq (an anchor's or a record's) and the first record's
     /// seq; `None` when it holds no record.
     fn front(&self) -> Result<Option<Front>, AuditError> {
-        let mut entries = self.tree.iter();
-        let Some(first) = entries.next() else {
+        let Some(first) = self.entries(0, u64::MAX, false)?.next() else {
             return Ok(None);
         };
-        let (key, value) = first?;
-        let first_key = seq_from_key(&key)?;
-        let first_record = match Entry::decode(&value)? {
-            Entry::Anchor(anchor) => anchor.seq + 1,
-            Entry::Record(_) => first_key,
+        let (first_seq, first_record) = match first? {
+            Entry::Anchor(anchor) => (anchor.seq, anchor.seq + 1),
+            Entry::Record(record) => (record.seq, record.seq),
         };
         Ok(Some(Front {
-            first_key,
+            first_seq,
             first_record,
         }))
+    }
+
+    /// Adds to `writes` what keeps the records after `end` that share a value with `end`:
+    /// that value, rewritten with only their stored bytes, under its own key. A value that
+    /// ends at `end` is replaced by the anchor instead.
+    fn keep_after(&self, end: u64, writes: &mut sled::Batch) -> Result<(), AuditError> {
+        let Some((key, value)) = self.tree.range(seq_key(end)..).next().transpose()? else {
+            return Ok(());
+        };
+        if seq_from_key(&key)? == end {
+            return Ok(());
+        }
+        let mut kept = Vec::new();
+        for part in group::parts(&value) {
+            if Entry::decode(part)?.seq() > end {
+                kept.push(part);
+            }
+        }
+        writes.insert(key, group::join(kept));
+        Ok(())
     }
 
     /// The seq of the last record `policy` drops, if any.
@@ -192,9 +212,8 @@ impl AuditStore {
         last: u64,
     ) -> Result<Option<u64>, AuditError> {
         let mut older = None;
-        for entry in self.tree.range(seq_key(first)..=seq_key(last)) {
-            let (_, value) = entry?;
-            match Entry::decode(&value)? {
+        for entry in self.entries(first, last, false)? {
+            match entry? {
                 Entry::Record(record) if record.time_ms < cutoff_ms => older = Some(record.seq),
                 _ => break,
             }
@@ -204,8 +223,8 @@ impl AuditStore {
 
     /// The hash stored in the entry at `seq`.
     fn hash_at(&self, seq: u64) -> Result<Hash, AuditError> {
-        match self.tree.get(seq_key(seq))? {
-            Some(value) => Ok(Entry::decode(&value)?.hash()),
+        match self.entries(seq, seq, false)?.next() {
+            Some(entry) => Ok(entry?.hash()),
             None => Err(AuditError::Missing { seq }),
         }
     }
@@ -241,8 +260,8 @@ const CHUNK: u64 = 50_000;
 
 /// The start of the log.
 struct Front {
-    /// The first key: the anchor's seq, or the first record's when there is no anchor.
-    first_key: u64,
+    /// The first seq: the anchor's, or the first record's when there is no anchor.
+    first_seq: u64,
     /// The first record's seq.
     first_record: u64,
 }
@@ -398,6 +417,25 @@ mod tests {
     }
 
     #[test]
+    fn dropping_part_of_a_group_commit_keeps_the_rest_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, store) = filled(&dir, 10);
+        let tree = db.open_tree(super::super::store::TREE).unwrap();
+        let written = tree.get(seq_key(10)).unwrap().unwrap();
+        let record = store.retain(&count(4), 11_000).unwrap().unwrap();
+        assert_eq!(retention(&record).through_seq, 7);
+        let kept = tree.get(seq_key(10)).unwrap().unwrap();
+        assert_eq!(kept.as_ref(), group::join(group::parts(&written).skip(7)));
+        assert_eq!(seqs(&store), [8, 9, 10, 11]);
+        let verified = store.verify(Some(store.head())).unwrap();
+        assert!(verified.broken.is_none(), "{verified:?}");
+        assert_eq!(verified.anchor_seq, Some(7));
+        drop(store);
+        let store = AuditStore::open(&db, dir.path()).unwrap();
+        assert_eq!(store.head().seq, 11);
+    }
+
+    #[test]
     fn large_drops_go_in_chunks_and_still_verify() {
         let dir = tempfile::tempdir().unwrap();
         let (_db, store) = open(&dir);
@@ -415,7 +453,9 @@ mod tests {
         let verified = store.verify(None).unwrap();
         assert!(verified.broken.is_none(), "{verified:?}");
         assert_eq!(verified.anchor_seq, Some(n - 4));
-        assert_eq!(store.tree.len(), 6);
+        // The anchor, the value holding the kept records (part of the last group commit's,
+        // rewritten), and the retention record.
+        assert_eq!(store.tree.len(), 3);
     }
 
     #[test]

@@ -3,13 +3,13 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
-use sled::IVec;
-
 use super::{AuditError, Event, EventKind, Record};
+use veil_core::audit::group::{self, GROUP_MAX};
 use veil_core::audit::{seq_from_key, seq_key};
 use veil_core::audit::{ChainHead, Entry};
 
-/// The audit log: hash-chained records keyed by seq in the sled tree `audit`.
+/// The audit log: hash-chained records in the sled tree `audit`, the records of each
+/// group commit in one value under the last one's seq (see [`veil_core::audit::group`]).
 ///
 /// Clones share the tree and the chain head. Open at most one store per
 /// database and clone it instead: two independently opened stores would
@@ -39,7 +39,7 @@ impl AuditStore {
         let head = match tree.last()? {
             Some((key, value)) => {
                 let seq = seq_from_key(&key)?;
-                let entry = Entry::decode(&value).map_err(|e| AuditError::HeadUnreadable {
+                let entry = group::decode_last(&value).map_err(|e| AuditError::HeadUnreadable {
                     seq,
                     source: Box::new(e.into()),
                 })?;
@@ -85,7 +85,8 @@ impl AuditStore {
     /// Stores `(time_ms, event)` pairs as records with consecutive seqs, each
     /// chained to the one before.
     ///
-    /// All records are written in one atomic batch and flushed to disk
+    /// All records are written in one atomic batch, as few values as [`GROUP_MAX`] allows,
+    /// and flushed to disk
     /// before returning, so the returned records (in input order) are
     /// durable. Safe to call from several threads at once.
     pub fn append(&self, batch: Vec<(u64, Event)>) -> Result<Vec<Record>, AuditError> {
@@ -112,14 +113,14 @@ impl AuditStore {
         if first > last {
             return Ok(Vec::new());
         }
-        let range = self.tree.range(seq_key(first)..=seq_key(last));
         match filter.limit {
             Some(limit) => {
-                let mut records = collect_matching(range.rev(), filter, limit)?;
+                let newest = self.entries(first, last, true)?;
+                let mut records = collect_matching(newest, filter, limit)?;
                 records.reverse();
                 Ok(records)
             }
-            None => collect_matching(range, filter, usize::MAX),
+            None => collect_matching(self.entries(first, last, false)?, filter, usize::MAX),
         }
     }
 
@@ -133,12 +134,11 @@ impl AuditStore {
         keep: impl Fn(&Record) -> bool,
     ) -> Result<Vec<Record>, AuditError> {
         let mut records = Vec::new();
-        for entry in self.tree.iter().rev().take(scan) {
+        for entry in self.entries(0, u64::MAX, true)?.take(scan) {
             if records.len() >= limit {
                 break;
             }
-            let (_, value) = entry?;
-            if let Entry::Record(record) = Entry::decode(&value)? {
+            if let Entry::Record(record) = entry? {
                 if keep(&record) {
                     records.push(record);
                 }
@@ -169,16 +169,21 @@ impl AuditStore {
     fn apply(&self, batch: Vec<(u64, Event)>) -> Result<Vec<Record>, AuditError> {
         let mut head = self.lock_head_to_write()?;
         let mut next = *head;
-        let mut writes = sled::Batch::default();
         let mut records = Vec::with_capacity(batch.len());
         for (time_ms, event) in batch {
             let record = Record::link(&next.hash, next.seq + 1, time_ms, event);
-            writes.insert(&seq_key(record.seq), record.encode());
             next = ChainHead {
                 seq: record.seq,
                 hash: record.hash,
             };
             records.push(record);
+        }
+        let mut writes = sled::Batch::default();
+        for chunk in records.chunks(GROUP_MAX) {
+            // `chunks` never yields an empty slice.
+            if let Some(last) = chunk.last() {
+                writes.insert(&seq_key(last.seq), group::encode(chunk));
+            }
         }
         self.tree.apply_batch(writes)?;
         *head = next;
@@ -242,10 +247,10 @@ impl Filter {
 /// Name of the sled tree holding the audit log.
 pub(super) const TREE: &str = "audit";
 
-/// Decodes entries from `entries` and keeps the records matching `filter`,
-/// stopping after `max` matches. Retention anchors are skipped.
+/// Keeps the records from `entries` matching `filter`, stopping after `max` matches.
+/// Retention anchors are skipped.
 fn collect_matching(
-    entries: impl Iterator<Item = sled::Result<(IVec, IVec)>>,
+    entries: impl Iterator<Item = Result<Entry, AuditError>>,
     filter: &Filter,
     max: usize,
 ) -> Result<Vec<Record>, AuditError> {
@@ -254,8 +259,7 @@ fn collect_matching(
         if records.len() >= max {
             break;
         }
-        let (_, value) = entry?;
-        if let Entry::Record(record) = Entry::decode(&value)? {
+        if let Entry::Record(record) = entry? {
             if filter.matches(&record) {
                 records.push(record);
             }
@@ -323,21 +327,27 @@ mod tests {
     }
 
     /// Seqs 1..=6 with time_ms 100, 200, ..., 600.
+    /// Appended as three group commits, so the values hold seqs 1-2, 3-5 and 6.
     fn populated(dir: &tempfile::TempDir) -> (sled::Db, AuditStore) {
         let (db, store) = open(dir);
-        store
-            .append(vec![
+        let commits = [
+            vec![
                 (100, attached("a")),
                 (
                     200,
                     connection_to(Some("a"), Some("192.0.2.1:443"), Some("api.example.test")),
                 ),
+            ],
+            vec![
                 (300, connection(Some("b"), Some("192.0.2.1:80"))),
                 (400, connection(Some("a"), Some("[2001:db8::1]:443"))),
                 (500, connection(None, None)),
-                (600, detached("a")),
-            ])
-            .unwrap();
+            ],
+            vec![(600, detached("a"))],
+        ];
+        for commit in commits {
+            store.append(commit).unwrap();
+        }
         (db, store)
     }
 
@@ -370,6 +380,60 @@ mod tests {
         assert!(store.append(Vec::new()).unwrap().is_empty());
         let stored = store.query(&Filter::default()).unwrap();
         assert_eq!(stored, [first, second].concat());
+    }
+
+    #[test]
+    fn a_commit_is_stored_as_values_of_at_most_group_max_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, store) = open(&dir);
+        let n = 2 * GROUP_MAX as u64 + 22;
+        let records = store
+            .append((1..=n).map(|t| (t, attached("a"))).collect())
+            .unwrap();
+        let tree = db.open_tree(TREE).unwrap();
+        let keys: Vec<u64> = tree
+            .iter()
+            .map(|entry| seq_from_key(&entry.unwrap().0).unwrap())
+            .collect();
+        let max = GROUP_MAX as u64;
+        assert_eq!(keys, [max, 2 * max, n]);
+        assert_eq!(query(&store, Filter::default()), seqs(&records));
+        let window = |after, through, limit| {
+            query(
+                &store,
+                Filter {
+                    after_seq: Some(after),
+                    through_seq: Some(through),
+                    limit,
+                    ..Filter::default()
+                },
+            )
+        };
+        // Windows that start and end inside values and cross their boundaries.
+        assert_eq!(
+            window(max - 3, max + 2, None),
+            [max - 2, max - 1, max, max + 1, max + 2]
+        );
+        assert_eq!(
+            window(0, 2 * max + 1, Some(3)),
+            [2 * max - 1, 2 * max, 2 * max + 1]
+        );
+        assert_eq!(window(n - 1, u64::MAX, Some(10)), [n]);
+        let newest = store.newest_matching(2, 5, |_| true).unwrap();
+        assert_eq!(seqs(&newest), [n - 1, n]);
+        drop(store);
+        let store = AuditStore::open(&db, dir.path()).unwrap();
+        assert_eq!(
+            store.head(),
+            ChainHead {
+                seq: n,
+                hash: records[records.len() - 1].hash
+            }
+        );
+        assert_eq!(
+            seqs(&store.append(vec![(0, detached("a"))]).unwrap()),
+            [n + 1]
+        );
     }
 
     #[test]
@@ -542,9 +606,11 @@ mod tests {
             seq: 2,
             hash: Hash([9; 32]),
         };
-        let tree = db.open_tree(TREE).unwrap();
-        tree.remove(seq_key(1)).unwrap();
-        tree.insert(seq_key(2), anchor.encode()).unwrap();
+        // In place of the value holding records 1 and 2.
+        db.open_tree(TREE)
+            .unwrap()
+            .insert(seq_key(2), anchor.encode())
+            .unwrap();
         assert_eq!(query(&store, Filter::default()), [3, 4, 5, 6]);
         let newest_first = Filter {
             limit: Some(10),

@@ -7,7 +7,7 @@ use std::sync::PoisonError;
 use serde::{Deserialize, Serialize};
 
 use super::{AuditError, AuditStore, Record};
-use veil_core::audit::seq_from_key;
+use veil_core::audit::{group, seq_from_key};
 use veil_core::audit::{ChainHead, Entry, Hash};
 
 /// The outcome of walking the chain.
@@ -68,8 +68,9 @@ impl fmt::Display for BreakKind {
 }
 
 impl AuditStore {
-    /// Walks the whole log and checks that every record is stored under its own seq, that
-    /// the seqs have no gap, that each record's hash matches its contents and its stored
+    /// Walks the whole log and checks that every record is stored where its seq belongs (in
+    /// the value under its own seq, or before the newest record of that value), that the seqs
+    /// have no gap, that each record's hash matches its contents and its stored
     /// bytes are the encoding veil wrote, and that each names its predecessor's hash (the
     /// first one the genesis hash, or the retention anchor's).
     ///
@@ -92,6 +93,15 @@ impl AuditStore {
     }
 }
 
+/// Where an entry is stored.
+#[derive(Clone, Copy)]
+enum Place {
+    /// Newest in the value under this key: its seq is the key.
+    Key(u64),
+    /// Before the newest in the value under this key: its seq is below the key.
+    Before(u64),
+}
+
 /// The state of a walk along the chain.
 #[derive(Default)]
 struct Walk {
@@ -105,37 +115,79 @@ struct Walk {
 }
 
 impl Walk {
-    /// Checks the entry stored under `key`.
+    /// Checks the entries stored under `key`: one group commit's records, or the anchor.
     fn step(
         &mut self,
         key: &[u8],
         value: &[u8],
         witness: Option<ChainHead>,
     ) -> Result<(), ChainBreak> {
-        let expected = self.prev.map_or(1, |prev| prev.seq + 1);
-        let seq = seq_from_key(key).map_err(|_| ChainBreak {
-            seq: expected,
+        let key_seq = seq_from_key(key).map_err(|_| ChainBreak {
+            seq: self.expected(),
             kind: BreakKind::Changed,
             detail: format!(
                 "an entry with a {}-byte key, which is not a seq, is in the audit tree",
                 key.len()
             ),
         })?;
+        let mut parts = group::parts(value).peekable();
+        let shared = parts.clone().nth(1).is_some();
+        while let Some(part) = parts.next() {
+            // The newest entry of a value is the one under its key; those before it come
+            // after what the walk has seen and before the key.
+            let place = if parts.peek().is_none() {
+                Place::Key(key_seq)
+            } else {
+                Place::Before(key_seq)
+            };
+            self.step_entry(place, part, shared, witness)?;
+        }
+        Ok(())
+    }
+
+    /// The seq the next entry should have.
+    fn expected(&self) -> u64 {
+        self.prev.map_or(1, |prev| prev.seq + 1)
+    }
+
+    /// Checks one entry stored at `place`; `shared` when other entries are in the same value.
+    fn step_entry(
+        &mut self,
+        place: Place,
+        value: &[u8],
+        shared: bool,
+        witness: Option<ChainHead>,
+    ) -> Result<(), ChainBreak> {
+        let expected = self.expected();
+        let (place_seq, fits): (u64, &dyn Fn(u64) -> bool) = match place {
+            Place::Key(key) => (key, &move |seq| seq == key),
+            Place::Before(key) => (expected, &move |seq| (expected..key).contains(&seq)),
+        };
+        let entry = Entry::decode(value).map_err(|e| ChainBreak {
+            seq: place_seq,
+            kind: BreakKind::Changed,
+            detail: format!("what is stored under its seq cannot be read: {e}"),
+        })?;
+        if !fits(entry.seq()) {
+            return Err(ChainBreak {
+                seq: place_seq,
+                kind: BreakKind::Reordered,
+                detail: format!("record {} is stored in its place", entry.seq()),
+            });
+        }
+        let seq = entry.seq();
         let changed = |detail: String| ChainBreak {
             seq,
             kind: BreakKind::Changed,
             detail,
         };
-        let entry = Entry::decode(value)
-            .map_err(|e| changed(format!("what is stored under its seq cannot be read: {e}")))?;
-        if entry.seq() != seq {
-            return Err(ChainBreak {
-                seq,
-                kind: BreakKind::Reordered,
-                detail: format!("record {} is stored in its place", entry.seq()),
-            });
-        }
         match entry {
+            Entry::Anchor(_) if shared => {
+                return Err(changed(
+                    "a retention anchor shares its value with records; anchors stand alone"
+                        .to_owned(),
+                ));
+            }
             Entry::Anchor(anchor) => {
                 if let Some(prev) = self.prev {
                     return Err(changed(format!(
@@ -298,12 +350,13 @@ mod tests {
         })
     }
 
-    /// A store with records 1..=n and the raw tree, for tampering.
+    /// A store with records 1..=n, each appended on its own (so each in a value of its own,
+    /// as before groups), and the raw tree, for tampering.
     fn filled(dir: &tempfile::TempDir, n: u64) -> (sled::Tree, AuditStore, Vec<Record>) {
         let (db, store) = crate::audit::test_support::open(dir);
-        let records = store
-            .append((1..=n).map(|i| (i, attached(&i.to_string()))).collect())
-            .unwrap();
+        let records = (1..=n)
+            .flat_map(|i| store.append(vec![(i, attached(&i.to_string()))]).unwrap())
+            .collect();
         (db.open_tree(TREE).unwrap(), store, records)
     }
 
@@ -557,5 +610,130 @@ mod tests {
         let broken = broken(&store);
         assert_eq!((broken.seq, broken.kind), (3, BreakKind::Changed));
         assert!(broken.detail.contains("3-byte key"), "{broken}");
+    }
+
+    /// A store with records 1..=n appended as one group commit (one value, under seq n), the
+    /// raw tree and the records.
+    fn grouped(dir: &tempfile::TempDir, n: u64) -> (sled::Tree, AuditStore, Vec<Record>) {
+        let (db, store) = crate::audit::test_support::open(dir);
+        let records = store
+            .append((1..=n).map(|i| (i, attached(&i.to_string()))).collect())
+            .unwrap();
+        (db.open_tree(TREE).unwrap(), store, records)
+    }
+
+    /// Stores `parts` as the value under seq `key`.
+    fn store_group(tree: &sled::Tree, key: u64, parts: &[Vec<u8>]) {
+        tree.insert(seq_key(key), group::join(parts.iter().map(Vec::as_slice)))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_log_of_group_commits_after_single_records_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree, store, mut records) = filled(&dir, 3);
+        records.extend(
+            store
+                .append((4..=10).map(|i| (i, attached("g"))).collect())
+                .unwrap(),
+        );
+        records.extend(store.append(vec![(11, attached("h"))]).unwrap());
+        assert_eq!(tree.len(), 5);
+        let verification = store.verify(Some(store.head())).unwrap();
+        assert!(verification.broken.is_none(), "{verification:?}");
+        assert_eq!(verification.verified, 11);
+        assert_eq!(verification.head.hash, records[10].hash);
+    }
+
+    #[test]
+    fn an_edited_record_inside_a_group_is_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree, store, records) = grouped(&dir, 5);
+        let mut parts: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
+        let mut edited = records[2].clone();
+        edited.time_ms += 1;
+        parts[2] = edited.encode();
+        store_group(&tree, 5, &parts);
+        let broken = broken(&store);
+        assert_eq!((broken.seq, broken.kind), (3, BreakKind::Changed));
+    }
+
+    #[test]
+    fn a_record_cut_out_of_a_group_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree, store, records) = grouped(&dir, 5);
+        let mut parts: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
+        parts.remove(2);
+        store_group(&tree, 5, &parts);
+        let broken = broken(&store);
+        assert_eq!(
+            (broken.seq, broken.kind),
+            (3, BreakKind::Removed),
+            "{broken}"
+        );
+    }
+
+    #[test]
+    fn records_swapped_inside_a_group_break_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree, store, records) = grouped(&dir, 5);
+        let mut parts: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
+        parts.swap(1, 2);
+        store_group(&tree, 5, &parts);
+        assert_eq!(broken(&store).seq, 2);
+        parts.swap(1, 2);
+        parts.swap(3, 4);
+        store_group(&tree, 5, &parts);
+        let broken = broken(&store);
+        assert_eq!(
+            (broken.seq, broken.kind),
+            (4, BreakKind::Reordered),
+            "{broken}"
+        );
+        assert!(broken.detail.contains("record 5 is stored"), "{broken}");
+    }
+
+    #[test]
+    fn a_group_under_the_wrong_key_is_reordered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree, store, records) = grouped(&dir, 5);
+        let parts: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
+        tree.remove(seq_key(5)).unwrap();
+        store_group(&tree, 6, &parts);
+        let broken = broken(&store);
+        assert_eq!(
+            (broken.seq, broken.kind),
+            (6, BreakKind::Reordered),
+            "{broken}"
+        );
+    }
+
+    #[test]
+    fn an_anchor_or_an_empty_part_inside_a_group_is_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree, store, records) = grouped(&dir, 3);
+        let anchor = Anchor {
+            seq: 1,
+            hash: records[0].hash,
+        };
+        let parts = vec![anchor.encode(), records[1].encode(), records[2].encode()];
+        store_group(&tree, 3, &parts);
+        let broken = broken(&store);
+        assert_eq!(
+            (broken.seq, broken.kind),
+            (1, BreakKind::Changed),
+            "{broken}"
+        );
+        assert!(broken.detail.contains("anchors stand alone"), "{broken}");
+
+        let mut parts: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
+        parts.insert(1, Vec::new());
+        store_group(&tree, 3, &parts);
+        let broken = self::broken(&store);
+        assert_eq!(
+            (broken.seq, broken.kind),
+            (2, BreakKind::Changed),
+            "{broken}"
+        );
     }
 }

@@ -2,9 +2,10 @@
 //! renderings. The store, the group-commit writer and the followers live in the daemon.
 //!
 //! - `record.rs`: the data model ([`Record`], [`Event`] and its payloads) and its on-disk
-//!   encoding (JSON values under 8-byte big-endian seq keys).
+//!   encoding (JSON objects in values under 8-byte big-endian seq keys; see `group.rs`).
 //! - `chain.rs`: the hash chain: every record's [`Hash`] over a canonical encoding
 //!   (documented there), the [`ChainHead`], and the [`Anchor`] retention leaves.
+//! - `group.rs`: how the records of one group commit share one stored value.
 //! - `aggregate.rs`: summing repeated kernel refusals, refused connections and DNS queries
 //!   over a short window ([`Aggregator`]), so that a sandbox repeating itself writes a few
 //!   records with counts.
@@ -14,6 +15,7 @@
 mod aggregate;
 mod chain;
 mod format;
+pub mod group;
 mod record;
 
 use std::sync::Arc;

@@ -121,6 +121,7 @@ fn each_run(
         for &t in targets {
             bench.begin_run(format_args!("{what}: {t}"), run)?;
             let summary = h2load::run(&mut bench.h2load(t, &args(t, run), path))?;
+            println!("  {:.0} requests/s", summary.req_per_s);
             record(t, run, &summary)?;
         }
     }
