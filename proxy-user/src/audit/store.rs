@@ -170,19 +170,24 @@ impl AuditStore {
         let mut head = self.lock_head_to_write()?;
         let mut next = *head;
         let mut records = Vec::with_capacity(batch.len());
+        let mut encoded = Vec::with_capacity(batch.len());
         for (time_ms, event) in batch {
-            let record = Record::link(&next.hash, next.seq + 1, time_ms, event);
+            let (record, bytes) = Record::link_encoded(&next.hash, next.seq + 1, time_ms, event);
             next = ChainHead {
                 seq: record.seq,
                 hash: record.hash,
             };
             records.push(record);
+            encoded.push(bytes);
         }
         let mut writes = sled::Batch::default();
-        for chunk in records.chunks(GROUP_MAX) {
+        for (chunk, bytes) in records.chunks(GROUP_MAX).zip(encoded.chunks(GROUP_MAX)) {
             // `chunks` never yields an empty slice.
             if let Some(last) = chunk.last() {
-                writes.insert(&seq_key(last.seq), group::encode(chunk));
+                writes.insert(
+                    &seq_key(last.seq),
+                    group::join(bytes.iter().map(Vec::as_slice)),
+                );
             }
         }
         self.tree.apply_batch(writes)?;

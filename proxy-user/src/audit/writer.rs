@@ -19,7 +19,8 @@ use super::{AuditError, AuditStore, ChainHead, Event, Record, RetentionPolicy};
 /// The running writer task, used to shut it down.
 ///
 /// The task owns every append to its [`AuditStore`]: it takes everything
-/// queued through [`AuditHandle`]s (up to 1024 records at a time), appends it
+/// queued through [`AuditHandle`]s (up to 1024 records at a time, once the runtime's
+/// ready tasks have queued theirs), appends it
 /// as one batch with a single flush, acknowledges each waiter, and publishes
 /// the committed records to followers ([`super::Follow`]). It also applies
 /// retention when asked ([`AuditHandle::retain`]), between batches, and writes
@@ -206,6 +207,12 @@ impl AuditHandle {
 /// Most records appended as one batch.
 const MAX_BATCH: usize = 1024;
 
+/// Most rounds [`gather`] lets the runtime run before a commit. Measured with scenario 1
+/// (64 keep-alive connections, one durable record per request): 2, 8, 16 and 32 rounds
+/// all carried 10-15% more requests/s than committing at once, within noise of each
+/// other.
+const GATHER_ROUNDS: usize = 8;
+
 /// Committed records a follower may fall behind by before it has to re-read
 /// from the store.
 pub(super) const FEED_CAPACITY: usize = 4096;
@@ -360,6 +367,7 @@ async fn run(store: AuditStore, mut commands: UnboundedReceiver<Command>, publis
                 if taken == 0 {
                     break;
                 }
+                gather(&mut commands, &mut received).await;
             }
             () = tokio::time::sleep(due_in.unwrap_or_default()), if due_in.is_some() => {}
         }
@@ -396,6 +404,26 @@ async fn run(store: AuditStore, mut commands: UnboundedReceiver<Command>, publis
     let mut last = Pending::default();
     last.push_unacked(publisher.shared.intake().housekeeping(true));
     publisher.append(&store, last).await;
+}
+
+/// Lets the tasks the runtime has ready run first, a few rounds while each brings more
+/// records, and adds what they queued to `received`, so that one commit (and one flush)
+/// serves as many records as are on their way. When the runtime has nothing else to run a
+/// round returns at once and brings nothing, so a lone record waits for no timer.
+async fn gather(commands: &mut UnboundedReceiver<Command>, received: &mut Vec<Command>) {
+    for _ in 0..GATHER_ROUNDS {
+        tokio::task::yield_now().await;
+        let before = received.len();
+        while received.len() < MAX_BATCH {
+            match commands.try_recv() {
+                Ok(command) => received.push(command),
+                Err(_) => break,
+            }
+        }
+        if received.len() == before {
+            return;
+        }
+    }
 }
 
 /// The writer's side of the shared state and the feed.

@@ -154,13 +154,19 @@ impl Entry {
 
 /// The hash of a record with these contents (see the module documentation).
 pub fn record_hash(seq: u64, time_ms: u64, prev_hash: &Hash, event: &Event) -> Hash {
+    // Invariant: an `Event` always serializes (see `Record::to_json`).
+    let event_json = serde_json::to_vec(event).expect("an audit event serializes to JSON");
+    event_hash(seq, time_ms, prev_hash, &event_json)
+}
+
+/// [`record_hash`] over the event as `serde_json` already wrote it.
+pub(super) fn event_hash(seq: u64, time_ms: u64, prev_hash: &Hash, event_json: &[u8]) -> Hash {
     let mut context = digest::Context::new(&digest::SHA256);
     context.update(DOMAIN);
     context.update(&seq.to_be_bytes());
     context.update(&time_ms.to_be_bytes());
     context.update(&prev_hash.0);
-    // Invariant: an `Event` always serializes (see `Record::to_json`).
-    context.update(&serde_json::to_vec(event).expect("an audit event serializes to JSON"));
+    context.update(event_json);
     let mut hash = [0; 32];
     // SHA-256 digests are 32 bytes long.
     hash.copy_from_slice(context.finish().as_ref());

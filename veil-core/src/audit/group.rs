@@ -10,7 +10,7 @@
 //! split is unambiguous, and a value holding one record, which is what every value was before
 //! groups, reads as a group of one. An anchor is always alone in its value.
 
-use super::{DecodeError, Entry, Record};
+use super::{DecodeError, Entry};
 
 /// Most records in one value. A larger commit is stored as several values in one atomic
 /// batch, so that no value grows past what sled keeps inline (it moves large values to files
@@ -37,13 +37,6 @@ pub fn join<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
     value
 }
 
-/// Encodes `records`, which have consecutive seqs, as one value, to be stored under the last
-/// one's seq.
-pub fn encode(records: &[Record]) -> Vec<u8> {
-    let encoded: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
-    join(encoded.iter().map(Vec::as_slice))
-}
-
 /// Decodes every entry in a stored value, oldest first.
 pub fn decode(value: &[u8]) -> Result<Vec<Entry>, DecodeError> {
     parts(value).map(Entry::decode).collect()
@@ -58,7 +51,13 @@ pub fn decode_last(value: &[u8]) -> Result<Entry, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{Anchor, Event, Hash, SandboxChange};
+    use crate::audit::{Anchor, Event, Hash, Record, SandboxChange};
+
+    /// The value holding `records`, as the store writes it.
+    fn encode(records: &[Record]) -> Vec<u8> {
+        let encoded: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
+        join(encoded.iter().map(Vec::as_slice))
+    }
 
     fn chain(n: u64) -> Vec<Record> {
         let mut prev = Hash::GENESIS;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::chain::{record_hash, Hash};
+use super::chain::{event_hash, record_hash, Hash};
 use super::DecodeError;
 
 /// One stored audit record.
@@ -38,6 +38,35 @@ impl Record {
             prev_hash: *prev_hash,
             hash,
         }
+    }
+
+    /// [`Record::link`] and [`Record::encode`] at once, serializing the event once for both
+    /// the hash and the stored bytes (which are the same as [`Record::encode`] gives: the
+    /// event's fields sit flat between `time_ms` and `prev_hash`).
+    pub fn link_encoded(prev_hash: &Hash, seq: u64, time_ms: u64, event: Event) -> (Self, Vec<u8>) {
+        // Invariant: an `Event` always serializes (see `Record::to_json`).
+        let event_json = serde_json::to_vec(&event).expect("an audit event serializes to JSON");
+        let hash = event_hash(seq, time_ms, prev_hash, &event_json);
+        // The event is an object that starts with `{"kind":`; its fields go on after
+        // `time_ms`.
+        let fields = event_json
+            .strip_prefix(b"{")
+            .and_then(|rest| rest.strip_suffix(b"}"))
+            .unwrap_or_default();
+        let mut encoded = Vec::with_capacity(event_json.len() + 200);
+        encoded.extend_from_slice(format!("{{\"seq\":{seq},\"time_ms\":{time_ms},").as_bytes());
+        encoded.extend_from_slice(fields);
+        encoded.extend_from_slice(
+            format!(",\"prev_hash\":\"{prev_hash}\",\"hash\":\"{hash}\"}}").as_bytes(),
+        );
+        let record = Self {
+            seq,
+            time_ms,
+            event,
+            prev_hash: *prev_hash,
+            hash,
+        };
+        (record, encoded)
     }
 
     /// The hash the record's contents give; equal to `hash` unless it was changed.
@@ -904,6 +933,25 @@ mod tests {
         }
     }
 
+    fn injection(reason: Option<&str>) -> Injection {
+        Injection {
+            secret_id: "sec_1".into(),
+            secret_name: "github-main".into(),
+            host: "api.github.com".into(),
+            destination: "[2001:db8::1]:443".parse().unwrap(),
+            protocol: RequestProtocol::H2,
+            header: "authorization".into(),
+            reason: reason.map(str::to_owned),
+            sandbox: Some("agent \"quoted\"\n".into()),
+            cgroup_id: 9,
+            pid: 77,
+            comm: "curl".into(),
+            headers: vec!["authorization".into(), "x-api-key".into()],
+            count: 2,
+            slot: Some("json:/auth/key".into()),
+        }
+    }
+
     #[test]
     fn round_trips_every_event_kind() {
         let events = [
@@ -942,10 +990,16 @@ mod tests {
                 max_records: None,
             }),
             dns_query(),
+            Event::SecretInjected(injection(None)),
+            Event::PlaceholderNotInjected(injection(Some("out_of_scope"))),
         ];
         let mut prev = Hash::GENESIS;
         for (i, event) in events.into_iter().enumerate() {
+            let (linked, encoded) =
+                Record::link_encoded(&prev, i as u64 + 1, 1_700_000_000_123, event.clone());
             let record = Record::link(&prev, i as u64 + 1, 1_700_000_000_123, event);
+            assert_eq!(linked, record);
+            assert_eq!(encoded, record.encode());
             assert_eq!(Record::decode(&record.encode()).unwrap(), record);
             assert_eq!(record.computed_hash(), record.hash);
             prev = record.hash;
