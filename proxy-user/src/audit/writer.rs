@@ -693,6 +693,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn records_that_ready_tasks_queue_share_the_commit_under_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, store) = open(&dir);
+        let (audit, writer) = AuditWriter::spawn(store.clone());
+        let first = tokio::spawn(audit.record_durable(attached("first")));
+        // These queue their records only after yielding, once the writer has taken the
+        // first one: without `gather` they would make a second commit.
+        let late: Vec<_> = (0..5)
+            .map(|i| {
+                let audit = audit.clone();
+                tokio::spawn(async move {
+                    tokio::task::yield_now().await;
+                    audit.record_durable(attached(&i.to_string())).await
+                })
+            })
+            .collect();
+        let mut seqs = vec![first.await.unwrap().unwrap().seq];
+        for task in late {
+            seqs.push(task.await.unwrap().unwrap().seq);
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+        // One commit is one value in the tree.
+        assert_eq!(store.tree.len(), 1);
+        writer.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn record_durable_resolves_with_the_stored_record() {
         let dir = tempfile::tempdir().unwrap();
         let (_db, store) = open(&dir);
