@@ -31,9 +31,10 @@ impl AuditStore {
         // The value holding `first` is the first whose key is at least `first`, the one
         // holding `last` the first whose key is at least `last`; nothing past it is read.
         let values = match self.tree.range(seq_key(last)..).next().transpose()? {
+            // `max`: an empty range (`first` past `last`) is never an inverted one.
             Some((end, _)) => self
                 .tree
-                .range(seq_key(first)..=seq_key(seq_from_key(&end)?)),
+                .range(seq_key(first)..=seq_key(seq_from_key(&end)?.max(first))),
             None => self.tree.range(seq_key(first)..),
         };
         Ok(Entries {

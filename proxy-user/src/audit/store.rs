@@ -426,6 +426,15 @@ mod tests {
         assert_eq!(window(n - 1, u64::MAX, Some(10)), [n]);
         let newest = store.newest_matching(2, 5, |_| true).unwrap();
         assert_eq!(seqs(&newest), [n - 1, n]);
+        for newest_first in [false, true] {
+            assert_eq!(store.entries(n, 1, newest_first).unwrap().count(), 0);
+            let one: Vec<u64> = store
+                .entries(max + 1, max + 1, newest_first)
+                .unwrap()
+                .map(|entry| entry.unwrap().seq())
+                .collect();
+            assert_eq!(one, [max + 1]);
+        }
         drop(store);
         let store = AuditStore::open(&db, dir.path()).unwrap();
         assert_eq!(

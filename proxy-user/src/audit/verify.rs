@@ -159,16 +159,20 @@ impl Walk {
         witness: Option<ChainHead>,
     ) -> Result<(), ChainBreak> {
         let expected = self.expected();
-        let (place_seq, fits): (u64, &dyn Fn(u64) -> bool) = match place {
-            Place::Key(key) => (key, &move |seq| seq == key),
-            Place::Before(key) => (expected, &move |seq| (expected..key).contains(&seq)),
+        let place_seq = match place {
+            Place::Key(key) => key,
+            Place::Before(_) => expected,
         };
         let entry = Entry::decode(value).map_err(|e| ChainBreak {
             seq: place_seq,
             kind: BreakKind::Changed,
             detail: format!("what is stored under its seq cannot be read: {e}"),
         })?;
-        if !fits(entry.seq()) {
+        let fits = match place {
+            Place::Key(key) => entry.seq() == key,
+            Place::Before(key) => (expected..key).contains(&entry.seq()),
+        };
+        if !fits {
             return Err(ChainBreak {
                 seq: place_seq,
                 kind: BreakKind::Reordered,
