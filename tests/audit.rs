@@ -48,32 +48,33 @@ fn verify_passes_on_an_intact_log_and_finds_edited_deleted_and_reordered_records
     let seq = seq_of(&veil.connections()[1]);
     let db = veil.db_path();
 
+    let intact = audit::edit(&db, audit::snapshot);
+
     // Edited: a refused connection passed off as allowed.
-    let original = audit::edit(&db, |tree| {
+    audit::edit(&db, |tree| {
         let original = audit::value(tree, seq);
         let edited = original.replace(r#""verdict":"allowed""#, r#""verdict":"refused""#);
         assert_ne!(edited, original);
-        tree.insert(audit::key(seq), edited.as_bytes())
-            .expect("editing");
-        original
+        audit::put(tree, seq, &edited);
     });
     veil.assert_broken(seq, "changed");
-    audit::restore(&db, seq, &original);
+    audit::restore(&db, &intact);
     veil.assert_intact(count);
 
     // Deleted.
-    audit::edit(&db, |tree| tree.remove(audit::key(seq)).expect("deleting"));
+    audit::edit(&db, |tree| audit::remove(tree, seq));
     veil.assert_broken(seq, "removed");
-    audit::restore(&db, seq, &original);
+    audit::restore(&db, &intact);
     veil.assert_intact(count);
 
     // Reordered: two neighbours swapped.
     audit::edit(&db, |tree| {
+        let this = audit::value(tree, seq);
         let next = audit::value(tree, seq + 1);
-        tree.insert(audit::key(seq), next.as_bytes())
-            .expect("swapping");
-        tree.insert(audit::key(seq + 1), original.as_bytes())
-            .expect("swapping");
+        // The later one first: `put` replaces the first record stored with the seq it is
+        // given, and for a moment two records name `seq`.
+        audit::put(tree, seq + 1, &this);
+        audit::put(tree, seq, &next);
     });
     veil.assert_broken(seq, "reordered");
 

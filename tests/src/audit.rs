@@ -1,7 +1,8 @@
 //! The audit-log fixtures every test shares: reading the log (`veil audit --json`), waiting
 //! for records, checking `veil audit verify`, and editing a stopped veil's database behind its
 //! back, with the `sled` crate, the way someone tampering with it would: records are JSON
-//! values under 8-byte big-endian seq keys in the tree `audit`.
+//! objects in the tree `audit`, each group commit's joined by newlines in one value under the
+//! 8-byte big-endian seq of its newest record.
 
 use std::{
     fs::File,
@@ -137,25 +138,81 @@ pub fn edit<T>(db: &Path, edit: impl FnOnce(&sled::Tree) -> T) -> T {
 }
 
 /// The sled key of `seq`.
-pub fn key(seq: u64) -> [u8; 8] {
+fn key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
-/// The stored value at `seq` as text.
+/// The stored text of record `seq`, from the value holding it.
 pub fn value(tree: &sled::Tree, seq: u64) -> String {
-    let bytes = tree
-        .get(key(seq))
-        .expect("reading the audit tree")
-        .unwrap_or_else(|| panic!("no record {seq}"));
-    String::from_utf8(bytes.to_vec()).expect("a JSON record")
+    let (_, records) = holding(tree, seq);
+    records
+        .into_iter()
+        .find(|record| stored_seq(record) == seq)
+        .unwrap_or_else(|| panic!("no record {seq}"))
 }
 
-/// Puts `value` back as record `seq` of the database at `db`.
-pub fn restore(db: &Path, seq: u64, value: &str) {
+/// Stores `text` in place of record `seq`, in the value holding it.
+pub fn put(tree: &sled::Tree, seq: u64, text: &str) {
+    let (key, mut records) = holding(tree, seq);
+    let at = records
+        .iter()
+        .position(|record| stored_seq(record) == seq)
+        .unwrap_or_else(|| panic!("no record {seq}"));
+    records[at] = text.to_owned();
+    tree.insert(key, records.join("\n").as_bytes())
+        .expect("writing the audit tree");
+}
+
+/// Cuts record `seq` out of the value holding it, as someone deleting it would: the rest of
+/// the value stays, under the seq of its newest record.
+pub fn remove(tree: &sled::Tree, seq: u64) {
+    let (key, mut records) = holding(tree, seq);
+    records.retain(|record| stored_seq(record) != seq);
+    tree.remove(key).expect("writing the audit tree");
+    if let Some(newest) = records.last() {
+        tree.insert(key_of(newest), records.join("\n").as_bytes())
+            .expect("writing the audit tree");
+    }
+}
+
+/// Everything in the audit tree, to put back with [`restore`].
+pub fn snapshot(tree: &sled::Tree) -> Vec<(sled::IVec, sled::IVec)> {
+    tree.iter()
+        .collect::<Result<_, _>>()
+        .expect("reading the audit tree")
+}
+
+/// Puts the audit tree of the database at `db` back as `snapshot` holds it.
+pub fn restore(db: &Path, snapshot: &[(sled::IVec, sled::IVec)]) {
     edit(db, |tree| {
-        tree.insert(key(seq), value.as_bytes())
-            .expect("restoring the record")
+        tree.clear().expect("clearing the audit tree");
+        for (key, value) in snapshot {
+            tree.insert(key, value).expect("restoring the audit tree");
+        }
     });
+}
+
+/// The key of the value holding record `seq` (the first at or after it) and its records'
+/// stored texts.
+fn holding(tree: &sled::Tree, seq: u64) -> (sled::IVec, Vec<String>) {
+    let (key, value) = tree
+        .range(key(seq)..)
+        .next()
+        .unwrap_or_else(|| panic!("no value holds record {seq}"))
+        .expect("reading the audit tree");
+    let text = String::from_utf8(value.to_vec()).expect("JSON records");
+    (key, text.split('\n').map(str::to_owned).collect())
+}
+
+/// The seq a stored record's text names.
+fn stored_seq(text: &str) -> u64 {
+    let record: Value = serde_json::from_str(text).expect("a JSON record");
+    seq_of(&record)
+}
+
+/// The key a value whose newest record is `text` is stored under.
+fn key_of(text: &str) -> [u8; 8] {
+    key(stored_seq(text))
 }
 
 /// Waits until nobody holds the lock sled takes on the database (sled releases it from a
