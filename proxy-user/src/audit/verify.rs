@@ -642,6 +642,24 @@ mod tests {
             .unwrap();
     }
 
+    /// The break a log of one group commit of records 1..=5 shows once `tamper` has changed
+    /// its records' stored bytes and they are stored back, under the seq it returns.
+    fn tampered_group(tamper: impl FnOnce(&mut Vec<Vec<u8>>, &[Record]) -> u64) -> ChainBreak {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree, store, records) = grouped(&dir, 5);
+        let mut parts: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
+        let key = tamper(&mut parts, &records);
+        tree.remove(seq_key(5)).unwrap();
+        store_group(&tree, key, &parts);
+        broken(&store)
+    }
+
+    /// Asserts `broken` names record `seq` as `kind`, with `detail` in its description.
+    fn assert_break(broken: &ChainBreak, seq: u64, kind: BreakKind, detail: &str) {
+        assert_eq!((broken.seq, broken.kind), (seq, kind), "{broken}");
+        assert!(broken.detail.contains(detail), "{broken}");
+    }
+
     #[test]
     fn a_log_of_group_commits_after_single_records_verifies() {
         let dir = tempfile::tempdir().unwrap();
@@ -660,100 +678,53 @@ mod tests {
     }
 
     #[test]
-    fn an_edited_record_inside_a_group_is_changed() {
-        let dir = tempfile::tempdir().unwrap();
-        let (tree, store, records) = grouped(&dir, 5);
-        let mut parts: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
-        let mut edited = records[2].clone();
-        edited.time_ms += 1;
-        parts[2] = edited.encode();
-        store_group(&tree, 5, &parts);
-        let broken = broken(&store);
-        assert_eq!((broken.seq, broken.kind), (3, BreakKind::Changed));
-    }
-
-    #[test]
-    fn a_record_cut_out_of_a_group_is_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let (tree, store, records) = grouped(&dir, 5);
-        let mut parts: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
-        parts.remove(2);
-        store_group(&tree, 5, &parts);
-        let broken = broken(&store);
-        assert_eq!(
-            (broken.seq, broken.kind),
-            (3, BreakKind::Removed),
-            "{broken}"
+    fn records_edited_cut_out_swapped_or_moved_inside_a_group_break_the_chain() {
+        let edited = tampered_group(|parts, records| {
+            let mut edited = records[2].clone();
+            edited.time_ms += 1;
+            parts[2] = edited.encode();
+            5
+        });
+        assert_break(&edited, 3, BreakKind::Changed, "do not match its hash");
+        let cut = tampered_group(|parts, _| {
+            parts.remove(2);
+            5
+        });
+        assert_break(&cut, 3, BreakKind::Removed, "the next record stored is 4");
+        let swapped = tampered_group(|parts, _| {
+            parts.swap(1, 2);
+            5
+        });
+        assert_break(&swapped, 2, BreakKind::Reordered, "record 3 is stored");
+        let newest_swapped = tampered_group(|parts, _| {
+            parts.swap(3, 4);
+            5
+        });
+        assert_break(
+            &newest_swapped,
+            4,
+            BreakKind::Reordered,
+            "record 5 is stored",
         );
-    }
-
-    #[test]
-    fn records_swapped_inside_a_group_break_the_chain() {
-        let dir = tempfile::tempdir().unwrap();
-        let (tree, store, records) = grouped(&dir, 5);
-        let mut parts: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
-        parts.swap(1, 2);
-        store_group(&tree, 5, &parts);
-        let broken = self::broken(&store);
-        assert_eq!(
-            (broken.seq, broken.kind),
-            (2, BreakKind::Reordered),
-            "{broken}"
-        );
-        assert!(broken.detail.contains("record 3 is stored"), "{broken}");
-        parts.swap(1, 2);
-        parts.swap(3, 4);
-        store_group(&tree, 5, &parts);
-        let broken = self::broken(&store);
-        assert_eq!(
-            (broken.seq, broken.kind),
-            (4, BreakKind::Reordered),
-            "{broken}"
-        );
-        assert!(broken.detail.contains("record 5 is stored"), "{broken}");
-    }
-
-    #[test]
-    fn a_group_under_the_wrong_key_is_reordered() {
-        let dir = tempfile::tempdir().unwrap();
-        let (tree, store, records) = grouped(&dir, 5);
-        let parts: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
-        tree.remove(seq_key(5)).unwrap();
-        store_group(&tree, 6, &parts);
-        let broken = broken(&store);
-        assert_eq!(
-            (broken.seq, broken.kind),
-            (6, BreakKind::Reordered),
-            "{broken}"
-        );
+        let moved = tampered_group(|_, _| 6);
+        assert_break(&moved, 6, BreakKind::Reordered, "record 5 is stored");
     }
 
     #[test]
     fn an_anchor_or_an_empty_part_inside_a_group_is_a_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let (tree, store, records) = grouped(&dir, 3);
-        let anchor = Anchor {
-            seq: 1,
-            hash: records[0].hash,
-        };
-        let parts = vec![anchor.encode(), records[1].encode(), records[2].encode()];
-        store_group(&tree, 3, &parts);
-        let broken = broken(&store);
-        assert_eq!(
-            (broken.seq, broken.kind),
-            (1, BreakKind::Changed),
-            "{broken}"
-        );
-        assert!(broken.detail.contains("anchors stand alone"), "{broken}");
-
-        let mut parts: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
-        parts.insert(1, Vec::new());
-        store_group(&tree, 3, &parts);
-        let broken = self::broken(&store);
-        assert_eq!(
-            (broken.seq, broken.kind),
-            (2, BreakKind::Changed),
-            "{broken}"
-        );
+        let anchored = tampered_group(|parts, records| {
+            parts[0] = Anchor {
+                seq: 1,
+                hash: records[0].hash,
+            }
+            .encode();
+            5
+        });
+        assert_break(&anchored, 1, BreakKind::Changed, "anchors stand alone");
+        let empty = tampered_group(|parts, _| {
+            parts.insert(1, Vec::new());
+            5
+        });
+        assert_break(&empty, 2, BreakKind::Changed, "cannot be read");
     }
 }
