@@ -119,9 +119,8 @@ impl AuditStore {
             }
             let anchor = Anchor {
                 seq: end,
-                hash: self.hash_at(end)?,
+                hash: self.cut_after(end, &mut writes)?,
             };
-            self.keep_after(end, &mut writes)?;
             writes.insert(&seq_key(end), anchor.encode());
             if end == through {
                 writes.insert(&seq_key(record.seq), record.encode());
@@ -156,24 +155,29 @@ impl AuditStore {
         }))
     }
 
-    /// Adds to `writes` what keeps the records after `end` that share a value with `end`:
-    /// that value, rewritten with only their stored bytes, under its own key. A value that
-    /// ends at `end` is replaced by the anchor instead.
-    fn keep_after(&self, end: u64, writes: &mut sled::Batch) -> Result<(), AuditError> {
+    /// The hash stored in the entry at `end`, read from the value holding it; adds to
+    /// `writes` what keeps the records after `end` in that value: the value rewritten with
+    /// only their stored bytes, under its own key. A value that ends at `end` is left for the
+    /// anchor to replace.
+    fn cut_after(&self, end: u64, writes: &mut sled::Batch) -> Result<Hash, AuditError> {
         let Some((key, value)) = self.tree.range(seq_key(end)..).next().transpose()? else {
-            return Ok(());
+            return Err(AuditError::Missing { seq: end });
         };
-        if seq_from_key(&key)? == end {
-            return Ok(());
-        }
+        let mut hash = None;
         let mut kept = Vec::new();
         for part in group::parts(&value) {
-            if Entry::decode(part)?.seq() > end {
+            let entry = Entry::decode(part)?;
+            if entry.seq() == end {
+                hash = Some(entry.hash());
+            } else if entry.seq() > end {
                 kept.push(part);
             }
         }
-        writes.insert(key, group::join(kept));
-        Ok(())
+        let hash = hash.ok_or(AuditError::Missing { seq: end })?;
+        if seq_from_key(&key)? != end {
+            writes.insert(key, group::join(kept));
+        }
+        Ok(hash)
     }
 
     /// The seq of the last record `policy` drops, if any.
@@ -219,14 +223,6 @@ impl AuditStore {
             }
         }
         Ok(older)
-    }
-
-    /// The hash stored in the entry at `seq`.
-    fn hash_at(&self, seq: u64) -> Result<Hash, AuditError> {
-        match self.entries(seq, seq, false)?.next() {
-            Some(entry) => Ok(entry?.hash()),
-            None => Err(AuditError::Missing { seq }),
-        }
     }
 }
 

@@ -121,7 +121,11 @@ fn each_run(
         for &t in targets {
             bench.begin_run(format_args!("{what}: {t}"), run)?;
             let summary = h2load::run(&mut bench.h2load(t, &args(t, run), path))?;
-            println!("  {:.0} requests/s", summary.req_per_s);
+            println!(
+                "  {:.0} requests/s, {:.1} MiB/s",
+                summary.req_per_s,
+                summary.bytes as f64 / summary.secs / f64::from(1 << 20)
+            );
             record(t, run, &summary)?;
         }
     }
